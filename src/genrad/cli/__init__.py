@@ -1,0 +1,1 @@
+"""Command-line interface: each command parses arguments and calls the Python API, nothing more."""

@@ -1,0 +1,68 @@
+"""Explicit intensity normalisation to the cohort convention, float32 in [0, 1].
+
+Methods (the choice and its parameters are recorded in ``Cohort.preprocessing``):
+
+- ``"auto"``: ``"uint8"`` for uint8 data, ``"minmax"`` otherwise;
+- ``"uint8"``: divide by 255 (MedMNIST, PNG);
+- ``"minmax"``: map the smallest / largest value over all splits to 0 / 1;
+- ``"percentile"``: like ``"minmax"`` between the 0.5th and 99.5th percentiles, clipped (CT/MRI);
+- ``"none"``: keep values, which must already lie in [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from genrad.errors import InputError
+
+METHODS = ("auto", "uint8", "minmax", "percentile", "none")
+
+
+def normalise_intensity(
+    splits: dict[str, np.ndarray], *, method: str = "auto", source: str | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Map every split's raw pixels to float32 in [0, 1] with one shared transform."""
+    if method not in METHODS:
+        raise InputError(f"intensity one of {METHODS}", repr(method), "choose a listed method", source=source)
+    dtypes = {str(a.dtype) for a in splits.values()}
+    for name, array in splits.items():
+        if array.dtype.kind not in "biuf":
+            raise InputError(
+                "numeric pixel arrays", f"{array.dtype} pixels in split {name!r}", "store pixels as numbers", source=source
+            )
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InputError(
+                "finite pixel values",
+                f"NaN or inf pixels in split {name!r}",
+                "replace or drop the images with non-finite values",
+                source=source,
+            )
+    if method == "auto":
+        method = "uint8" if dtypes == {"uint8"} else "minmax"
+    record: dict[str, Any] = {"intensity": method, "source_dtype": sorted(dtypes)}
+    if method == "uint8":
+        if dtypes != {"uint8"}:
+            raise InputError("uint8 pixels", f"{sorted(dtypes)}", "use intensity='minmax' for other dtypes", source=source)
+        return {k: (v.astype(np.float32) / np.float32(255.0)) for k, v in splits.items()}, record
+    if method == "none":
+        lo, hi = _range(splits, 0.0, 100.0)
+        if lo < 0 or hi > 1:
+            raise InputError(
+                "pixels in [0, 1] with intensity='none'", f"range [{lo:g}, {hi:g}]", "use intensity='minmax'", source=source
+            )
+        return {k: v.astype(np.float32) for k, v in splits.items()}, record
+    lo, hi = _range(splits, *((0.5, 99.5) if method == "percentile" else (0.0, 100.0)))
+    record.update(low=lo, high=hi)
+    scale = (hi - lo) or 1.0
+    normalised = {k: np.clip((v.astype(np.float64) - lo) / scale, 0.0, 1.0).astype(np.float32) for k, v in splits.items()}
+    return normalised, record
+
+
+def _range(splits: dict[str, np.ndarray], low_pct: float, high_pct: float) -> tuple[float, float]:
+    values = np.concatenate([v.reshape(-1) for v in splits.values()])
+    if low_pct == 0.0 and high_pct == 100.0:
+        return float(values.min()), float(values.max())
+    lo, hi = np.percentile(values, [low_pct, high_pct])
+    return float(lo), float(hi)

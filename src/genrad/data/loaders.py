@@ -1,0 +1,36 @@
+"""`load(path)`: one entry point that picks the loader from what `path` is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genrad.data.cohort import Cohort
+from genrad.data.npz import load_npz
+from genrad.errors import InputError
+
+
+def load(path: str | Path, *, intensity: str = "auto", **options: object) -> Cohort:
+    """Load a cohort from a MedMNIST `.npz` or a folder of images (see `genrad.data.folder`).
+
+    ``path`` may also be ``"phantom"`` (or ``"phantom:3d"``) for the built-in procedural dataset.
+    """
+    text = str(path)
+    if text.startswith("phantom"):
+        from genrad.data.phantom import make_phantom
+
+        return make_phantom(dims=3 if text.endswith(":3d") else 2, **options)  # type: ignore[arg-type]
+    path = Path(path)
+    if path.suffix == ".npz":
+        return load_npz(path, intensity=intensity)
+    if path.is_dir():
+        from genrad.data.folder import load_folder
+
+        return load_folder(path, intensity=intensity, **options)  # type: ignore[arg-type]
+    if not path.exists():
+        raise InputError("an existing .npz file or folder", "no such file or folder", "check the path", source=text)
+    raise InputError(
+        "a MedMNIST .npz file or a folder of images with a labels CSV",
+        f"a file with suffix {path.suffix!r}",
+        "convert the data to one of these (single volumes go in a folder with a labels.csv)",
+        source=text,
+    )

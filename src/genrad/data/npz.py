@@ -1,0 +1,173 @@
+"""MedMNIST-style `.npz` files: ``{split}_images`` / ``{split}_labels`` arrays, 2D, 3D and RGB.
+
+MedMNIST layouts: ``(N, H, W)`` grey 2D, ``(N, H, W, 3)`` RGB 2D, ``(N, D, H, W)`` grey 3D. Labels are
+``(N,)`` or ``(N, 1)``. genrad adds optional arrays, ignored by MedMNIST-style code:
+``{split}_clinical__{column}``, ``{split}_truth__{column}``, ``class_names``, ``spacing`` and
+``spatial_dims`` (which removes the 2D-RGB / 3D ambiguity of 4-D arrays).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genrad.data.cohort import SPLIT_NAMES, Cohort, Split
+from genrad.data.intensity import normalise_intensity
+from genrad.errors import InputError
+from genrad.provenance import atomic_path
+
+_CLINICAL = "_clinical__"
+_TRUTH = "_truth__"
+
+
+def load_npz(path: str | Path, *, intensity: str = "auto") -> Cohort:
+    """Load a MedMNIST-compatible `.npz` into a `Cohort` (see `genrad.data.intensity` for `intensity`)."""
+    path = Path(path)
+    arrays = _read_arrays(path)
+    split_names = [name for name in SPLIT_NAMES if f"{name}_images" in arrays]
+    split_names += sorted(
+        key[: -len("_images")] for key in arrays if key.endswith("_images") and key[: -len("_images")] not in split_names
+    )
+    if not split_names:
+        raise InputError(
+            "arrays named '<split>_images' and '<split>_labels' (e.g. train_images)",
+            f"arrays {sorted(arrays)[:6]}",
+            "save the file with train_images/train_labels (MedMNIST layout)",
+            source=str(path),
+        )
+    spatial_dims = int(arrays["spatial_dims"]) if "spatial_dims" in arrays else None
+    raw = {}
+    for name in split_names:
+        if f"{name}_labels" not in arrays:
+            raise InputError(
+                f"a '{name}_labels' array beside '{name}_images'",
+                "no labels",
+                f"add {name}_labels (one integer class per image)",
+                source=str(path),
+            )
+        raw[name] = _channel_first(arrays[f"{name}_images"], spatial_dims, name=name, source=str(path))
+    images, preprocessing = normalise_intensity(raw, method=intensity, source=str(path))
+    splits = {}
+    for name in split_names:
+        labels = _labels(arrays[f"{name}_labels"], len(raw[name]), name=name, source=str(path))
+        splits[name] = _make_split(name, images[name], labels, arrays, source=str(path))
+    max_label = max(int(split.labels.max()) for split in splits.values())
+    if "class_names" in arrays:
+        class_names = tuple(str(c) for c in arrays["class_names"])
+    else:
+        class_names = tuple(str(k) for k in range(max_label + 1))
+    spacing = tuple(float(s) for s in arrays["spacing"]) if "spacing" in arrays else ()
+    return Cohort(
+        splits=splits,
+        class_names=class_names,
+        spacing=spacing,
+        source=str(path),
+        preprocessing=preprocessing,
+    )
+
+
+def save_npz(cohort: Cohort, path: str | Path) -> Path:
+    """Write `cohort` as a MedMNIST-compatible `.npz`, atomically.
+
+    Images that are exact multiples of 1/255 are stored as uint8 (as MedMNIST does), others as
+    float32, so that `load_npz(save_npz(c))` gives identical arrays and the same content hash.
+    """
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    for name, split in cohort.splits.items():
+        arrays[f"{name}_images"] = _medmnist_layout(_compact(split.images))
+        arrays[f"{name}_labels"] = split.labels.reshape(-1, 1)
+        for prefix, table in ((_CLINICAL, split.clinical), (_TRUTH, split.truth)):
+            if table is not None:
+                for column in table.columns:
+                    values = table[column].to_numpy()
+                    arrays[f"{name}{prefix}{column}"] = values.astype(str) if values.dtype == object else values
+    arrays["class_names"] = np.asarray(cohort.class_names, dtype=str)
+    arrays["spatial_dims"] = np.asarray(cohort.spatial_dims)
+    arrays["spacing"] = np.asarray(cohort.spacing, dtype=np.float64)
+    arrays["genrad_preprocessing"] = np.asarray(json.dumps(dict(cohort.preprocessing), sort_keys=True))
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return path
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise InputError("an existing .npz file", "no such file", "check the path", source=str(path))
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:
+        reason = str(error).split("\n")[0] or type(error).__name__
+        raise InputError(
+            "a readable .npz archive",
+            f"a corrupt or truncated file ({reason})",
+            "re-download or re-save the file with numpy.savez",
+            source=str(path),
+        ) from None
+
+
+def _channel_first(images: np.ndarray, spatial_dims: int | None, *, name: str, source: str) -> np.ndarray:
+    """Convert MedMNIST layouts to (N, C, *spatial)."""
+    if images.ndim == 3:
+        return images[:, None]
+    if images.ndim == 4:
+        is_rgb = spatial_dims == 2 if spatial_dims is not None else images.shape[-1] in (3, 4) and images.shape[1] > 4
+        return np.moveaxis(images, -1, 1) if is_rgb else images[:, None]
+    if images.ndim == 5:
+        return np.moveaxis(images, -1, 1)
+    raise InputError(
+        "images shaped (N, H, W), (N, H, W, 3) or (N, D, H, W)",
+        f"shape {images.shape} for {name}_images",
+        "reshape the array to a MedMNIST layout",
+        source=source,
+    )
+
+
+def _medmnist_layout(images: np.ndarray) -> np.ndarray:
+    if images.shape[1] == 1:
+        return images[:, 0]
+    return np.moveaxis(images, 1, -1)
+
+
+def _compact(images: np.ndarray) -> np.ndarray:
+    quantised = np.rint(images * 255.0)
+    if quantised.min() >= 0 and quantised.max() <= 255 and np.array_equal(quantised.astype(np.float32) / 255.0, images):
+        return quantised.astype(np.uint8)
+    return images
+
+
+def _labels(labels: np.ndarray, n_images: int, *, name: str, source: str) -> np.ndarray:
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(
+            "integer labels shaped (N,) or (N, 1)",
+            f"{labels.dtype} labels of shape {labels.shape} in {name}_labels",
+            "store one integer class per image (multi-label data is not supported yet)",
+            source=source,
+        )
+    if labels.shape[0] != n_images:
+        raise InputError(
+            "one label per image",
+            f"{n_images} images but {labels.shape[0]} labels in split {name!r}",
+            f"make {name}_images and {name}_labels the same length",
+            source=source,
+        )
+    return labels.astype(np.int64)
+
+
+def _make_split(name: str, images: np.ndarray, labels: np.ndarray, arrays: dict[str, Any], *, source: str) -> Split:
+    tables = {}
+    for prefix in (_CLINICAL, _TRUTH):
+        columns = {key[len(name) + len(prefix) :]: arrays[key] for key in arrays if key.startswith(name + prefix)}
+        tables[prefix] = pd.DataFrame(columns) if columns else None
+    try:
+        return Split(images, labels, clinical=tables[_CLINICAL], truth=tables[_TRUTH], name=name)
+    except InputError as error:
+        raise error.at(source) from None
