@@ -1,0 +1,17 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+BREASTMNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "breastmnist.npz"
+
+
+@pytest.fixture(scope="session")
+def breastmnist_path() -> Path:
+    """Path to ../shared/data/breastmnist.npz; skips the test when the file is absent."""
+    if not BREASTMNIST.exists():
+        pytest.skip(f"real data not available: {BREASTMNIST} is absent (see DEVELOPERS.md, 'Real data')")
+    return BREASTMNIST
