@@ -9,6 +9,7 @@ from rich.console import Console
 
 from genrad import __version__
 from genrad.cli.data import data_app
+from genrad.cli.evaluate import evaluate_app
 from genrad.errors import InputError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(evaluate_app, name="evaluate")
 
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
