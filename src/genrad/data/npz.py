@@ -62,6 +62,8 @@ def load_npz(path: str | Path, *, intensity: str = "auto") -> Cohort:
     else:
         class_names = tuple(str(k) for k in range(max_label + 1))
     spacing = tuple(float(s) for s in arrays["spacing"]) if "spacing" in arrays else ()
+    if "genrad_preprocessing" in arrays:
+        preprocessing["saved"] = json.loads(str(arrays["genrad_preprocessing"]))
     return Cohort(
         splits=splits,
         class_names=class_names,
