@@ -2,7 +2,8 @@
 
 Methods (the choice and its parameters are recorded in ``Cohort.preprocessing``):
 
-- ``"auto"``: ``"uint8"`` for uint8 data, ``"minmax"`` otherwise;
+- ``"auto"``: ``"uint8"`` for uint8 data, ``"none"`` for float data already in [0, 1] (what genrad
+  saves), ``"minmax"`` otherwise;
 - ``"uint8"``: divide by 255 (MedMNIST, PNG);
 - ``"minmax"``: map the smallest / largest value over all splits to 0 / 1;
 - ``"percentile"``: like ``"minmax"`` between the 0.5th and 99.5th percentiles, clipped (CT/MRI);
@@ -40,7 +41,11 @@ def normalise_intensity(
                 source=source,
             )
     if method == "auto":
-        method = "uint8" if dtypes == {"uint8"} else "minmax"
+        if dtypes == {"uint8"}:
+            method = "uint8"
+        else:
+            lo, hi = _range(splits, 0.0, 100.0)
+            method = "none" if all(a.dtype.kind == "f" for a in splits.values()) and 0 <= lo and hi <= 1 else "minmax"
     record: dict[str, Any] = {"intensity": method, "source_dtype": sorted(dtypes)}
     if method == "uint8":
         if dtypes != {"uint8"}:
