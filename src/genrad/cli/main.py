@@ -10,6 +10,7 @@ from rich.console import Console
 from genrad import __version__
 from genrad.cli.data import data_app
 from genrad.cli.evaluate import evaluate_app
+from genrad.cli.radiomics import radiomics_app
 from genrad.errors import InputError
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(radiomics_app, name="radiomics")
 
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -1,0 +1,92 @@
+"""`extract`: provenance, worker processes, content-hash cache and resume after an interruption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import genrad.radiomics.extraction as extract_module
+from genrad.errors import InputError
+from genrad.radiomics import extract
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    """Smooth random 2D textures (uint8), different per image."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    noise = gaussian_filter(rng.normal(size=(6, 32, 32)), sigma=(0, 1.5, 1.5))
+    return np.clip(128 + 400 * noise, 0, 255).astype(np.uint8)
+
+
+def test_columns_and_provenance(images: np.ndarray) -> None:
+    table = extract(images, feature_set="fast", engine="pyradiomics", progress=False)
+    assert table.shape == (6, 40)
+    assert table.columns[0] == "original_firstorder_10Percentile"
+    assert "original_glcm_Contrast" in table.columns
+    assert {"feature_set", "engine", "settings", "versions", "data_hash", "cache_key"} <= set(table.attrs)
+    assert table.attrs["engine"] == "pyradiomics" and table.attrs["settings"]["setting"]["binWidth"] == 5
+    assert table.notna().all().all()
+    assert table["original_firstorder_Mean"].nunique() == 6  # one row per image, not a broadcast
+
+
+def test_workers_give_the_same_table(images: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(extract_module.CHUNK_SIZE, "pyradiomics", 2)
+    one = extract(images, feature_set="fast", engine="pyradiomics", workers=1, progress=False)
+    two = extract(images, feature_set="fast", engine="pyradiomics", workers=2, progress=False)
+    np.testing.assert_array_equal(one.to_numpy(), two.to_numpy())
+
+
+def test_cache_returns_the_stored_table_and_resumes(images: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(extract_module.CHUNK_SIZE, "pyradiomics", 2)
+    real_chunk = extract_module.extract_chunk
+    calls: list[int] = []
+
+    def interrupted(engine, chunk, *args):  # noqa: ANN001, ANN202
+        calls.append(len(chunk))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_chunk(engine, chunk, *args)
+
+    monkeypatch.setattr(extract_module, "extract_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract(images, feature_set="fast", engine="pyradiomics", cache_dir=tmp_path, progress=False)
+    assert not list(tmp_path.glob("*.parquet"))  # no partial output under the final name
+
+    calls.clear()
+    monkeypatch.setattr(extract_module, "extract_chunk", lambda *a: (calls.append(len(a[1])), real_chunk(*a))[1])
+    resumed = extract(images, feature_set="fast", engine="pyradiomics", cache_dir=tmp_path, progress=False)
+    assert calls == [2, 2]  # the first chunk came from the cache
+    assert len(list(tmp_path.glob("*.parquet"))) == 1
+
+    calls.clear()
+    again = extract(images, feature_set="fast", engine="pyradiomics", cache_dir=tmp_path, progress=False)
+    assert calls == []
+    np.testing.assert_array_equal(again.to_numpy(), resumed.to_numpy())
+    assert again.attrs["cache_key"] == resumed.attrs["cache_key"]
+    fresh = extract(images, feature_set="fast", engine="pyradiomics", progress=False)
+    np.testing.assert_array_equal(fresh.to_numpy(), resumed.to_numpy())
+
+    other = extract(images[:3], feature_set="fast", engine="pyradiomics", cache_dir=tmp_path, progress=False)
+    assert other.attrs["cache_key"] != resumed.attrs["cache_key"] and len(other) == 3
+
+
+def test_masks_change_the_features(images: np.ndarray) -> None:
+    masks = np.zeros(images.shape, dtype=bool)
+    masks[:, 8:24, 8:24] = True
+    whole = extract(images[:2], feature_set="fast", engine="pyradiomics", progress=False)
+    inner = extract(images[:2], feature_set="fast", engine="pyradiomics", masks=masks[:2], progress=False)
+    assert inner.attrs["mask"] == "given"
+    assert not np.allclose(whole["original_firstorder_Mean"], inner["original_firstorder_Mean"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"engine": "gpu"}, "engine"), ({"workers": 0}, "workers >= 1"), ({"feature_set": "all"}, "feature set")],
+)
+def test_bad_arguments(images: np.ndarray, kwargs: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        extract(images, progress=False, **kwargs)
