@@ -1,0 +1,141 @@
+"""`RunConfig`: every option of `genrad run`, validated with pydantic, loaded from YAML or TOML."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from genrad.errors import InputError
+
+STAGES = ("data", "train", "generate", "fidelity", "privacy", "utility", "report")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Which data, and which splits play which role."""
+
+    path: str = Field("phantom", description="A MedMNIST .npz, an image folder, or 'phantom'.")
+    intensity: Literal["auto", "uint8", "minmax", "percentile", "none"] = "auto"
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+
+
+class TrainConfig(_Section):
+    """The generative model and its budget."""
+
+    model: Literal["vae", "gan", "diffusion"] = "vae"
+    budget_minutes: float = Field(5.0, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    covariates: tuple[str, ...] = ()
+
+
+class GenerateConfig(_Section):
+    """How many synthetic images, and whether to drop those the per-sample QA flags."""
+
+    balance: bool = True
+    multiple: float | None = Field(None, gt=0, description="K x the real train set instead of balancing.")
+    filter: bool = True
+    shard_size: int = Field(1000, gt=0)
+    workers: int = Field(1, gt=0)
+    backend: Literal["local", "ray"] = "local"
+
+
+class FidelityConfig(_Section):
+    feature_set: str = "frd_v1"
+    engine: Literal["fast", "pyradiomics"] | None = None
+    n_bootstrap: int = Field(100, ge=0)
+
+
+class PrivacyConfig(_Section):
+    enabled: bool = True
+
+
+class UtilityConfig(_Section):
+    enabled: bool = True
+    quick: bool = True
+    seeds: int = Field(3, gt=0)
+    multiples: tuple[float, ...] = (1.0,)
+
+    @field_validator("multiples")
+    @classmethod
+    def _positive(cls, values: tuple[float, ...]) -> tuple[float, ...]:
+        if any(v <= 0 for v in values):
+            raise ValueError("multiples must be > 0")
+        return values
+
+
+class RunConfig(_Section):
+    """The whole pipeline: validate data -> train -> generate -> fidelity -> privacy -> utility -> report."""
+
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    generate: GenerateConfig = GenerateConfig()
+    fidelity: FidelityConfig = FidelityConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    utility: UtilityConfig = UtilityConfig()
+
+    def with_overrides(self, **overrides: Any) -> RunConfig:
+        """A copy with dotted-key overrides, e.g. ``{"train.model": "gan"}``; validated again."""
+        payload = self.model_dump()
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            target = payload
+            *parents, leaf = key.split(".")
+            for parent in parents:
+                target = target[parent]
+            target[leaf] = value
+        return parse_config(payload, source="command-line options")
+
+
+def parse_config(payload: dict[str, Any], *, source: str) -> RunConfig:
+    """Validate a plain dict; errors become one-line `InputError`s naming the option."""
+    try:
+        return RunConfig.model_validate(payload)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "config"
+        raise InputError(
+            f"a valid value for '{where}'",
+            f"{first['msg']} (got {first.get('input')!r})",
+            "fix it in the config file (see `genrad run --print-config` for every option and default)",
+            source=source,
+        ) from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML (.yaml/.yml) or TOML (.toml) run configuration."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("an existing config file", "no such file", "check the path", source=str(path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        payload = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        reason = str(error).splitlines()[0]
+        raise InputError("valid YAML or TOML", f"a syntax error ({reason})", "fix the file's syntax", source=str(path)) from None
+    if not isinstance(payload, dict):
+        raise InputError("a mapping of options", type(payload).__name__, "write 'section: {option: value}' pairs", source=str(path))
+    return parse_config(payload, source=str(path))
+
+
+def default_config_yaml() -> str:
+    """The defaults, as `genrad run --print-config` shows them."""
+    return yaml.safe_dump(_plain(RunConfig().model_dump()), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value

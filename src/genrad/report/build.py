@@ -1,0 +1,300 @@
+"""Build the one-file HTML report of a run directory.
+
+The report reads what the pipeline stages wrote (see `genrad.pipeline.layout`) and embeds every
+image as a data URI: no external scripts, styles or fonts, so it opens offline and can be shared.
+A stage that has not run is shown as such instead of failing the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from genrad import __version__
+from genrad.errors import InputError
+from genrad.pipeline.layout import RunLayout
+from genrad.provenance import atomic_path
+from genrad.report import figures
+from genrad.report.verdicts import feature_verdicts, metric_rows
+
+MAX_FEATURE_PLOTS = 8
+
+
+def build(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write `out` (default RUN_DIR/report.html) from the outputs found in `run_dir`; return its path."""
+    layout = RunLayout(Path(run_dir))
+    if not layout.root.is_dir():
+        raise InputError("a genrad run directory", "no such folder", "run `genrad run` first", source=str(run_dir))
+    run = _read_json(layout.run_json) or {}
+    real, synthetic = _load_images(layout, run)
+    class_names = list(real.class_names) if real is not None else [str(k) for k in range(_num_classes(synthetic))]
+    fidelity = _read_json(layout.fidelity_json)
+    sections = [
+        _samples_section(real, synthetic, class_names),
+        _flagged_section(layout, synthetic),
+        _fidelity_section(fidelity, class_names),
+        *_features_section(layout, class_names),
+        _privacy_section(layout),
+        _utility_section(layout, class_names),
+        _scenarios_section(layout),
+        _training_section(layout),
+        _provenance_section(run),
+    ]
+    summary = _summary(fidelity, _read_json(layout.privacy_json), _read_json(layout.utility_json), sections)
+    environment = Environment(loader=PackageLoader("genrad.report", "templates"), autoescape=select_autoescape(["html"]))
+    html = environment.get_template("report.html").render(
+        title=Path(run.get("config", {}).get("data", {}).get("path", layout.root.name)).name,
+        subtitle=f"run directory {layout.root.resolve()}",
+        summary=summary,
+        sections=sections,
+        version=__version__,
+        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    target = Path(out) if out is not None else layout.report_html
+    with atomic_path(target) as temp:
+        temp.write_text(html, encoding="utf-8")
+    return target
+
+
+def _section(identifier: str, title: str, **content: Any) -> dict[str, Any]:
+    section = {"id": identifier, "title": title, "paragraphs": [], "bullets": [], "tables": [], "figures": [], "pre": ""}
+    section.update(content)
+    return section
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _load_images(layout: RunLayout, run: Mapping[str, Any]) -> tuple[Any, Any]:
+    from genrad.data import load
+
+    data_path = run.get("config", {}).get("data", {}).get("path")
+    real = load(data_path) if data_path and (Path(data_path).exists() or data_path.startswith("phantom")) else None
+    synthetic = load(layout.synthetic_npz).train if layout.synthetic_npz.exists() else None
+    return real, synthetic
+
+
+def _num_classes(split: Any) -> int:
+    return int(split.labels.max()) + 1 if split is not None else 0
+
+
+def _samples_section(real: Any, synthetic: Any, class_names: Sequence[str]) -> dict[str, Any]:
+    section = _section("samples", "Real vs synthetic samples")
+    if real is None or synthetic is None:
+        section["missing"] = "Needs the real data and a synthetic set (stages: data, generate)."
+        return section
+    rows = []
+    for label, name in enumerate(class_names):
+        rows.append((f"real {name}", real.train.images[real.train.labels == label]))
+        rows.append((f"synthetic {name}", synthetic.images[synthetic.labels == label]))
+    section["figures"] = [{"src": figures.image_grid(rows), "caption": "First images of each class; grey scale [0, 1]."}]
+    counts = ", ".join(f"{name}: {int((synthetic.labels == k).sum())}" for k, name in enumerate(class_names))
+    section["paragraphs"] = [f"{len(synthetic)} synthetic images ({counts})."]
+    return section
+
+
+def _flagged_section(layout: RunLayout, synthetic: Any) -> dict[str, Any]:
+    section = _section("flagged", "Worst-flagged synthetic samples")
+    if synthetic is None or not layout.samples_parquet.exists():
+        section["missing"] = "Needs per-sample QA scores (stage: fidelity)."
+        return section
+    samples = pd.read_parquet(layout.samples_parquet)
+    score_column = next((c for c in ("qa_score", "score") if c in samples.columns), None)
+    if score_column is None:
+        section["missing"] = "samples.parquet has no QA score column."
+        return section
+    worst = samples.sort_values(score_column, ascending=False).head(8)
+    index = worst["index"].to_numpy() if "index" in worst.columns else worst.index.to_numpy()
+    flagged = int(samples["flagged"].sum()) if "flagged" in samples.columns else 0
+    section["paragraphs"] = [
+        f"{flagged} of {len(samples)} synthetic images ({flagged / max(len(samples), 1):.1%}) are flagged by the "
+        "per-sample QA (threshold calibrated on held-out real images). Highest scores, worst first:"
+    ]
+    section["figures"] = [
+        {"src": figures.image_grid([("worst", synthetic.images[index])]), "caption": "Highest QA scores (most suspicious)."}
+    ]
+    return section
+
+
+def _format(entry: Any) -> str:
+    if entry is None:
+        return "–"
+    if isinstance(entry, Mapping):
+        entry = entry.get("value", entry.get("mean"))
+    return f"{entry:.4g}" if isinstance(entry, (int, float)) else str(entry)
+
+
+def _format_ci(ci: Any) -> str:
+    return f"[{ci[0]:.4g}, {ci[1]:.4g}]" if isinstance(ci, Sequence) and len(ci) == 2 else "–"
+
+
+def _fidelity_section(fidelity: Mapping[str, Any] | None, class_names: Sequence[str]) -> dict[str, Any]:
+    section = _section("fidelity", "Fidelity metrics")
+    if fidelity is None:
+        section["missing"] = "Fidelity has not been evaluated (stage: fidelity)."
+        return section
+    rows = [
+        [{"text": row["name"]}, {"text": _format(row["value"]), "num": True}, {"text": _format_ci(row["ci"])},
+         {"text": _format(row["real_floor"]), "num": True}, {"text": row["verdict"]}]
+        for row in metric_rows(fidelity)
+    ]
+    section["tables"].append(
+        {"caption": "Radiomic fidelity; the real floor is the same metric between two disjoint real sets of the same sizes.",
+         "columns": ["metric", "value", "95% CI", "real floor", "verdict"], "rows": rows}
+    )
+    per_class = fidelity.get("frd_per_class") or {}
+    if per_class:
+        section["tables"].append(
+            {"caption": "FRD per class", "columns": ["class", "FRD", "95% CI", "real floor"],
+             "rows": [[{"text": _class_name(k, class_names)}, {"text": _format(v), "num": True},
+                       {"text": _format_ci(v.get("ci") if isinstance(v, Mapping) else None)},
+                       {"text": _format(v.get("real_floor") if isinstance(v, Mapping) else None), "num": True}]
+                      for k, v in per_class.items()]}
+        )
+    return section
+
+
+def _class_name(key: Any, class_names: Sequence[str]) -> str:
+    return class_names[int(key)] if str(key).isdigit() and int(key) < len(class_names) else str(key)
+
+
+def _features_section(layout: RunLayout, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    section = _section("features", "Radiomic feature distributions")
+    if not (layout.features_real.exists() and layout.features_synthetic.exists()):
+        section["missing"] = "Needs radiomic feature tables (stage: fidelity)."
+        return [section]
+    real, synthetic = pd.read_parquet(layout.features_real), pd.read_parquet(layout.features_synthetic)
+    verdicts = feature_verdicts(
+        real.drop(columns="label"), synthetic.drop(columns="label"), real["label"].to_numpy(),
+        synthetic["label"].to_numpy(), class_names,
+    )
+    section["bullets"] = [v["text"] for v in verdicts] or ["No radiomic feature differs by more than half a real standard deviation in any class."]
+    features = _most_divergent(real.drop(columns="label"), synthetic.drop(columns="label"))
+    section["paragraphs"] = ["Real (blue) vs synthetic (red) distributions of the most divergent features, most divergent first."]
+    section["figures"] = [{"src": figures.feature_distributions(real, synthetic, features), "caption": "Top divergent radiomic features."}]
+    section["verdicts"] = verdicts
+    return [section]
+
+
+def _most_divergent(real: pd.DataFrame, synthetic: pd.DataFrame) -> list[str]:
+    """Features ordered by |mean difference| in units of the real standard deviation."""
+    numeric = [c for c in real.columns if c in synthetic.columns and np.issubdtype(real[c].dtype, np.number)]
+    scale = real[numeric].std().replace(0.0, np.nan)
+    effect = ((synthetic[numeric].mean() - real[numeric].mean()).abs() / scale).dropna()
+    return list(effect.sort_values(ascending=False).index[:MAX_FEATURE_PLOTS])
+
+
+def _privacy_section(layout: RunLayout) -> dict[str, Any]:
+    section = _section("privacy", "Privacy: near-copies and membership inference")
+    privacy = _read_json(layout.privacy_json)
+    if privacy is None:
+        section["missing"] = "Privacy has not been audited (stage: privacy)."
+        return section
+    rows = []
+    for name in ("near_copy_rate", "dcr", "dcr_ratio", "mia_auc"):
+        entry = privacy.get(name)
+        ci = entry.get("ci") if isinstance(entry, Mapping) else None
+        rows.append([{"text": name}, {"text": _format(entry), "num": True}, {"text": _format_ci(ci)}])
+    section["tables"].append({"caption": "Memorization audit", "columns": ["metric", "value", "95% CI"], "rows": rows})
+    section["paragraphs"] = [
+        "A near-copy is a synthetic image closer to a training image than real unseen images typically are "
+        "(threshold calibrated on held-out vs train pairs). A membership-inference AUC near 0.5 means an attacker "
+        "cannot tell training patients from unseen ones using the synthetic data."
+    ]
+    if layout.pairs_png.exists():
+        section["figures"] = [{"src": figures.file_data_uri(str(layout.pairs_png)), "caption": "Closest synthetic / training pairs."}]
+    return section
+
+
+def _utility_section(layout: RunLayout, class_names: Sequence[str]) -> dict[str, Any]:
+    section = _section("utility", "Utility: does synthetic data help a classifier?")
+    utility = _read_json(layout.utility_json)
+    if utility is None:
+        section["missing"] = "Utility has not been measured (stage: utility)."
+        return section
+    rows = []
+    for arm in utility.get("arms", []):
+        recall = arm.get("recall_per_class") or {}
+        rare = min(recall, key=lambda k: recall[k].get("mean", 1.0) if isinstance(recall[k], Mapping) else 1.0) if recall else None
+        delta = arm.get("delta_vs_real") or {}
+        delta_auc = delta.get("auc") if isinstance(delta, Mapping) else None
+        rows.append([
+            {"text": arm.get("name", "?")},
+            {"text": f"{_format(arm.get('auc'))} {_format_ci((arm.get('auc') or {}).get('ci'))}"},
+            {"text": f"{_format(arm.get('balanced_accuracy'))} {_format_ci((arm.get('balanced_accuracy') or {}).get('ci'))}"},
+            {"text": f"{_class_name(rare, class_names)}: {_format(recall.get(rare))}" if rare is not None else "–"},
+            {"text": f"{_format(delta_auc)} {_format_ci(delta_auc.get('ci') if isinstance(delta_auc, Mapping) else None)}"},
+        ])
+    section["tables"].append({
+        "caption": "Real held-out test split; mean over seeds with 95% CI; delta is paired by seed against real-only.",
+        "columns": ["arm", "AUC", "balanced accuracy", "lowest per-class recall", "AUC delta vs real"], "rows": rows,
+    })
+    if layout.scaling_png.exists():
+        section["figures"] = [{"src": figures.file_data_uri(str(layout.scaling_png)), "caption": "Scaling curve."}]
+    return section
+
+
+def _scenarios_section(layout: RunLayout) -> dict[str, Any]:
+    section = _section("scenarios", "Scenarios: robustness to imaging conditions")
+    pngs = sorted(layout.scenarios_dir.glob("*.png")) if layout.scenarios_dir.exists() else []
+    if not pngs:
+        section["missing"] = "No stress test was run (genrad scenarios stress)."
+        return section
+    section["figures"] = [{"src": figures.file_data_uri(str(p)), "caption": p.stem} for p in pngs]
+    return section
+
+
+def _training_section(layout: RunLayout) -> dict[str, Any]:
+    section = _section("training", "Training curves")
+    history_path = next((p for p in (layout.model_dir / "history.csv",) if p.exists()), None)
+    if history_path is None:
+        section["missing"] = "No training history found (stage: train)."
+        return section
+    section["figures"] = [{"src": figures.training_curves(pd.read_csv(history_path)), "caption": "Training losses."}]
+    return section
+
+
+def _provenance_section(run: Mapping[str, Any]) -> dict[str, Any]:
+    section = _section("provenance", "Provenance")
+    if not run:
+        section["missing"] = "No run.json found."
+        return section
+    section["pre"] = json.dumps(run, indent=2, sort_keys=True, default=str)
+    return section
+
+
+def _summary(fidelity: Any, privacy: Any, utility: Any, sections: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Headline verdicts, each with a level (good / warn / bad) for colour."""
+    items: list[dict[str, str]] = []
+    if fidelity:
+        for row in metric_rows(fidelity):
+            if row["name"] in ("frd", "c2st_auc") and row["verdict"]:
+                level = "good" if ("as close" in row["verdict"] or "indistinguishable" in row["verdict"]) else "warn"
+                items.append({"level": level, "text": f"{row['name']} = {_format(row['value'])}: {row['verdict']}"})
+        features = next((s for s in sections if s["id"] == "features"), None)
+        for verdict in (features or {}).get("verdicts", [])[:3]:
+            items.append({"level": "warn", "text": verdict["text"]})
+    if privacy:
+        rate = privacy.get("near_copy_rate")
+        value = rate.get("value") if isinstance(rate, Mapping) else rate
+        if isinstance(value, (int, float)):
+            level = "good" if value <= 0.05 else "bad"
+            items.append({"level": level, "text": f"{value:.1%} of synthetic images are near-copies of training images"})
+    if utility:
+        for arm in utility.get("arms", []):
+            delta = (arm.get("delta_vs_real") or {}).get("auc")
+            if isinstance(delta, Mapping) and isinstance(delta.get("ci"), Sequence) and arm.get("name", "").startswith("real+synthetic"):
+                low, high = delta["ci"]
+                if low > 0:
+                    items.append({"level": "good", "text": f"{arm['name']} improves AUC by {delta['value' if 'value' in delta else 'mean']:+.3f} (CI excludes 0)"})
+                elif high < 0:
+                    items.append({"level": "bad", "text": f"{arm['name']} lowers AUC (CI below 0)"})
+    return items
