@@ -10,22 +10,24 @@ from genrad.errors import InputError
 
 
 def load(path: str | Path, *, intensity: str = "auto", **options: object) -> Cohort:
-    """Load a cohort from a MedMNIST `.npz` or a folder of images (see `genrad.data.folder`).
+    """Load a cohort from a MedMNIST `.npz`, a folder of images or its labels CSV (see `genrad.data.folder`).
 
     ``path`` may also be ``"phantom"`` (or ``"phantom:3d"``) for the built-in procedural dataset.
     """
     text = str(path)
-    if text.startswith("phantom"):
+    if text in ("phantom", "phantom:3d"):
         from genrad.data.phantom import make_phantom
 
-        return make_phantom(dims=3 if text.endswith(":3d") else 2, **options)  # type: ignore[arg-type]
+        return make_phantom(dims=3 if text == "phantom:3d" else 2, **options)  # type: ignore[arg-type]
     path = Path(path)
     if path.suffix == ".npz":
         return load_npz(path, intensity=intensity)
-    if path.is_dir():
+    if path.is_dir() or (path.suffix == ".csv" and path.is_file()):
         from genrad.data.folder import load_folder
 
-        return load_folder(path, intensity=intensity, **options)  # type: ignore[arg-type]
+        if not path.is_dir():
+            options.setdefault("labels_csv", path)
+        return load_folder(path if path.is_dir() else path.parent, intensity=intensity, **options)  # type: ignore[arg-type]
     if not path.exists():
         raise InputError("an existing .npz file or folder", "no such file or folder", "check the path", source=text)
     raise InputError(

@@ -50,11 +50,11 @@ from scipy.ndimage import gaussian_filter
 from scipy.special import expit
 
 from genrad.data.cohort import Cohort, Split
+from genrad.data.splits import stratified_split
 from genrad.errors import InputError
 
 SIZES = {2: (28, 64, 128, 224), 3: (28, 32, 64)}
 FIELD_OF_VIEW_MM = 50.0
-SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 MIN_PER_CLASS = 3  # one image per class in each of train / val / test
 SHAPES = ("round", "lobulated", "spiculated")
 # Per shape (round, lobulated, spiculated): number of bumps (2D, 3D), amplitude range, concentration.
@@ -114,7 +114,7 @@ def make_phantom(
     images = _render(truth, size, dims, spacing, rng)
     truth = truth.drop(columns=["_lobe_directions", "_lobe_amplitudes"])
     splits = {}
-    for name, index in _stratified_splits(labels, rng).items():
+    for name, index in stratified_split(labels, rng).items():
         splits[name] = Split(images[index], labels[index], clinical.iloc[index].reset_index(drop=True),
                              truth.iloc[index].reset_index(drop=True), name=name)
     record: dict[str, Any] = {
@@ -270,16 +270,3 @@ def _correlated_noise(rng: np.random.Generator, batch: int, shape: tuple[int, ..
     noise = gaussian_filter(rng.standard_normal((batch, *shape), dtype=np.float32), (0, *(sigma_px,) * len(shape)))
     axes = tuple(range(1, noise.ndim))
     return (noise - noise.mean(axis=axes, keepdims=True)) / noise.std(axis=axes, keepdims=True)
-
-
-def _stratified_splits(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Indices of train / val / test: ~70/10/20 within each class, so every split holds every class."""
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_FRACTIONS}
-    for k in range(len(CLASSES)):
-        members = rng.permutation(np.flatnonzero(labels == k))
-        n_test = max(1, int(round(SPLIT_FRACTIONS["test"] * len(members))))
-        n_val = max(1, int(round(SPLIT_FRACTIONS["val"] * len(members))))
-        parts["test"].append(members[:n_test])
-        parts["val"].append(members[n_test : n_test + n_val])
-        parts["train"].append(members[n_test + n_val :])
-    return {name: rng.permutation(np.concatenate(parts[name])) for name in SPLIT_FRACTIONS}
