@@ -10,7 +10,11 @@ from rich.console import Console
 from genrad import __version__
 from genrad.cli.data import data_app
 from genrad.cli.evaluate import evaluate_app
+from genrad.cli.pipeline import demo_command, report_command, run_command
+from genrad.cli.models import sample, train
 from genrad.cli.radiomics import radiomics_app
+from genrad.cli.synthesis import generate_command
+from genrad.cli.utility import utility
 from genrad.errors import InputError
 
 app = typer.Typer(
@@ -22,7 +26,14 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(evaluate_app, name="evaluate")
+evaluate_app.command("utility")(utility)
+app.command("train")(train)
+app.command("sample")(sample)
 app.add_typer(radiomics_app, name="radiomics")
+app.command("generate")(generate_command)
+app.command("run")(run_command)
+app.command("demo")(demo_command)
+app.command("report")(report_command)
 
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from genrad.errors import InputError
 
-STAGES = ("data", "train", "generate", "fidelity", "privacy", "utility", "report")
+STAGES = ("data", "train", "generate", "fidelity", "privacy", "utility")
 
 
 class _Section(BaseModel):

@@ -1,0 +1,199 @@
+"""`run_pipeline`: validate data -> train -> generate -> fidelity -> privacy -> utility -> report.
+
+Each stage writes into its own folder of the run directory (`RunLayout`) and is skipped when its
+outputs are complete for the same configuration (`genrad.pipeline.stages`), so an interrupted run
+resumes at the first incomplete stage. Every stage calls the public Python API of its package; this
+module only wires them together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from genrad import __version__
+from genrad.data import Cohort, load
+from genrad.pipeline.config import STAGES, RunConfig
+from genrad.pipeline.layout import RunLayout
+from genrad.pipeline.stages import fingerprint, run_stage
+from genrad.provenance import versions, write_json
+
+
+def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None = None, progress: bool = True) -> Path:
+    """Run every stage of `config` into `out`, then build the report and return its path."""
+    console = console or Console(stderr=True)
+    layout = RunLayout(Path(out))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    cohort = load(config.data.path, intensity=config.data.intensity)
+    for split in (config.data.train_split, config.data.val_split, config.data.test_split):
+        cohort[split]  # noqa: B018 - fails early, with the fix, when a split is missing
+    data_hash = cohort.content_hash()
+    _write_run_record(layout, config, data_hash, status="running")
+    context = _Context(config=config, layout=layout, cohort=cohort, progress=progress)
+    for stage in STAGES:
+        if not _enabled(config, stage):
+            console.print(f"[dim]- {stage}: disabled[/dim]")
+            continue
+        ran, seconds = run_stage(layout, stage, fingerprint(config, stage, data_hash), lambda s=stage: _STAGE_WORK[s](context))
+        status = f"done in {seconds:.1f} s" if ran else "complete, skipped"
+        console.print(f"[green]✓[/green] {stage}: {status}")
+    _write_run_record(layout, config, data_hash, status="complete")
+    from genrad.report import build
+
+    return build(layout.root)
+
+
+class _Context:
+    """What the stages share: configuration, layout, the loaded cohort, and the model once trained."""
+
+    def __init__(self, *, config: RunConfig, layout: RunLayout, cohort: Cohort, progress: bool) -> None:
+        self.config = config
+        self.layout = layout
+        self.cohort = cohort
+        self.progress = progress
+
+    @property
+    def train(self) -> Any:
+        return self.cohort[self.config.data.train_split]
+
+    @property
+    def val(self) -> Any:
+        return self.cohort[self.config.data.val_split]
+
+    @property
+    def test(self) -> Any:
+        return self.cohort[self.config.data.test_split]
+
+    def synthetic(self) -> Any:
+        from genrad.synthesis import SyntheticSet
+
+        return SyntheticSet(self.layout.synthetic_dir)
+
+
+def _enabled(config: RunConfig, stage: str) -> bool:
+    section = getattr(config, stage, None)
+    return bool(getattr(section, "enabled", True))
+
+
+def _write_run_record(layout: RunLayout, config: RunConfig, data_hash: str, *, status: str) -> None:
+    write_json(
+        layout.run_json,
+        {
+            "genrad_version": __version__,
+            "status": status,
+            "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": config.model_dump(mode="json"),
+            "seed": config.seed,
+            "data_hash": data_hash,
+            "versions": versions(),
+        },
+    )
+
+
+def _stage_data(context: _Context) -> None:
+    write_json(context.layout.data_dir / "summary.json", context.cohort.summary())
+
+
+def _stage_train(context: _Context) -> None:
+    from genrad.models import Generator
+
+    train = context.config.train
+    family = Generator.registry[train.model]
+    model = family(
+        num_classes=context.cohort.num_classes,
+        spatial_dims=context.cohort.spatial_dims,
+        covariates=train.covariates,
+    )
+    model.fit(
+        context.train,
+        max_minutes=train.budget_minutes,
+        max_steps=train.max_steps,
+        seed=context.config.seed,
+        out_dir=context.layout.model_dir,
+        resume=True,
+        progress=context.progress,
+    )
+    model.save(context.layout.model_dir)
+
+
+def _stage_generate(context: _Context) -> None:
+    from genrad.synthesis import generate
+
+    options = context.config.generate
+    quality_filter = _quality_filter(context) if options.filter else None
+    generate(
+        context.layout.model_dir,
+        balance=options.multiple is None and options.balance,
+        multiple=options.multiple,
+        data=context.cohort,
+        out=context.layout.synthetic_dir,
+        seed=context.config.seed,
+        shard_size=options.shard_size,
+        backend=options.backend,
+        workers=options.workers,
+        filter=quality_filter,
+        progress=context.progress,
+    )
+
+
+def _quality_filter(context: _Context) -> Callable[..., Any]:
+    from genrad.evaluation.qa import SampleQA
+
+    return SampleQA(seed=context.config.seed).fit(context.train, context.val).as_filter()
+
+
+def _stage_fidelity(context: _Context) -> None:
+    from genrad.evaluation.fidelity import evaluate_fidelity
+
+    options = context.config.fidelity
+    evaluate_fidelity(
+        real=context.test,
+        synthetic=context.synthetic().split,
+        out=context.layout.fidelity_dir,
+        feature_set=options.feature_set,
+        engine=options.engine,
+        n_bootstrap=options.n_bootstrap,
+        seed=context.config.seed,
+        reference=context.train,
+    )
+
+
+def _stage_privacy(context: _Context) -> None:
+    from genrad.evaluation.privacy import evaluate_privacy
+
+    evaluate_privacy(
+        train=context.train,
+        holdout=context.test,
+        synthetic=context.synthetic().split,
+        out=context.layout.privacy_dir,
+        seed=context.config.seed,
+    )
+
+
+def _stage_utility(context: _Context) -> None:
+    from genrad.evaluation.utility import evaluate_utility
+
+    options = context.config.utility
+    evaluate_utility(
+        cohort=context.cohort,
+        synthetic=context.synthetic().split,
+        out=context.layout.utility_dir,
+        seeds=options.seeds,
+        multiples=options.multiples,
+        quick=options.quick,
+        progress=context.progress,
+    )
+
+
+_STAGE_WORK: dict[str, Callable[[_Context], None]] = {
+    "data": _stage_data,
+    "train": _stage_train,
+    "generate": _stage_generate,
+    "fidelity": _stage_fidelity,
+    "privacy": _stage_privacy,
+    "utility": _stage_utility,
+}
