@@ -1,0 +1,156 @@
+"""One conformance suite for every generator family (as scikit-learn's estimator checks).
+
+Each family is fitted for a few steps on a tiny two-class toy with tiny networks; the suite checks
+the interface contract, reproducibility, persistence, tamper detection and bit-identical resume.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import toy_split
+from safetensors.torch import load_file, save_file
+
+import genrad.models
+from genrad.errors import InputError, NotFittedError
+from genrad.models import Generator
+from genrad.provenance import hash_file
+from genrad.training.checkpoint import STATE, WEIGHTS
+
+TINY_CONFIGS: dict[str, tuple[type[Generator], dict]] = {
+    "vae": (genrad.models.VAE, {"num_classes": 2, "channels": (8, 16), "latent_dim": 8, "batch_size": 8}),
+}
+
+
+def tiny(family: str, **overrides: object) -> Generator:
+    cls, config = TINY_CONFIGS[family]
+    return cls(**{**config, **overrides})
+
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module", params=sorted(TINY_CONFIGS))
+def family(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def fitted(family: str, tmp_path_factory: pytest.TempPathFactory) -> Generator:
+    return tiny(family).fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
+
+
+def test_sample_contract(fitted: Generator) -> None:
+    images = fitted.sample(5, labels=[0, 1, 0, 1, 1], generator=0)
+    assert images.shape == (5, 1, 28, 28) and images.dtype == torch.float32 and images.device.type == "cpu"
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    assert fitted.image_shape == (1, 28, 28) and fitted.num_classes == 2
+    assert fitted.sample(0).shape == (0, 1, 28, 28)
+    assert fitted.sample(3, labels=1).shape == (3, 1, 28, 28)
+
+
+def test_same_seed_same_bytes_and_different_seeds_differ(fitted: Generator) -> None:
+    first = fitted.sample(6, labels=1, generator=7).numpy().tobytes()
+    assert first == fitted.sample(6, labels=1, generator=7).numpy().tobytes()
+    assert first != fitted.sample(6, labels=1, generator=8).numpy().tobytes()
+
+
+def test_fit_is_reproducible(family: str, fitted: Generator) -> None:
+    again = tiny(family).fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
+    other = tiny(family).fit(toy_split(), max_steps=STEPS, seed=1, progress=False)
+    assert again.model_hash() == fitted.model_hash()
+    assert other.model_hash() != fitted.model_hash()
+
+
+def test_bad_arguments_name_the_class(family: str, fitted: Generator) -> None:
+    name = type(fitted).__name__
+    for call in (
+        lambda: fitted.sample(-1),
+        lambda: fitted.sample(2, labels=[0, 2]),
+        lambda: fitted.sample(2, labels=[0]),
+        lambda: fitted.sample(2, labels=[0.5, 1.0]),
+        lambda: fitted.sample(2, covariates=np.zeros((2, 1))),
+    ):
+        with pytest.raises(InputError, match=name):
+            call()
+    with pytest.raises(NotFittedError, match=f"This {name} instance is not fitted yet"):
+        tiny(family).sample(1)
+    with pytest.raises(InputError, match=name):
+        tiny(family, spatial_dims=4)
+    with pytest.raises(InputError, match="labels in 0..0"):
+        type(fitted).from_config({**fitted.config, "num_classes": 1}).fit(toy_split(), max_steps=1, progress=False)
+    with pytest.raises(InputError, match="3D images"):
+        tiny(family, spatial_dims=3).fit(toy_split(), max_steps=1, progress=False)
+
+
+def test_covariates_condition_and_validate(family: str) -> None:
+    model = tiny(family, covariates=("age", "size_mm")).fit(toy_split(), max_steps=2, progress=False)
+    assert model.covariate_mean_[0] == pytest.approx(50, abs=5)
+    images = model.sample(4, labels=[0, 0, 1, 1], covariates=np.array([[40, 10], [80, 10], [40, 10], [60, 5.0]]))
+    assert images.shape == (4, 1, 28, 28)
+    drawn = model.draw_covariates(torch.tensor([0, 1]), torch.Generator().manual_seed(0))
+    assert list(drawn.columns) == ["age", "size_mm"]
+    with pytest.raises(InputError, match=r"covariates shaped \(4, 2\)"):
+        model.sample(4, covariates=np.zeros((4, 3)))
+    with pytest.raises(InputError, match="missing"):
+        tiny(family, covariates=("weight",)).fit(toy_split(), max_steps=1, progress=False)
+
+
+def test_save_load_round_trip(fitted: Generator, tmp_path: Path) -> None:
+    fitted.save(tmp_path)
+    assert hash_file(tmp_path / WEIGHTS) == fitted.model_hash()
+    loaded = genrad.models.load(tmp_path)
+    assert type(loaded) is type(fitted) and loaded.config == fitted.config
+    assert loaded.data_hash_ == fitted.data_hash_ and loaded.model_hash() == fitted.model_hash()
+    assert torch.equal(loaded.sample(4, generator=3), fitted.sample(4, generator=3))
+    assert type(fitted).from_config(fitted.config).config == fitted.config
+
+
+def test_pickles_and_tampered_weights_are_refused(fitted: Generator, tmp_path: Path) -> None:
+    fitted.save(tmp_path / "pickle")
+    (tmp_path / "pickle" / "extra.pt").write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(InputError, match="pickle"):
+        genrad.models.load(tmp_path / "pickle")
+
+    fitted.save(tmp_path / "flipped")
+    payload = bytearray((tmp_path / "flipped" / WEIGHTS).read_bytes())
+    payload[-1] ^= 0xFF
+    (tmp_path / "flipped" / WEIGHTS).write_bytes(bytes(payload))
+    with pytest.raises(InputError, match="SHA-256"):
+        genrad.models.load(tmp_path / "flipped")
+
+    directory = tmp_path / "reshaped"
+    fitted.save(directory)
+    tensors = load_file(directory / WEIGHTS)
+    key = next(iter(tensors))
+    tensors[key] = torch.zeros(tensors[key].numel() + 1)
+    save_file(tensors, directory / WEIGHTS)
+    state = (directory / STATE).read_text().replace(fitted.model_hash(), hash_file(directory / WEIGHTS))
+    (directory / STATE).write_text(state)
+    with pytest.raises(InputError, match="shaped"):
+        genrad.models.load(directory)
+
+
+def test_resume_is_bit_identical(family: str, tmp_path: Path) -> None:
+    straight = tiny(family).fit(toy_split(), max_steps=6, seed=3, progress=False)
+    tiny(family).fit(toy_split(), max_steps=3, seed=3, out_dir=tmp_path, progress=False)
+    with pytest.raises(InputError, match="resume"):
+        tiny(family).fit(toy_split(), max_steps=6, seed=3, out_dir=tmp_path, progress=False)
+    resumed = tiny(family).fit(toy_split(), max_steps=6, seed=3, out_dir=tmp_path, resume=True, progress=False)
+    assert resumed.step_ == 6
+    expected, found = straight.state_tensors(), resumed.state_tensors()
+    assert all(torch.equal(expected[k], found[k]) for k in expected)
+    assert (tmp_path / "history.csv").exists() and len(list((tmp_path / "samples").glob("*.png"))) == 2
+    with pytest.raises(InputError, match="same --seed"):
+        tiny(family).fit(toy_split(), max_steps=7, seed=4, out_dir=tmp_path, resume=True, progress=False)
+
+
+def test_3d_and_image_size(family: str) -> None:
+    volumes = toy_split(n=8, size=12, dims=3)
+    model = tiny(family, spatial_dims=3, batch_size=4).fit(volumes, max_steps=2, progress=False)
+    assert model.sample(2, labels=[0, 1]).shape == (2, 1, 12, 12, 12)
+    resized = tiny(family, image_size=16).fit(toy_split(n=8), max_steps=2, progress=False)
+    assert resized.sample(2).shape == (2, 1, 16, 16)
