@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,9 @@ def save_npz(cohort: Cohort, path: str | Path) -> Path:
     float32, so that `load_npz(save_npz(c))` gives identical arrays and the same content hash.
     """
     path = Path(path)
+    if path.suffix != ".npz" or path.is_dir():
+        found = "a folder" if path.is_dir() else f"suffix {path.suffix!r}"
+        raise InputError("an output file name ending in .npz", found, "name the output FILE.npz", source=str(path))
     arrays: dict[str, np.ndarray] = {}
     for name, split in cohort.splits.items():
         arrays[f"{name}_images"] = _medmnist_layout(_compact(split.images))
@@ -99,12 +103,18 @@ def save_npz(cohort: Cohort, path: str | Path) -> Path:
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise InputError("an existing .npz file", "no such file", "check the path", source=str(path))
+    if not path.is_file():
+        found = "a folder" if path.is_dir() else "no such file"
+        raise InputError("an existing .npz file", found, "check the path", source=str(path))
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":
+            raise InputError(
+                "a .npz (zip) archive", "a file that is not one", "re-save the data with numpy.savez", source=str(path)
+            )
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError) as error:
         reason = str(error).split("\n")[0] or type(error).__name__
         raise InputError(
             "a readable .npz archive",
