@@ -62,6 +62,12 @@ _BUMPS = {2: np.array([[0, 0], [3, 5], [6, 10]]), 3: np.array([[0, 0], [3, 5], [
 _BUMP_AMPLITUDE = np.array([[0.0, 0.0], [0.15, 0.35], [0.5, 1.0]])
 _BUMP_KAPPA = np.array([0.0, 4.0, 60.0])
 _MAX_BUMPS = 16
+# Texture: tissue noise amplitude and grain (Gaussian sigma, mm), lesion texture grain, speckle looks
+# (gamma shape parameter: multiplicative speckle of mean 1 and standard deviation 1/sqrt(looks)).
+_TISSUE_NOISE = 0.05
+_TISSUE_GRAIN_MM = 2.5
+_LESION_GRAIN_MM = 1.2
+_SPECKLE_LOOKS = 50.0
 _VOXELS_PER_CHUNK = 1 << 21
 
 
@@ -110,9 +116,8 @@ def make_phantom(
     rng = np.random.default_rng(seed)
     spacing = FIELD_OF_VIEW_MM / size
     labels = _class_labels(n, rare_fraction)
-    clinical, truth = _draw_parameters(labels, size, dims, spacing, diameter_scale, texture_scale, rng)
-    images = _render(truth, size, dims, spacing, rng)
-    truth = truth.drop(columns=["_lobe_directions", "_lobe_amplitudes"])
+    clinical, truth, lobes = _draw_parameters(labels, size, dims, spacing, diameter_scale, texture_scale, rng)
+    images = _render(truth, lobes, size, dims, spacing, rng)
     splits = {}
     for name, index in stratified_split(labels, rng).items():
         splits[name] = Split(images[index], labels[index], clinical.iloc[index].reset_index(drop=True),
@@ -141,7 +146,7 @@ def _check_arguments(
         raise InputError(
             f"a rare-class fraction in (0, 1/{len(CLASSES)})", repr(rare_fraction), "use e.g. 0.08", source="phantom"
         )
-    smallest = min(_class_counts(n, rare_fraction)) if isinstance(n, int) and n > 0 else 0
+    smallest = min(_class_counts(n, rare_fraction)) if isinstance(n, int | np.integer) and n > 0 else 0
     if smallest < MIN_PER_CLASS:
         need = int(np.ceil(MIN_PER_CLASS / rare_fraction))
         raise InputError(
@@ -171,8 +176,8 @@ def _class_labels(n: int, rare_fraction: float) -> np.ndarray:
 def _draw_parameters(
     labels: np.ndarray, size: int, dims: int, spacing: float, diameter_scale: float, texture_scale: float,
     rng: np.random.Generator,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clinical covariates and lesion / tissue parameters of every image (vectorised)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
+    """Clinical covariates, lesion / tissue parameters and lobe (directions, amplitudes) of every image."""
     n = len(labels)
     table = {field: np.array([getattr(CLASSES[k], field) for k in labels]) for field in (
         "diameter_mm", "margin_mm", "texture", "contrast", "age_mean", "age_sd", "p_male", "marker_u_ml")}
@@ -216,13 +221,17 @@ def _draw_parameters(
         "gradient_amplitude": rng.uniform(0.05, 0.15, n),
         **{f"gradient_{axis}": gradient_direction[:, i] for i, axis in enumerate("zyx"[3 - dims:])},
     }
-    frame = pd.DataFrame(truth)
-    frame["_lobe_directions"] = list(directions)
-    frame["_lobe_amplitudes"] = list(amplitudes)
-    return clinical, frame
+    return clinical, pd.DataFrame(truth), (directions.astype(np.float32), amplitudes.astype(np.float32))
 
 
-def _render(truth: pd.DataFrame, size: int, dims: int, spacing: float, rng: np.random.Generator) -> np.ndarray:
+def _render(
+    truth: pd.DataFrame,
+    lobes: tuple[np.ndarray, np.ndarray],
+    size: int,
+    dims: int,
+    spacing: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Draw every image, in chunks so that memory stays bounded for large sizes."""
     shape = (size,) * dims
     axes = "zyx"[3 - dims:]
@@ -242,8 +251,7 @@ def _render(truth: pd.DataFrame, size: int, dims: int, spacing: float, rng: np.r
         offset = grid[None] - centres.reshape(b, dims, *(1,) * dims)
         distance = np.sqrt((offset**2).sum(axis=1)) + np.float32(1e-6)
         radius_scale = np.ones((b, *shape), dtype=np.float32)
-        directions = np.stack(rows["_lobe_directions"].to_list()).astype(np.float32)
-        amplitudes = np.stack(rows["_lobe_amplitudes"].to_list()).astype(np.float32)
+        directions, amplitudes = (part[start : start + chunk] for part in lobes)
         kappa = column("lobe_kappa")
         for j in range(_MAX_BUMPS):
             if not amplitudes[:, j].any():
@@ -254,13 +262,15 @@ def _render(truth: pd.DataFrame, size: int, dims: int, spacing: float, rng: np.r
         margin_px = np.maximum(column("margin_mm") / spacing, 0.15)
         mask = expit((boundary - distance) / margin_px)
 
-        gradient = np.stack([rows[f"gradient_{a}"].to_numpy(np.float32) for a in axes], 1).reshape(b, dims, *(1,) * dims)
+        gradient = np.stack([rows[f"gradient_{a}"].to_numpy(np.float32) for a in axes], 1)
+        gradient = gradient.reshape(b, dims, *(1,) * dims)
         ramp = (offset * gradient).sum(axis=1) / extent
         tissue = column("background_level") + column("gradient_amplitude") * ramp
-        background = tissue + 0.05 * _correlated_noise(rng, b, shape, 2.5 / spacing)
-        lesion = tissue + column("contrast") + column("texture_strength") * _correlated_noise(rng, b, shape, 1.2 / spacing)
+        background = tissue + _TISSUE_NOISE * _correlated_noise(rng, b, shape, _TISSUE_GRAIN_MM / spacing)
+        texture = _correlated_noise(rng, b, shape, _LESION_GRAIN_MM / spacing)
+        lesion = tissue + column("contrast") + column("texture_strength") * texture
         image = background * (1 - mask) + lesion * mask
-        image *= rng.gamma(50.0, 1 / 50.0, (b, *shape)).astype(np.float32)
+        image *= rng.gamma(_SPECKLE_LOOKS, 1 / _SPECKLE_LOOKS, (b, *shape)).astype(np.float32)
         images[start : start + b, 0] = np.rint(np.clip(image, 0.0, 1.0) * 255) / np.float32(255)
     return images
 
