@@ -197,10 +197,10 @@ PERTURBATIONS: dict[str, Perturbation] = {
             identity=1.0,
         ),
         Perturbation(
-            "bias_field", "max |coefficient| of the order-3 polynomial log-field",
+            "bias_field", "max abs coefficient of the order-3 polynomial log-field",
             "smooth multiplicative intensity inhomogeneity, Van Leemput et al. 1999", "torchio.BiasField", _bias_field,
         ),
-        Perturbation("gamma", "|ln gamma| (gamma = exp(+-severity))", "gamma / contrast curve change", "torchio.Gamma", _gamma),
+        Perturbation("gamma", "abs(ln gamma), gamma = exp(+-severity)", "gamma / contrast curve change", "torchio.Gamma", _gamma),
         Perturbation(
             "contrast", "fraction of the dynamic range lost", "linear window compression toward mid-grey",
             "monai.ScaleIntensityRange", _contrast, maximum=0.99,
