@@ -7,6 +7,7 @@ noise from the caller's `torch.Generator`: cheap, seed-deterministic, and label/
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,12 +20,16 @@ class ToyGenerator:
         num_classes: int = 2,
         image_shape: Sequence[int] = (1, 28, 28),
         covariates: Sequence[str] = (),
-        class_counts: Sequence[int] = (147, 399),
+        class_counts: Sequence[int] | None = (147, 399),
+        delay: float = 0.0,
     ) -> None:
         self.num_classes = num_classes
         self.image_shape = tuple(image_shape)
         self.covariates = tuple(covariates)
-        self.class_counts_ = list(class_counts)
+        if class_counts is not None:
+            self.class_counts_ = list(class_counts)
+        self.delay = delay  # seconds per call, to make a run long enough to interrupt
+        self.calls = 0
 
     @property
     def config(self) -> dict:
@@ -34,6 +39,8 @@ class ToyGenerator:
         return hashlib.sha256(repr(self.config).encode()).hexdigest()
 
     def sample(self, n, *, labels=None, covariates=None, generator=None) -> torch.Tensor:
+        self.calls += 1
+        time.sleep(self.delay)
         labels = torch.zeros(n, dtype=torch.int64) if labels is None else torch.as_tensor(labels)
         spatial = self.image_shape[1:]
         grid = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, s) for s in spatial], indexing="ij"))

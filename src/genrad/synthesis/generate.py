@@ -29,7 +29,7 @@ from genrad.data.npz import _medmnist_layout
 from genrad.errors import InputError
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.synthesis.backends import BACKENDS, ModelSource, load_model, run_shards
-from genrad.synthesis.dataset import CLINICAL_PREFIX, NPZ, PLAN, RECORD, SyntheticSet, write_manifest
+from genrad.synthesis.dataset import CLINICAL_PREFIX, MANIFEST, MANIFEST_CSV, NPZ, PLAN, RECORD, SyntheticSet, write_manifest
 from genrad.synthesis.plan import GeneratorLike, SamplingPlan, load_data, make_plan
 from genrad.synthesis.shards import (
     SHARD_DIR,
@@ -40,7 +40,7 @@ from genrad.synthesis.shards import (
     split_plan,
     write_shard,
 )
-from genrad.synthesis.writers import StreamingNpz, check_format, export_path, write_nifti, write_png
+from genrad.synthesis.writers import StreamingNpz, check_format, export_name, write_nifti, write_png
 
 Filter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -118,7 +118,7 @@ def generate(
         }
         manifest = _merge(out, tasks, plan, model, cohort, provenance, fmt=format, filter=filter, bar=bar)
     kept = int(manifest["kept"].sum())
-    outputs = {name: hash_file(out / name) for name in (NPZ, "manifest.parquet", "manifest.csv")}
+    outputs = {name: hash_file(out / name) for name in (NPZ, MANIFEST, MANIFEST_CSV)}
     write_json(out / RECORD, {**provenance, "n_planned": len(plan), "n_kept": kept, "outputs": outputs, "versions": versions()})
     return SyntheticSet(out)
 
@@ -141,7 +141,9 @@ def _is_complete(out: Path, generation: dict[str, Any], merge: dict[str, Any]) -
         record = json.loads((out / RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return record.get("generation") == _json_roundtrip(generation) and record.get("merge") == merge
+    outputs = [out / NPZ, out / MANIFEST, out / MANIFEST_CSV] + ([out / merge["format"]] if merge["format"] != "npz" else [])
+    same = record.get("generation") == _json_roundtrip(generation) and record.get("merge") == merge
+    return same and all(path.exists() for path in outputs)
 
 
 def _claim(out: Path, generation: dict[str, Any]) -> None:
@@ -246,7 +248,7 @@ def _manifest(
     if fmt == "npz":
         files = np.where(keep, NPZ, "")
     else:
-        files = np.where(keep, [str(export_path(Path(), fmt, k, i)) for k, i in zip(labels, ids, strict=True)], "")
+        files = np.where(keep, [f"{fmt}/{export_name(fmt, k, i)}" for k, i in zip(labels, ids, strict=True)], "")
     columns.update(
         {
             "seed": np.repeat([t.seed for t in tasks], [len(t) for t in tasks]).astype(np.int64),
@@ -263,7 +265,7 @@ def _manifest(
 def _export(directory: Path, fmt: str, images: np.ndarray, rows: pd.DataFrame) -> None:
     write = write_png if fmt == "png" else write_nifti
     for image, image_id, label, model_hash in zip(images, rows["id"], rows["label"], rows["model_hash"], strict=True):
-        path = export_path(directory, fmt, int(label), str(image_id))
+        path = directory / export_name(fmt, int(label), str(image_id))
         path.parent.mkdir(parents=True, exist_ok=True)
         write(path, image, f"SYNTHETIC genrad {__version__} model {model_hash[:12]} id {image_id}")
 

@@ -78,10 +78,9 @@ def check_format(fmt: str, image_shape: tuple[int, ...]) -> None:
         )
 
 
-def export_path(out: Path, fmt: str, label: int, image_id: str) -> Path:
-    """Where `fmt` puts one image: ``png/<class>/<id>.png`` or ``nifti/<class>/<id>.nii.gz``."""
-    suffix = ".png" if fmt == "png" else ".nii.gz"
-    return out / fmt / str(label) / f"{image_id}{suffix}"
+def export_name(fmt: str, label: int, image_id: str) -> str:
+    """Where `fmt` puts one image inside its folder: ``<class>/<id>.png`` or ``<class>/<id>.nii.gz``."""
+    return f"{label}/{image_id}{'.png' if fmt == 'png' else '.nii.gz'}"
 
 
 def write_png(path: Path, image: np.ndarray, description: str) -> None:

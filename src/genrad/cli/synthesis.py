@@ -1,0 +1,65 @@
+"""`genrad generate`: a trained model -> a synthetic dataset (sharded, resumable, local or Ray)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def generate_command(
+    run_dir: Path = typer.Argument(..., help="Run directory of a trained model (config.json + model.safetensors)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (rerun the same command to resume)."),
+    per_class: str | None = typer.Option(None, "--per-class", help="Images per class, e.g. 0=5000,1=1000."),
+    balance: bool = typer.Option(False, "--balance", help="Top every class up to the largest real class."),
+    multiple: float | None = typer.Option(None, "--multiple", help="K x the real training set, same class ratio."),
+    data: str | None = typer.Option(None, "--data", help="Real data: train class counts, clinical covariates, QA reference."),
+    covariates: Path | None = typer.Option(None, "--covariates", help="CSV of covariate rows to draw from (optional label column)."),
+    seed: int = typer.Option(0, "--seed", help="Base seed: the same seed gives the same bytes."),
+    shard_size: int = typer.Option(1000, "--shard-size", help="Images per shard (the unit of work and of resume)."),
+    batch_size: int = typer.Option(250, "--batch-size", help="Images per model call inside a shard."),
+    fmt: str = typer.Option("npz", "--format", help="npz (always written), or also png / nifti files per image."),
+    backend: str = typer.Option("local", "--backend", help="local (process pool) or ray."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes (local) or Ray actors."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address; default starts a local Ray."),
+    filter_flagged: bool = typer.Option(False, "--filter", help="Drop samples flagged by the per-sample QA (needs --data)."),
+) -> None:
+    """Generate synthetic images into OUT: synthetic.npz (MedMNIST layout), manifest.parquet/.csv, shards/."""
+    from genrad.synthesis import generate
+
+    synthetic = generate(
+        run_dir,
+        per_class=per_class,
+        balance=balance,
+        multiple=multiple,
+        covariates=covariates,
+        data=data,
+        out=out,
+        seed=seed,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        format=fmt,
+        backend=backend,
+        workers=workers,
+        address=address,
+        filter=_qa_filter(data) if filter_flagged else None,
+    )
+    plan = synthetic.record["generation"]["plan"]
+    per_class_text = ", ".join(f"{k}: {n}" for k, n in plan["per_class"].items())
+    typer.echo(f"{synthetic.out}: {len(synthetic)} of {plan['n']} images kept ({per_class_text})")
+
+
+def _qa_filter(data: str | None) -> Any:
+    """The per-sample QA of `genrad.evaluation` as a keep-mask filter, calibrated on `data`."""
+    from genrad.errors import InputError
+
+    if data is None:
+        raise InputError("--data PATH with --filter", "no real data", "the QA is calibrated on real images: add --data")
+    try:
+        from genrad.evaluation.qa import keep_filter
+    except ImportError:
+        raise InputError(
+            "genrad's per-sample QA (genrad.evaluation.qa)", "it is not available in this install", "run without --filter"
+        ) from None
+    return keep_filter(data)
