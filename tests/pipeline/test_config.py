@@ -1,0 +1,50 @@
+"""Run configuration: defaults printable, YAML/TOML loadable, bad options rejected with the option named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genrad.errors import InputError
+from genrad.pipeline.config import RunConfig, default_config_yaml, load_config
+
+
+def test_defaults_round_trip_through_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(default_config_yaml())
+    assert load_config(path) == RunConfig()
+
+
+def test_toml_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('seed = 3\n[train]\nmodel = "gan"\nbudget_minutes = 2.5\n')
+    config = load_config(path).with_overrides(**{"train.model": "diffusion", "data.path": "x.npz", "seed": None})
+    assert (config.seed, config.train.model, config.train.budget_minutes, config.data.path) == (3, "diffusion", 2.5, "x.npz")
+
+
+@pytest.mark.parametrize(
+    ("payload", "option"),
+    [
+        ({"train": {"model": "flow"}}, "train.model"),
+        ({"train": {"budget_minutes": -1}}, "train.budget_minutes"),
+        ({"generate": {"shards": 3}}, "generate.shards"),
+        ({"utility": {"multiples": [1, -2]}}, "utility.multiples"),
+    ],
+)
+def test_bad_options_name_the_option(tmp_path: Path, payload: dict, option: str) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(payload))
+    with pytest.raises(InputError, match=f"'{option}'") as error:
+        load_config(path)
+    assert "\n" not in str(error.value)
+
+
+def test_unreadable_config_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("train: [unclosed\n")
+    with pytest.raises(InputError, match="syntax error"):
+        load_config(path)
+    with pytest.raises(InputError, match="no such file"):
+        load_config(tmp_path / "missing.yaml")
