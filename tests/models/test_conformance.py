@@ -22,6 +22,10 @@ from genrad.training.checkpoint import STATE, WEIGHTS
 
 TINY_CONFIGS: dict[str, tuple[type[Generator], dict]] = {
     "vae": (genrad.models.VAE, {"num_classes": 2, "channels": (8, 16), "latent_dim": 8, "batch_size": 8}),
+    "gan": (genrad.models.GAN, {"num_classes": 2, "channels": (8, 16), "latent_dim": 8, "batch_size": 8}),
+    "diffusion": (genrad.models.Diffusion, {"num_classes": 2, "channels": (8, 16), "num_inference_steps": 3, "batch_size": 8}),
+    "rflow": (genrad.models.Diffusion,
+              {"num_classes": 2, "channels": (8, 16), "num_inference_steps": 3, "batch_size": 8, "scheduler": "rflow"}),
 }
 
 

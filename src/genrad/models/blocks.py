@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from monai.networks.blocks import Convolution
+from torch import nn
 
 
 def default_channels(size: int, spatial_dims: int) -> tuple[int, ...]:
@@ -52,3 +53,16 @@ def broadcast(vector: torch.Tensor, spatial: tuple[int, ...] | torch.Size) -> to
     """Repeat a ``(B, k)`` vector over the spatial axes: ``(B, k, *spatial)``."""
     return vector.view(*vector.shape, *([1] * len(spatial))).expand(*vector.shape, *spatial)
 
+
+class ConditionEmbedding(nn.Module):
+    """``e(y) + W c``: a class embedding plus a linear map of the standardised covariates."""
+
+    def __init__(self, num_embeddings: int, num_covariates: int, dim: int) -> None:
+        super().__init__()
+        self.classes = nn.Embedding(num_embeddings, dim)
+        self.covariates = nn.Linear(num_covariates, dim, bias=False) if num_covariates else None
+
+    def forward(self, condition: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        labels, covariates = condition
+        embedding = self.classes(labels)
+        return embedding if self.covariates is None else embedding + self.covariates(covariates)

@@ -1,0 +1,194 @@
+"""Class- and covariate-conditional diffusion on MONAI's ``DiffusionModelUNet``.
+
+Conditioning: the UNet's class embedding (``num_class_embeds = num_classes + 1``, the last index being
+the "no condition" token) is replaced by `ConditionEmbedding`, which adds a linear map of the
+standardised covariates to the class embedding; the sum is added to the timestep embedding inside the
+UNet. The condition is dropped (null class, zero covariates) with probability `condition_dropout`
+during training, which enables classifier-free guidance at sampling time (Ho & Salimans 2022)::
+
+    prediction = u + guidance_scale * (c - u),    u = f(x_t, t, null),  c = f(x_t, t, y, covariates)
+
+Two objectives / samplers (MONAI schedulers; the network is called directly because MONAI's
+``DiffusionInferer`` does not pass class labels):
+
+- ``"ddim"``: DDPM training (Ho et al. 2020) with v-prediction (Salimans & Ho 2022),
+  ``v = sqrt(a_t) eps - sqrt(1 - a_t) x0`` and MONAI's ``DDPMScheduler.add_noise``; deterministic
+  DDIM sampling (Song et al. 2021, eq. 12) in `num_inference_steps` steps with ``DDIMScheduler``.
+- ``"rflow"``: rectified flow (Liu et al. 2023), ``x_t = (1 - s) x0 + s eps`` with ``s = t / T`` drawn
+  logit-normal (Esser et al. 2024), target ``x0 - eps``; Euler sampling with ``RFlowScheduler``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import DiffusionModelUNet
+from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
+from torch import nn
+from torch.optim import AdamW, Optimizer
+
+from genrad.models.base import Batch, Generator
+from genrad.models.blocks import ConditionEmbedding
+
+SCHEDULERS = ("ddim", "rflow")
+
+
+def diffusion_channels(size: int, spatial_dims: int) -> tuple[int, ...]:
+    """UNet channels per level: (32, 64, 64) up to 32 px, one more level per doubling, wider in 2D above 64 px."""
+    if spatial_dims == 3:
+        return (32, 64, 64) if size <= 32 else (32, 64, 64, 128)
+    if size <= 32:
+        return (32, 64, 64)
+    if size <= 64:
+        return (32, 64, 128, 128)
+    return (32, 64, 128, 128, 256)
+
+
+class Diffusion(Generator):
+    """Conditional diffusion model with classifier-free guidance and a few-step sampler.
+
+    Args:
+        num_classes, spatial_dims, covariates, image_size: see `Generator`.
+        channels: UNet channels per level (None: `diffusion_channels`); attention on the coarsest level.
+        num_res_blocks: residual blocks per level.
+        scheduler: "ddim" (DDPM training, v-prediction, DDIM sampling) or "rflow" (rectified flow).
+        num_train_timesteps: T of the noise schedule.
+        num_inference_steps: sampling steps.
+        guidance_scale: classifier-free guidance weight (1 = conditional model only, no guidance).
+        condition_dropout: probability of training on the null condition.
+        batch_size, learning_rate, ema_decay: AdamW and EMA of the UNet (used for sampling).
+    """
+
+    family = "diffusion"
+    default_steps = 5000
+    ema_networks = ("unet",)
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        spatial_dims: int = 2,
+        covariates: Sequence[str] = (),
+        image_size: int | None = None,
+        channels: Sequence[int] | None = None,
+        num_res_blocks: int = 1,
+        scheduler: str = "ddim",
+        num_train_timesteps: int = 1000,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 1.5,
+        condition_dropout: float = 0.1,
+        batch_size: int = 32,
+        learning_rate: float = 5e-4,
+        ema_decay: float | None = 0.999,
+    ) -> None:
+        self.channels = None if channels is None else tuple(channels)
+        self.num_res_blocks = num_res_blocks
+        self.scheduler = scheduler
+        self.num_train_timesteps = num_train_timesteps
+        self.num_inference_steps = num_inference_steps
+        self.guidance_scale = guidance_scale
+        self.condition_dropout = condition_dropout
+        super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
+                         batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay)
+
+    def _argument_checks(self) -> list[tuple[bool, str, Any]]:
+        return super()._argument_checks() + [
+            (self.channels is None or (len(self.channels) >= 2 and min(self.channels) >= 1),
+             "channels None or at least 2 positive ints", self.channels),
+            (self.num_res_blocks >= 1, "num_res_blocks >= 1", self.num_res_blocks),
+            (self.scheduler in SCHEDULERS, f"scheduler one of {SCHEDULERS}", self.scheduler),
+            (self.num_train_timesteps >= 2, "num_train_timesteps >= 2", self.num_train_timesteps),
+            (1 <= self.num_inference_steps <= self.num_train_timesteps,
+             f"1 <= num_inference_steps <= num_train_timesteps ({self.num_train_timesteps})", self.num_inference_steps),
+            (self.guidance_scale >= 0, "guidance_scale >= 0", self.guidance_scale),
+            (0.0 <= self.condition_dropout < 1.0, "condition_dropout in [0, 1)", self.condition_dropout),
+        ]
+
+    def _default_architecture(self, size: int) -> dict[str, Any]:
+        return {"channels": self.channels or diffusion_channels(size, self.spatial_dims)}
+
+    def _build_networks(self) -> dict[str, nn.Module]:
+        channels = self.architecture_["channels"]
+        groups = next(g for g in (32, 16, 8, 4, 2, 1) if all(c % g == 0 for c in channels))
+        unet = DiffusionModelUNet(
+            spatial_dims=self.spatial_dims,
+            in_channels=self.net_shape_[0],
+            out_channels=self.net_shape_[0],
+            channels=channels,
+            attention_levels=(False,) * (len(channels) - 1) + (True,),
+            num_res_blocks=self.num_res_blocks,
+            num_head_channels=channels[-1],
+            norm_num_groups=groups,
+            num_class_embeds=self.num_classes + 1,
+        )
+        unet.class_embedding = ConditionEmbedding(self.num_classes + 1, len(self.covariates), 4 * channels[0])
+        return {"unet": unet}
+
+    def make_optimizers(self, networks: Mapping[str, nn.Module]) -> dict[str, Optimizer]:
+        return {"unet": AdamW(networks["unet"].parameters(), lr=self.learning_rate, weight_decay=0.0)}
+
+    def _noise_scheduler(self) -> DDPMScheduler:
+        return DDPMScheduler(self.num_train_timesteps, schedule="scaled_linear_beta", beta_start=0.0015,
+                             beta_end=0.0195, prediction_type="v_prediction")
+
+    def training_step(self, batch: Batch, *, networks: Mapping[str, nn.Module], optimizers: Mapping[str, Optimizer],
+                      step: int, generator: torch.Generator) -> dict[str, float]:
+        x0, labels, covariates = batch
+        n, device = len(x0), x0.device
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        dropped = (torch.rand(n, generator=generator) < self.condition_dropout).to(device)
+        labels = torch.where(dropped, torch.full_like(labels, self.num_classes), labels)
+        covariates = covariates * (~dropped).unsqueeze(1).to(covariates.dtype)
+        if self.scheduler == "rflow":
+            s = torch.sigmoid(torch.randn(n, generator=generator)).to(device)  # logit-normal
+            timesteps = s * self.num_train_timesteps
+            x_t = _expand(1.0 - s, x0) * x0 + _expand(s, x0) * noise
+            target = x0 - noise
+        else:
+            schedule = self._noise_scheduler()
+            timesteps = torch.randint(0, self.num_train_timesteps, (n,), generator=generator).to(device)
+            x_t = schedule.add_noise(x0, noise, timesteps)
+            target = schedule.get_velocity(x0, noise, timesteps)
+        prediction = networks["unet"](x_t, timesteps, class_labels=(labels, covariates))
+        loss = F.mse_loss(prediction, target)
+        optimizers["unet"].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers["unet"].step()
+        return {"loss": loss.item()}
+
+    def _guided(self, x: torch.Tensor, t: torch.Tensor | int | float, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
+        """``u + w (c - u)`` with one batched UNet call (just ``c`` when ``w == 1``)."""
+        unet = self.network("unet")
+        n = len(x)
+        if self.guidance_scale == 1.0:
+            return unet(x, torch.full((n,), float(t), device=x.device), class_labels=(labels, covariates))
+        null = torch.full_like(labels, self.num_classes)
+        both = unet(torch.cat([x, x]), torch.full((2 * n,), float(t), device=x.device),
+                    class_labels=(torch.cat([labels, null]), torch.cat([covariates, torch.zeros_like(covariates)])))
+        conditional, unconditional = both.chunk(2)
+        return unconditional + self.guidance_scale * (conditional - unconditional)
+
+    def _generate(self, labels: torch.Tensor, covariates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        device = self.device_
+        x = torch.randn((len(labels), *self.net_shape_), generator=generator).to(device)
+        labels, covariates = labels.to(device), covariates.to(device)
+        if self.scheduler == "rflow":
+            sampler = RFlowScheduler(self.num_train_timesteps, use_discrete_timesteps=False)
+            sampler.set_timesteps(self.num_inference_steps, device=device)
+            timesteps = sampler.timesteps.tolist()
+            for t, next_t in zip(timesteps, timesteps[1:] + [0.0], strict=True):
+                x, _ = sampler.step(self._guided(x, t, labels, covariates), t, x, next_t)
+            return x
+        sampler = DDIMScheduler(self.num_train_timesteps, schedule="scaled_linear_beta", beta_start=0.0015,
+                                beta_end=0.0195, prediction_type="v_prediction", clip_sample=True)
+        sampler.set_timesteps(self.num_inference_steps, device=device)
+        for t in sampler.timesteps.tolist():
+            x, _ = sampler.step(self._guided(x, t, labels, covariates), int(t), x)
+        return x
+
+
+def _expand(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.view(-1, *[1] * (like.ndim - 1))
