@@ -1,0 +1,348 @@
+"""Texture features (GLCM, GLRLM, GLSZM, NGTDM) for a batch of discretised volumes at once.
+
+Every function takes gray levels ``(N, Z, Y, X)`` (int, 1..Ng inside the region of interest, 0
+outside) and returns ``{feature name: (N,) values}`` following pyradiomics 3.0.1's definitions
+(``radiomics/glcm.py``, ``glrlm.py``, ``glszm.py``, ``ngtdm.py``; formulas in the pyradiomics
+documentation and Zwanenburg et al., "The Image Biomarker Standardization Initiative", Radiology
+2020). Matrices are never built per image: co-occurring pairs, runs, zones and neighbourhood sums of
+the whole batch are counted with `numpy.bincount` / `numpy.unique` on packed integer keys, and the
+features are sums over those counts. Direction-dependent features are averaged over the directions
+that have any count (pyradiomics deletes empty directions).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from genrad.radiomics.fast.neighbourhood import directions, line_table, neighbours, pair_slices
+
+EPS = float(np.spacing(1))
+
+
+def pyradiomics_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Feature names in the order pyradiomics reports them: sorted by method name ``get<Name>FeatureValue``."""
+    return tuple(sorted(names, key=lambda name: f"get{name}FeatureValue"))
+
+
+GLCM_FEATURES = pyradiomics_order((
+    "Autocorrelation", "ClusterProminence", "ClusterShade", "ClusterTendency", "Contrast", "Correlation",
+    "DifferenceAverage", "DifferenceEntropy", "DifferenceVariance", "Id", "Idm", "Idmn", "Idn", "Imc1", "Imc2",
+    "InverseVariance", "JointAverage", "JointEnergy", "JointEntropy", "MCC", "MaximumProbability", "SumAverage",
+    "SumEntropy", "SumSquares",
+))  # fmt: skip
+GLRLM_FEATURES = pyradiomics_order((
+    "GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized", "GrayLevelVariance", "HighGrayLevelRunEmphasis",
+    "LongRunEmphasis", "LongRunHighGrayLevelEmphasis", "LongRunLowGrayLevelEmphasis", "LowGrayLevelRunEmphasis",
+    "RunEntropy", "RunLengthNonUniformity", "RunLengthNonUniformityNormalized", "RunPercentage", "RunVariance",
+    "ShortRunEmphasis", "ShortRunHighGrayLevelEmphasis", "ShortRunLowGrayLevelEmphasis",
+))  # fmt: skip
+GLSZM_FEATURES = pyradiomics_order((
+    "GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized", "GrayLevelVariance", "HighGrayLevelZoneEmphasis",
+    "LargeAreaEmphasis", "LargeAreaHighGrayLevelEmphasis", "LargeAreaLowGrayLevelEmphasis",
+    "LowGrayLevelZoneEmphasis", "SizeZoneNonUniformity", "SizeZoneNonUniformityNormalized", "SmallAreaEmphasis",
+    "SmallAreaHighGrayLevelEmphasis", "SmallAreaLowGrayLevelEmphasis", "ZoneEntropy", "ZonePercentage",
+    "ZoneVariance",
+))  # fmt: skip
+NGTDM_FEATURES = pyradiomics_order(("Busyness", "Coarseness", "Complexity", "Contrast", "Strength"))
+
+
+def _sum(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    return np.bincount(index, weights=weights, minlength=size)
+
+
+def count_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys and their counts (``numpy.unique`` on int32 when the keys fit: faster)."""
+    if keys.size and keys.max() < np.iinfo(np.int32).max:
+        keys = keys.astype(np.int32)
+    ordered = np.sort(keys)
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return ordered[starts].astype(np.int64), np.diff(np.append(starts, len(ordered)))
+
+
+def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+    """Mean over directions (last axis) ignoring NaN (empty directions); NaN if all are empty."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite, values, 0.0).sum(axis=-1) / np.where(count > 0, count, np.nan)
+
+
+def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``-sum p log2(p + eps)`` (pyradiomics' entropy, eps = machine epsilon)."""
+    return -(p * np.log2(p + EPS)).sum(axis=axis)
+
+
+def glcm(levels: np.ndarray, ng: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
+    """Gray Level Co-occurrence Matrix features (symmetrical GLCM, distance 1; Haralick et al. 1973).
+
+    For direction a the symmetrical matrix is ``P = C + C^T`` with C[i, j] counting voxel pairs (v,
+    v + a) of gray levels (i, j), normalised to sum 1. Pairs are counted as unordered {i, j}: an
+    off-diagonal pair fills two cells with its count, a diagonal one its cell with twice the count.
+    Imc2 uses ``HXY2 = 2 HX' - L^2 eps / ln 2`` (HX' the marginal entropy without eps, L the number of
+    gray levels with p_x > 0), which equals pyradiomics' double sum to 1e-25.
+    """
+    n = len(levels)
+    dirs = directions(force_2d)
+    n_dirs, width = len(dirs), int(ng.max()) + 1
+    image = np.arange(n).reshape(-1, 1, 1, 1)
+    keys = []
+    for a, offset in enumerate(dirs):
+        src, dst = pair_slices(levels.shape, offset)
+        first, second = levels[src], levels[dst]
+        ok = (first > 0) & (second > 0)
+        low, high = np.minimum(first, second)[ok], np.maximum(first, second)[ok]
+        owner = np.broadcast_to(image, first.shape)[ok]
+        keys.append(((owner * n_dirs + a) * width + low) * width + high)
+    cells, count = count_unique(np.concatenate(keys))
+    high, low, group = cells % width, (cells // width) % width, cells // (width * width)
+    size = n * n_dirs
+    total = 2.0 * _sum(group, count, size)  # sum of P over all cells
+    empty = total == 0
+    total[empty] = np.nan
+    mass = 2.0 * count / total[group]  # probability of both cells of an entry
+    diagonal = low == high
+    cell_p = np.where(diagonal, mass, mass / 2)
+    n_cells = np.where(diagonal, 1.0, 2.0)
+
+    px = (_sum(group * width + low, count, size * width) + _sum(group * width + high, count, size * width))
+    px = px.reshape(size, width) / total[:, None]
+    gray = np.arange(width, dtype=np.float64)
+    ux = (px * gray).sum(axis=1)
+    mean = ux[group]
+    sum_squares = (px * (gray - ux[:, None]) ** 2).sum(axis=1)
+    corm = _sum(group, mass * (low - mean) * (high - mean), size)
+    p_sum = _sum(group * (2 * width) + low + high, mass, size * 2 * width).reshape(size, 2 * width)
+    p_diff = _sum(group * width + high - low, mass, size * width).reshape(size, width)
+    k_sum, k_diff = np.arange(2 * width, dtype=np.float64), gray
+    ng_group = np.repeat(ng.astype(np.float64), n_dirs)
+
+    hx = _entropy(px)
+    positive = px > 0
+    hx_plain = -(np.where(positive, px * np.log2(np.where(positive, px, 1.0)), 0.0)).sum(axis=1)
+    n_levels = positive.sum(axis=1)
+    hxy = -_sum(group, n_cells * cell_p * np.log2(cell_p + EPS), size)
+    hxy1 = -_sum(group, mass * np.log2(px[group, low] * px[group, high] + EPS), size)
+    hxy2 = 2 * hx_plain - n_levels**2 * EPS / math.log(2)
+    max_p = np.zeros(size)
+    starts = np.flatnonzero(np.diff(group, prepend=-1))  # cells are sorted by group
+    max_p[group[starts]] = np.maximum.reduceat(cell_p, starts)
+    diff_average = (k_diff * p_diff).sum(axis=1)
+    sigma2 = np.sqrt(sum_squares) * np.sqrt(sum_squares)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        imc1 = np.where(hx != 0, (hxy - hxy1) / hx, 0.0)
+        imc2 = np.where(n_levels <= 1, 0.0, np.sqrt(1 - np.exp(-2 * (hxy2 - hxy))))
+        correlation = np.where(sigma2 == 0, 1.0, corm / (sigma2 + EPS))
+        inverse_variance = (p_diff[:, 1:] / k_diff[1:] ** 2).sum(axis=1)
+    values = {
+        "Autocorrelation": _sum(group, mass * low * high, size),
+        "ClusterProminence": _sum(group, mass * (low + high - 2 * mean) ** 4, size),
+        "ClusterShade": _sum(group, mass * (low + high - 2 * mean) ** 3, size),
+        "ClusterTendency": _sum(group, mass * (low + high - 2 * mean) ** 2, size),
+        "Contrast": _sum(group, mass * (high - low) ** 2.0, size),
+        "Correlation": correlation,
+        "DifferenceAverage": diff_average,
+        "DifferenceEntropy": _entropy(p_diff),
+        "DifferenceVariance": (p_diff * (k_diff - diff_average[:, None]) ** 2).sum(axis=1),
+        "Id": (p_diff / (1 + k_diff)).sum(axis=1),
+        "Idm": (p_diff / (1 + k_diff**2)).sum(axis=1),
+        "Idmn": (p_diff / (1 + k_diff**2 / ng_group[:, None] ** 2)).sum(axis=1),
+        "Idn": (p_diff / (1 + k_diff / ng_group[:, None])).sum(axis=1),
+        "Imc1": imc1,
+        "Imc2": imc2,
+        "InverseVariance": inverse_variance,
+        "JointAverage": ux,
+        "JointEnergy": _sum(group, n_cells * cell_p**2, size),
+        "JointEntropy": hxy,
+        "MaximumProbability": max_p,
+        "SumAverage": (k_sum * p_sum).sum(axis=1),
+        "SumEntropy": _entropy(p_sum),
+        "SumSquares": sum_squares,
+    }
+    return {name: _nanmean_rows(np.where(empty, np.nan, v).reshape(n, n_dirs)) for name, v in values.items()}
+
+
+def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
+    """Gray Level Run Length Matrix features (Galloway 1975), one matrix per direction.
+
+    Runs are maximal sequences of equal gray level inside the region along a direction; a direction
+    whose lines each hold at most one region voxel is dropped (as pyradiomics' ``calculate_glrlm``).
+    """
+    n = len(levels)
+    dirs = directions(force_2d)
+    n_dirs, width = len(dirs), int(levels.max()) + 1
+    flat = levels.reshape(n, -1)
+    groups, grays, lengths = [], [], []
+    longest = 1
+    for a, direction in enumerate(dirs):
+        table = line_table(levels.shape[1:], direction)
+        lines = np.where(table >= 0, flat[:, table], 0)  # (N, lines, T)
+        inside = lines > 0
+        same = inside[..., 1:] & (lines[..., 1:] == lines[..., :-1])
+        start, end = inside.copy(), inside.copy()
+        start[..., 1:] &= ~same
+        end[..., :-1] &= ~same
+        first, last = np.flatnonzero(start), np.flatnonzero(end)
+        owner = first // (table.size)
+        keep = (inside.sum(axis=-1).max(axis=-1) > 1)[owner]
+        groups.append((owner * n_dirs + a)[keep])
+        grays.append(lines.ravel()[first][keep])
+        lengths.append((last - first + 1)[keep])
+        longest = max(longest, table.shape[1])
+    group, g, r = np.concatenate(groups), np.concatenate(grays).astype(np.float64), np.concatenate(lengths)
+    size = n * n_dirs
+    runs = np.bincount(group, minlength=size).astype(np.float64)
+    runs[runs == 0] = np.nan
+    voxels = _sum(group, r.astype(np.float64), size)
+    rf = r.astype(np.float64)
+    pg = np.bincount(group * width + g.astype(np.int64), minlength=size * width).reshape(size, width)
+    pr = np.bincount(group * (longest + 1) + r, minlength=size * (longest + 1)).reshape(size, longest + 1)
+    cells = np.bincount((group * width + g.astype(np.int64)) * (longest + 1) + r, minlength=size * width * (longest + 1))
+    nonzero = np.flatnonzero(cells)
+    cell_p = cells[nonzero] / runs[nonzero // (width * (longest + 1))]
+    gray, length = np.arange(width, dtype=np.float64), np.arange(longest + 1, dtype=np.float64)
+    pg_n, pr_n = pg / runs[:, None], pr / runs[:, None]
+    mean_g, mean_r = (pg_n * gray).sum(axis=1), (pr_n * length).sum(axis=1)
+    values = {
+        "GrayLevelNonUniformity": (pg.astype(np.float64) ** 2).sum(axis=1) / runs,
+        "GrayLevelNonUniformityNormalized": (pg.astype(np.float64) ** 2).sum(axis=1) / runs**2,
+        "GrayLevelVariance": (pg_n * (gray - mean_g[:, None]) ** 2).sum(axis=1),
+        "HighGrayLevelRunEmphasis": _sum(group, g**2, size) / runs,
+        "LongRunEmphasis": _sum(group, rf**2, size) / runs,
+        "LongRunHighGrayLevelEmphasis": _sum(group, g**2 * rf**2, size) / runs,
+        "LongRunLowGrayLevelEmphasis": _sum(group, rf**2 / g**2, size) / runs,
+        "LowGrayLevelRunEmphasis": _sum(group, 1 / g**2, size) / runs,
+        "RunEntropy": -_sum(nonzero // (width * (longest + 1)), cell_p * np.log2(cell_p + EPS), size),
+        "RunLengthNonUniformity": (pr.astype(np.float64) ** 2).sum(axis=1) / runs,
+        "RunLengthNonUniformityNormalized": (pr.astype(np.float64) ** 2).sum(axis=1) / runs**2,
+        "RunPercentage": runs / voxels,
+        "RunVariance": (pr_n * (length - mean_r[:, None]) ** 2).sum(axis=1),
+        "ShortRunEmphasis": _sum(group, 1 / rf**2, size) / runs,
+        "ShortRunHighGrayLevelEmphasis": _sum(group, g**2 / rf**2, size) / runs,
+        "ShortRunLowGrayLevelEmphasis": _sum(group, 1 / (g**2 * rf**2), size) / runs,
+    }
+    return {name: _nanmean_rows(v.reshape(n, n_dirs)) for name, v in values.items()}
+
+
+def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
+    """Gray Level Size Zone Matrix features (Thibault et al. 2009).
+
+    Zones are connected components of equal gray level inside the region (8-connected in-plane for
+    2D, 26-connected in 3D), found for the whole batch at once as connected components of one graph
+    whose edges join equal, neighbouring region voxels of the same image.
+    """
+    n = len(levels)
+    n_voxels = levels[0].size
+    index = np.arange(levels.size).reshape(levels.shape)
+    rows, cols = [], []
+    for offset in directions(force_2d):
+        src, dst = pair_slices(levels.shape, offset)
+        ok = (levels[src] > 0) & (levels[src] == levels[dst])
+        rows.append(index[src][ok])
+        cols.append(index[dst][ok])
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(row), dtype=np.int8), (row, col)), shape=(levels.size, levels.size))
+    _, labels = connected_components(graph.tocsr(), directed=False)
+    inside = np.flatnonzero(levels.ravel() > 0)
+    zone_size = np.bincount(labels[inside])
+    zones = np.flatnonzero(zone_size)
+    representative = np.zeros(len(zone_size), dtype=np.int64)
+    representative[labels[inside]] = inside
+    first = representative[zones]
+    zone_size = zone_size[zones]
+    owner = first // n_voxels
+    g = levels.ravel()[first].astype(np.float64)
+    s = zone_size.astype(np.float64)
+    n_zones = np.bincount(owner, minlength=n).astype(np.float64)
+    n_zones[n_zones == 0] = 1
+    volume = _sum(owner, s, n)
+    width = int(levels.max()) + 1
+    pg = np.bincount(owner * width + g.astype(np.int64), minlength=n * width).reshape(n, width).astype(np.float64)
+    ps = np.bincount(owner * (n_voxels + 1) + zone_size, minlength=n * (n_voxels + 1)).reshape(n, -1).astype(np.float64)
+    cells, cell_count = count_unique((owner * width + g.astype(np.int64)) * (n_voxels + 1) + zone_size)
+    cell_owner = cells // (width * (n_voxels + 1))
+    cell_p = cell_count / n_zones[cell_owner]
+    gray, sizes = np.arange(width, dtype=np.float64), np.arange(n_voxels + 1, dtype=np.float64)
+    pg_n, ps_n = pg / n_zones[:, None], ps / n_zones[:, None]
+    mean_g, mean_s = (pg_n * gray).sum(axis=1), (ps_n * sizes).sum(axis=1)
+    return {
+        "GrayLevelNonUniformity": (pg**2).sum(axis=1) / n_zones,
+        "GrayLevelNonUniformityNormalized": (pg**2).sum(axis=1) / n_zones**2,
+        "GrayLevelVariance": (pg_n * (gray - mean_g[:, None]) ** 2).sum(axis=1),
+        "HighGrayLevelZoneEmphasis": _sum(owner, g**2, n) / n_zones,
+        "LargeAreaEmphasis": _sum(owner, s**2, n) / n_zones,
+        "LargeAreaHighGrayLevelEmphasis": _sum(owner, g**2 * s**2, n) / n_zones,
+        "LargeAreaLowGrayLevelEmphasis": _sum(owner, s**2 / g**2, n) / n_zones,
+        "LowGrayLevelZoneEmphasis": _sum(owner, 1 / g**2, n) / n_zones,
+        "SizeZoneNonUniformity": (ps**2).sum(axis=1) / n_zones,
+        "SizeZoneNonUniformityNormalized": (ps**2).sum(axis=1) / n_zones**2,
+        "SmallAreaEmphasis": _sum(owner, 1 / s**2, n) / n_zones,
+        "SmallAreaHighGrayLevelEmphasis": _sum(owner, g**2 / s**2, n) / n_zones,
+        "SmallAreaLowGrayLevelEmphasis": _sum(owner, 1 / (g**2 * s**2), n) / n_zones,
+        "ZoneEntropy": -_sum(cell_owner, cell_p * np.log2(cell_p + EPS), n),
+        "ZonePercentage": n_zones / np.where(volume == 0, 1, volume),
+        "ZoneVariance": (ps_n * (sizes - mean_s[:, None]) ** 2).sum(axis=1),
+    }
+
+
+def ngtdm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
+    """Neighbouring Gray Tone Difference Matrix features (Amadasun & King 1989).
+
+    For gray level i: n_i region voxels and s_i = sum over them of |i - mean of their region
+    neighbours| (0 for a voxel without region neighbours, which still counts in n_i, as in
+    pyradiomics' ``calculate_ngtdm``). Sums over pairs of present gray levels are reduced to sums over
+    levels where the algebra allows it; Complexity gathers the present levels of each image.
+    """
+    n = len(levels)
+    padded = np.pad(levels, [(0, 0), (1, 1), (1, 1), (1, 1)])
+    total = np.zeros(levels.shape, dtype=np.float64)
+    count = np.zeros(levels.shape, dtype=np.float64)
+    z, y, x = levels.shape[1:]
+    for dz, dy, dx in neighbours(force_2d):
+        shifted = padded[:, 1 + dz : 1 + dz + z, 1 + dy : 1 + dy + y, 1 + dx : 1 + dx + x]
+        total += shifted
+        count += shifted > 0
+    inside = levels > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diff = np.where(count > 0, np.abs(levels - total / count), 0.0)[inside]
+    width = int(levels.max()) + 1
+    key = np.broadcast_to(np.arange(n).reshape(-1, 1, 1, 1), levels.shape)[inside] * width + levels[inside]
+    n_i = np.bincount(key, minlength=n * width).reshape(n, width).astype(np.float64)
+    s_i = _sum(key, diff, n * width).reshape(n, width)
+    n_vp = n_i.sum(axis=1)
+    p = n_i / n_vp[:, None]
+    present = p > 0
+    n_gp = present.sum(axis=1)
+    gray = np.arange(width, dtype=np.float64)
+    ps = p * s_i
+    sum_s = s_i.sum(axis=1)
+    coarse = ps.sum(axis=1)
+    # sum_ij p_i p_j (i - j)^2 = 2 (E[i^2] - E[i]^2); sum over present pairs of (p_i + p_j)(i - j)^2
+    # = 2 sum_i p_i (Ngp i^2 - 2 i S1 + S2), S1, S2 the sums of present levels and their squares.
+    mean = (p * gray).sum(axis=1)
+    spread2 = 2 * ((p * gray**2).sum(axis=1) - mean**2)
+    s1, s2 = (present * gray).sum(axis=1), (present * gray**2).sum(axis=1)
+    strength = 2 * (p * (n_gp[:, None] * gray**2 - 2 * gray * s1[:, None] + s2[:, None])).sum(axis=1)
+    # present levels of each image, left-aligned: (N, L)
+    order = np.argsort(~present, axis=1, kind="stable")[:, : max(int(n_gp.max()), 1)]
+    valid = np.take_along_axis(present, order, axis=1)
+    g_c = np.where(valid, order, 0).astype(np.float64)
+    p_c = np.take_along_axis(p, order, axis=1) * valid
+    ps_c = np.take_along_axis(ps, order, axis=1) * valid
+    a_sorted = np.sort(np.where(valid, g_c * p_c, np.inf), axis=1)
+    rank = np.arange(a_sorted.shape[1])
+    weight = np.where(rank[None, :] < n_gp[:, None], 2 * rank[None, :] - n_gp[:, None] + 1, 0)
+    absolute_spread = 2 * (np.where(np.isfinite(a_sorted), a_sorted, 0.0) * weight).sum(axis=1)
+    first, second = np.triu_indices(g_c.shape[1], 1)  # the sum is symmetric and 0 on the diagonal
+    pair_p = p_c[:, first] + p_c[:, second]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(pair_p > 0, (ps_c[:, first] + ps_c[:, second]) / np.where(pair_p > 0, pair_p, 1), 0.0)
+        complexity = 2 * (np.abs(g_c[:, first] - g_c[:, second]) * ratio).sum(axis=1) / n_vp
+        contrast = np.where(n_gp > 1, spread2 * sum_s / n_vp / (n_gp * (n_gp - 1.0)), 0.0)
+        busyness = np.where(absolute_spread != 0, coarse / absolute_spread, 0.0)
+        strength = np.where(sum_s != 0, strength / sum_s, 0.0)
+        coarseness = np.where(coarse != 0, 1 / coarse, 1e6)
+    return {"Busyness": busyness, "Coarseness": coarseness, "Complexity": complexity, "Contrast": contrast, "Strength": strength}
