@@ -38,9 +38,12 @@ class TrainConfig(_Section):
 
 
 class GenerateConfig(_Section):
-    """How many synthetic images, and whether to drop those the per-sample QA flags."""
+    """How many synthetic images, and whether to drop those the per-sample QA flags.
 
-    balance: bool = True
+    By default every class gets as many images as the largest real training class (balanced, rare
+    classes first); `multiple` asks for K x the real train set with its class ratio instead.
+    """
+
     multiple: float | None = Field(None, gt=0, description="K x the real train set instead of balancing.")
     filter: bool = True
     shard_size: int = Field(1000, gt=0)

@@ -99,7 +99,9 @@ def _stage_data(context: _Context) -> None:
 
 
 def _stage_train(context: _Context) -> None:
+    """Fit the generator; the trainer checkpoints into the model folder and resumes from it after a crash."""
     from genrad.models import Generator
+    from genrad.training.checkpoint import STATE
 
     train = context.config.train
     family = Generator.registry[train.model]
@@ -114,10 +116,9 @@ def _stage_train(context: _Context) -> None:
         max_steps=train.max_steps,
         seed=context.config.seed,
         out_dir=context.layout.model_dir,
-        resume=True,
+        resume=(context.layout.model_dir / STATE).exists(),
         progress=context.progress,
     )
-    model.save(context.layout.model_dir)
 
 
 def _stage_generate(context: _Context) -> None:
@@ -127,7 +128,7 @@ def _stage_generate(context: _Context) -> None:
     quality_filter = _quality_filter(context) if options.filter else None
     generate(
         context.layout.model_dir,
-        balance=options.multiple is None and options.balance,
+        per_class=None if options.multiple is not None else _balanced_counts(context),
         multiple=options.multiple,
         data=context.cohort,
         out=context.layout.synthetic_dir,
@@ -138,6 +139,12 @@ def _stage_generate(context: _Context) -> None:
         filter=quality_filter,
         progress=context.progress,
     )
+
+
+def _balanced_counts(context: _Context) -> dict[int, int]:
+    """Every class as large as the largest real training class, so each class can be evaluated."""
+    counts = context.train.class_counts(context.cohort.num_classes)
+    return dict.fromkeys(counts, max(counts.values()))
 
 
 def _quality_filter(context: _Context) -> Callable[..., Any]:
