@@ -170,6 +170,22 @@ def test_2d_nifti_keeps_spacing_and_resize_scales_it(tmp_path):
     assert resized.image_shape == (1, 4, 5) and resized.spacing == pytest.approx((1.6, 0.8))
 
 
+def test_volumes_of_different_spacing_or_size(tmp_path):
+    volumes = (((5, 6, 7), (1.0, 1.0, 2.0)), ((5, 6, 7), (1.0, 1.0, 3.0)), ((6, 6, 7), (1.0, 1.0, 2.0)))
+    for k, (shape, spacing) in enumerate(volumes):
+        image = sitk.GetImageFromArray(grey(k, shape=shape, dtype=np.int16))
+        image.SetSpacing(spacing)
+        sitk.WriteImage(image, str(tmp_path / f"{k}.mha"))
+    pd.DataFrame({"filename": ["0.mha", "1.mha"], "label": [0, 1]}).to_csv(tmp_path / "labels.csv", index=False)
+    with pytest.raises(InputError, match="one pixel spacing") as caught:
+        load_folder(tmp_path)
+    assert "1.mha" in str(caught.value) and "resample" in str(caught.value)
+    pd.DataFrame({"filename": ["0.mha", "2.mha"], "label": [0, 1]}).to_csv(tmp_path / "labels.csv", index=False)
+    resized = load_folder(tmp_path, size=8)
+    assert resized.image_shape == (1, 8, 8, 8) and resized.spacing == ()
+    assert resized.preprocessing["resize"]["spacing"].startswith("dropped")
+
+
 def test_dicom_series_with_spacing_and_tags(tmp_path, dicom_series_writer):
     rows = []
     for k, (sex, age) in enumerate((("F", "045Y"), ("M", "061Y"))):

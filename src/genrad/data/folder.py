@@ -18,8 +18,9 @@ for a seeded split stratified by class.
 Every change to the pixels is an explicit option recorded in ``Cohort.preprocessing``: the intensity
 mapping (`genrad.data.intensity`), resizing (``size=``, with MONAI's ``Resize``; images of different
 sizes without it are an error) and channel conversion (``channels=1`` for grey, ``3`` for RGB).
-Spacing (mm, in array axis order) comes from the SimpleITK readers and must agree between images
-unless they are resized; PNG/JPEG/TIFF carry none.
+Spacing (mm, in array axis order) comes from the SimpleITK readers and must agree between images;
+after resizing it is scaled, or dropped (and recorded) when it differs between images. PNG/JPEG/TIFF
+carry none.
 """
 
 from __future__ import annotations
@@ -317,9 +318,11 @@ def _stack(
         record["resize"] = {"size": list(target), "resized": len(changed), "method": "monai.transforms.Resize",
                             "mode": "bilinear" if len(target) == 2 else "trilinear", "anti_aliasing": True}
     _disagree("images of one size", [p.shape[1:] for p in pixels], files, "pass size=... to resize them (recorded)")
-    _disagree("one pixel spacing", [tuple(np.round(s, 4)) for s in spacings], files,
-              "resample the volumes to one spacing first (e.g. SimpleITK Resample)" if size is None
-              else "resample the volumes to one spacing and size first")
+    rounded = [tuple(np.round(s, 4)) for s in spacings]
+    if size is not None and len(set(rounded)) > 1:
+        record["resize"]["spacing"] = "dropped: it differs between the resized images"
+        return np.stack(pixels), (), record
+    _disagree("one pixel spacing", rounded, files, "resample the volumes to one spacing first (e.g. SimpleITK Resample)")
     return np.stack(pixels), spacings[0], record
 
 
