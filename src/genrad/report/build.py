@@ -77,7 +77,7 @@ def _load_images(layout: RunLayout, run: Mapping[str, Any]) -> tuple[Any, Any]:
     from genrad.data import load
 
     data_path = run.get("config", {}).get("data", {}).get("path")
-    real = load(data_path) if data_path and (Path(data_path).exists() or data_path.startswith("phantom")) else None
+    real = load(data_path) if data_path and (Path(data_path).exists() or data_path in ("phantom", "phantom:3d")) else None
     synthetic = load(layout.synthetic_npz).train if layout.synthetic_npz.exists() else None
     return real, synthetic
 
