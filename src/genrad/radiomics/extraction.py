@@ -27,7 +27,7 @@ from genrad.radiomics.featuresets import FeatureSet, get_feature_set
 from genrad.radiomics.inputs import Volumes, as_volumes
 
 ENGINES = ("fast", "pyradiomics")
-DEFAULT_ENGINE = "pyradiomics"
+DEFAULT_ENGINE = "fast"
 CHUNK_SIZE = {"fast": 256, "pyradiomics": 16}
 
 
@@ -58,7 +58,8 @@ def extract(
 
     Returns:
         DataFrame with one row per image and provenance (versions, feature set, settings, engine,
-        data hash) in ``df.attrs``.
+        data hash) in ``df.attrs``. Images pyradiomics cannot process (constant images) get a row of
+        NaN and are listed in ``df.attrs["failed"]``.
     """
     chosen = get_feature_set(feature_set)
     if engine not in ENGINES:
@@ -74,7 +75,7 @@ def extract(
 
     names, values = _run_chunks(volumes, chosen, engine, workers, cache, progress)
     table = pd.DataFrame(values, columns=names)
-    table.attrs = provenance
+    table.attrs = {**provenance, "failed": np.flatnonzero(np.isnan(values).all(axis=1)).tolist()}
     if final is not None and cache is not None:
         with atomic_path(final) as temp:
             table.to_parquet(temp)
@@ -128,11 +129,23 @@ def _run_chunks(
                 futures = {b: pool.submit(extract_chunk, *arguments(b)) for b in todo}
                 for b, future in futures.items():
                     finish(b, future.result())
-    names = done[bounds[0]][0]
+    names = next((done[b][0] for b in bounds if done[b][0]), [])
+    if not names:
+        raise InputError(
+            "images radiomic features can be computed on",
+            f"{n} images that all fail (e.g. constant images, which cannot be z-scored)",
+            "check the images (genrad data inspect)",
+            source="images",
+        )
+    tables = []
     for b in bounds:
-        if done[b][0] != names:
+        chunk_names, values = done[b]
+        if not chunk_names:  # every image of the chunk failed
+            values = np.full((b[1] - b[0], len(names)), np.nan)
+        elif chunk_names != names:
             raise RuntimeError(f"feature columns differ between image chunks {bounds[0]} and {b}")
-    return names, np.concatenate([done[b][1] for b in bounds])
+        tables.append(values)
+    return names, np.concatenate(tables)
 
 
 def _provenance(volumes: Volumes, feature_set: FeatureSet, engine: str) -> dict[str, Any]:

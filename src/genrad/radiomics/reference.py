@@ -66,10 +66,19 @@ def extract_one(
 def extract_batch(
     images: np.ndarray, masks: np.ndarray, feature_set: FeatureSet, spacing: tuple[float, ...]
 ) -> tuple[list[str], np.ndarray]:
-    """Column names and an ``(N, F)`` float64 table for a batch, one pyradiomics call per image."""
-    rows = [extract_one(image, mask, feature_set, spacing) for image, mask in zip(images, masks)]
-    names = list(rows[0])
-    return names, np.array([[row.get(name, np.nan) for name in names] for row in rows], dtype=np.float64)
+    """Column names and an ``(N, F)`` float64 table for a batch, one pyradiomics call per image.
+
+    An image pyradiomics fails on (a constant image cannot be normalised) gets a row of NaN; if it
+    fails on every image the names are empty.
+    """
+    rows = []
+    for image, mask in zip(images, masks):
+        try:
+            rows.append(extract_one(image, mask, feature_set, spacing))
+        except ValueError:
+            rows.append({})
+    names = next((list(row) for row in rows if row), [])
+    return names, np.array([[row.get(name, np.nan) for name in names] for row in rows], dtype=np.float64).reshape(len(rows), len(names))
 
 
 def _is_number(value: Any) -> bool:

@@ -65,7 +65,11 @@ _UNLIMITED_PAD = 1 << 30
 def extract_batch(
     images: np.ndarray, masks: np.ndarray, feature_set: FeatureSet, spacing: tuple[float, ...]
 ) -> tuple[list[str], np.ndarray]:
-    """Column names and ``(N, F)`` values for images ``(N, H, W)`` / ``(N, D, H, W)`` on the 0..255 scale."""
+    """Column names and ``(N, F)`` values for images ``(N, H, W)`` / ``(N, D, H, W)`` on the 0..255 scale.
+
+    Images pyradiomics fails on get a row of NaN: constant images (they cannot be z-scored) and masks
+    that keep a single voxel or too few axes after resampling. If every image fails, names are empty.
+    """
     spatial_dims = images.ndim - 1
     settings = feature_set.settings(spatial_dims)
     _check_supported(feature_set, settings)
@@ -73,6 +77,25 @@ def extract_batch(
         images, masks, spacing = images[:, None], masks[:, None], (1.0, *spacing)
     original = images.astype(np.float32).astype(np.float64)
     prepared = normalize(original, float(settings.get("normalizeScale", 1))) if settings.get("normalize") else original
+    usable = np.isfinite(prepared.reshape(len(prepared), -1)).all(axis=1)
+    names: list[str] = []
+    values = np.empty((0, 0))
+    if usable.any():
+        names, values = _extract_volumes(original[usable], prepared[usable], masks[usable], spacing, feature_set, settings)
+    table = np.full((len(images), len(names)), np.nan)
+    table[usable] = values
+    return names, table
+
+
+def _extract_volumes(
+    original: np.ndarray,
+    prepared: np.ndarray,
+    masks: np.ndarray,
+    spacing: tuple[float, ...],
+    feature_set: FeatureSet,
+    settings: dict[str, Any],
+) -> tuple[list[str], np.ndarray]:
+    """Features of volumes ``(N, Z, Y, X)``: `original` as read, `prepared` normalised."""
     low, size = bounding_boxes(masks)
     boxes, box_of_image = np.unique(np.concatenate([low, size], axis=1), axis=0, return_inverse=True)
     groups: dict[tuple[Grid, ...], list[int]] = {}
@@ -80,24 +103,27 @@ def extract_batch(
         grid = _grid(masks.shape[1:], spacing, box[:3], box[3:], settings)
         groups.setdefault(grid, []).extend(members)
 
-    names: list[str] | None = None
-    table = None
+    names: list[str] = []
+    table = np.empty((len(prepared), 0))
     for grid, members in groups.items():
         chosen = np.sort(np.asarray(members))
         resampled = any(g.new_spacing != g.spacing for g in grid)
-        image_ops = tuple(bspline_operator(length, g) for length, g in zip(images.shape[1:], grid))
-        mask_ops = tuple(nearest_operator(length, g) for length, g in zip(images.shape[1:], grid))
-        volume = apply_separable(prepared[chosen], image_ops)
+        image_ops = tuple(bspline_operator(length, g) for length, g in zip(prepared.shape[1:], grid))
+        mask_ops = tuple(nearest_operator(length, g) for length, g in zip(prepared.shape[1:], grid))
         roi = apply_separable(masks[chosen].astype(np.float64), mask_ops) > 0.5
-        _check_roi(roi, chosen, settings)
+        ok = _roi_ok(roi, settings)  # pyradiomics fails on the others: they keep a row of NaN
+        chosen, roi = chosen[ok], roi[ok]
+        if not len(chosen):
+            continue
+        volume = apply_separable(prepared[chosen], image_ops)
         columns: dict[str, np.ndarray] = {}
         if feature_set.diagnostics:
             columns.update(_diagnostics(original[chosen], masks[chosen], volume if resampled else None, roi))
         new_spacing = tuple(g.new_spacing for g in grid)
         columns.update(_features(volume, roi, new_spacing, feature_set, settings))
-        if names is None:
+        if not names:
             names = list(columns)
-            table = np.full((len(images), len(names)), np.nan)
+            table = np.full((len(prepared), len(names)), np.nan)
         elif list(columns) != names:
             raise InputError(
                 "images whose masks give the same feature columns",
@@ -106,7 +132,6 @@ def extract_batch(
                 source="masks",
             )
         table[chosen] = np.stack([columns[name] for name in names], axis=1)
-    assert names is not None and table is not None
     return names, table
 
 
@@ -161,19 +186,12 @@ def _grid(
     return crop_grid(shape, spacing, low, size, pad if settings.get("preCrop") else _UNLIMITED_PAD)
 
 
-def _check_roi(roi: np.ndarray, indices: np.ndarray, settings: dict[str, Any]) -> None:
-    """pyradiomics' `checkMask` on the resampled masks: enough voxels and dimensions."""
+def _roi_ok(roi: np.ndarray, settings: dict[str, Any]) -> np.ndarray:
+    """pyradiomics' `checkMask` on the resampled masks: more than one voxel, enough spanned axes."""
     minimum = max(int(settings.get("minimumROIDimensions", 2)), 1)
     _, extent = bounding_boxes(roi)
     dims = np.where(roi.reshape(len(roi), -1).any(axis=1), (extent > 1).sum(axis=1), 0)
-    if (dims < minimum).any():
-        k = int(np.flatnonzero(dims < minimum)[0])
-        raise InputError(
-            f"a region of interest spanning at least {minimum} axes after resampling",
-            f"{int(roi[k].sum())} voxels spanning {int(dims[k])} axes in mask {int(indices[k])}",
-            "use larger masks (pyradiomics rejects these too)",
-            source="masks",
-        )
+    return dims >= minimum
 
 
 def _components(masks: np.ndarray) -> np.ndarray:

@@ -337,9 +337,10 @@ def ngtdm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     weight = np.where(rank[None, :] < n_gp[:, None], 2 * rank[None, :] - n_gp[:, None] + 1, 0)
     absolute_spread = 2 * (np.where(np.isfinite(a_sorted), a_sorted, 0.0) * weight).sum(axis=1)
     first, second = np.triu_indices(g_c.shape[1], 1)  # the sum is symmetric and 0 on the diagonal
-    pair_p = p_c[:, first] + p_c[:, second]
+    pair = valid[:, first] & valid[:, second]
+    pair_p = np.where(pair, p_c[:, first] + p_c[:, second], 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(pair_p > 0, (ps_c[:, first] + ps_c[:, second]) / np.where(pair_p > 0, pair_p, 1), 0.0)
+        ratio = np.where(pair, (ps_c[:, first] + ps_c[:, second]) / pair_p, 0.0)
         complexity = 2 * (np.abs(g_c[:, first] - g_c[:, second]) * ratio).sum(axis=1) / n_vp
         contrast = np.where(n_gp > 1, spread2 * sum_s / n_vp / (n_gp * (n_gp - 1.0)), 0.0)
         busyness = np.where(absolute_spread != 0, coarse / absolute_spread, 0.0)
