@@ -11,6 +11,7 @@ from genrad import __version__
 from genrad.cli.data import data_app
 from genrad.cli.evaluate import evaluate_app
 from genrad.cli.pipeline import demo_command, report_command, run_command
+from genrad.cli.privacy import privacy
 from genrad.cli.models import sample, train
 from genrad.cli.radiomics import radiomics_app
 from genrad.cli.synthesis import generate_command
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(evaluate_app, name="evaluate")
 evaluate_app.command("utility")(utility)
+evaluate_app.command("privacy")(privacy)
 app.command("train")(train)
 app.command("sample")(sample)
 app.add_typer(radiomics_app, name="radiomics")
