@@ -1,0 +1,474 @@
+"""Multi-modal synthesis: clinical records and images generated together, and their joint fidelity.
+
+1. **Clinical records**: one SDV ``GaussianCopulaSynthesizer`` per class (Patki et al. 2016, "The
+   Synthetic Data Vault"; Gaussian copula over per-column marginals) models the clinical table
+   conditioned on the class; `sample_clinical` draws records for requested class counts, seeded.
+2. **Images** are drawn conditioned on the class and those records (`generate_pairs`: any generator
+   whose ``sample(n, labels=..., covariates=..., generator=...)`` takes covariates, e.g. a genrad
+   model constructed with ``covariates=("lesion_diameter_mm", ...)``).
+3. **Fidelity** (`multimodal_fidelity`) covers the table (SDMetrics quality report: column shapes,
+   KS / TV complement, and column-pair trends, correlation / contingency similarity), the images
+   (FRD and per-feature distances on radiomic features) and the *cross-modal link*: the correlation
+   between a covariate and a radiomic feature in the generated pairs must fall inside the bootstrap
+   interval of the same correlation in the real pairs (`cross_modal_link`). A shuffled-pairs control
+   (covariates permuted within class) shows the check has power: it must fail where a link exists.
+
+Correlations are computed within class by default (class is partialled out: values are turned into
+within-class rank scores, Spearman 1904, and pooled), so that a generator which gets the class right
+but ignores the covariates does not pass on the strength of class differences alone.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from genrad.data.cohort import Split
+from genrad.errors import InputError, NotFittedError
+from genrad.training.seeding import derive_seed
+
+LABEL_COLUMN = "label"
+MIN_ROWS_PER_CLASS = 5
+N_BOOT = 1000
+CONFIDENCE = 0.95
+METHODS = ("spearman", "pearson")
+
+
+def _metadata(table: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """SDV / SDMetrics column types: numbers are numerical, everything else categorical."""
+    types = pd.api.types
+    return {
+        column: {"sdtype": "numerical" if types.is_numeric_dtype(values) and not types.is_bool_dtype(values) else "categorical"}
+        for column, values in table.items()
+    }
+
+
+class ClinicalSynthesizer:
+    """Clinical records conditioned on class: one SDV Gaussian-copula synthesizer per class.
+
+    ``enforce_min_max_values`` keeps every sampled value inside the range seen for its class.
+    """
+
+    def __init__(self, *, default_distribution: str = "beta", enforce_min_max_values: bool = True) -> None:
+        self.default_distribution = default_distribution
+        self.enforce_min_max_values = enforce_min_max_values
+
+    def fit(self, table: pd.DataFrame, labels: np.ndarray) -> ClinicalSynthesizer:
+        """Fit one synthesizer per class on the rows of `table` with that label; return self."""
+        from sdv.metadata import Metadata
+        from sdv.single_table import GaussianCopulaSynthesizer
+
+        labels = np.asarray(labels)
+        if not isinstance(table, pd.DataFrame) or table.shape[1] == 0 or len(table) != len(labels):
+            raise InputError(
+                "a clinical DataFrame with one row per label and at least one column",
+                f"{type(table).__name__} of shape {getattr(table, 'shape', None)} and {len(labels)} labels",
+                "pass split.clinical and split.labels",
+            )
+        table = table.reset_index(drop=True)
+        counts = {int(k): int((labels == k).sum()) for k in np.unique(labels)}
+        small = {k: n for k, n in counts.items() if n < MIN_ROWS_PER_CLASS}
+        if small:
+            raise InputError(
+                f"at least {MIN_ROWS_PER_CLASS} clinical rows per class",
+                f"rows per class {small}",
+                "fit on a larger split (e.g. the training split) or merge rare classes",
+            )
+        metadata = Metadata.load_from_dict({"tables": {"clinical": {"columns": _metadata(table)}}})
+        self.columns_ = list(table.columns)
+        self.dtypes_ = table.dtypes.to_dict()
+        self.synthesizers_ = {}
+        for k in counts:
+            synthesizer = GaussianCopulaSynthesizer(
+                metadata,
+                enforce_min_max_values=self.enforce_min_max_values,
+                default_distribution=self.default_distribution,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                synthesizer.fit({"clinical": table[labels == k].reset_index(drop=True)})
+            self.synthesizers_[k] = synthesizer
+        return self
+
+    def sample(self, labels: np.ndarray, *, seed: int) -> pd.DataFrame:
+        """One record per label, in the order of `labels`; class k's rows use ``derive_seed(seed, "clinical", k)``."""
+        if not hasattr(self, "synthesizers_"):
+            raise NotFittedError(self)
+        labels = np.asarray(labels)
+        unknown = sorted(set(np.unique(labels).tolist()) - set(self.synthesizers_))
+        if unknown:
+            raise InputError(
+                f"labels of the fitted classes {sorted(self.synthesizers_)}",
+                f"labels {unknown}",
+                "sample only classes that had clinical rows when fitting",
+            )
+        parts = []
+        for k in np.unique(labels):
+            where = np.flatnonzero(labels == k)
+            synthesizer = self.synthesizers_[int(k)]
+            synthesizer.reset_sampling()
+            synthesizer._set_random_state(derive_seed(seed, "clinical", int(k)) % 2**32)  # SDV's only seeding hook
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rows = synthesizer.sample(len(where))["clinical"]
+            parts.append(rows.set_axis(where))
+        if not parts:
+            return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in self.dtypes_.items()})
+        return pd.concat(parts).sort_index()[self.columns_].astype(self.dtypes_).reset_index(drop=True)
+
+
+def sample_clinical(
+    table: pd.DataFrame, labels: np.ndarray, n_per_class: Mapping[int, int], seed: int
+) -> pd.DataFrame:
+    """Fit `ClinicalSynthesizer` on (`table`, `labels`) and draw ``n_per_class[k]`` records of each class.
+
+    Returns a DataFrame with a ``label`` column first and the clinical columns, classes in increasing
+    order. The same inputs and seed give the same records.
+    """
+    bad = {k: n for k, n in n_per_class.items() if int(n) < 0}
+    if bad:
+        raise InputError("non-negative counts per class", str(bad), "use counts >= 0")
+    synthetic_labels = np.concatenate(
+        [np.full(int(n), int(k), dtype=np.int64) for k, n in sorted(n_per_class.items())] or [np.empty(0, np.int64)]
+    )
+    records = ClinicalSynthesizer().fit(table, labels).sample(synthetic_labels, seed=seed)
+    records.insert(0, LABEL_COLUMN, synthetic_labels)
+    return records
+
+
+def generate_pairs(
+    image_model: Any, clinical: ClinicalSynthesizer, n_per_class: Mapping[int, int], *, seed: int, batch_size: int = 256
+) -> Split:
+    """Clinical records (class-conditional) and images conditioned on class and records, as one `Split`.
+
+    `image_model` needs ``covariates`` (the clinical column names it conditions on) and
+    ``sample(n, labels=..., covariates=..., generator=...)`` returning ``(n, C, ...)`` in [0, 1].
+    Batches use ``torch.Generator`` seeds derived from (`seed`, batch index).
+    """
+    import torch
+
+    labels = np.concatenate([np.full(int(n), int(k), dtype=np.int64) for k, n in sorted(n_per_class.items())])
+    records = clinical.sample(labels, seed=derive_seed(seed, "records"))
+    columns = list(getattr(image_model, "covariates", ()))
+    missing = [c for c in columns if c not in records.columns]
+    if not columns or missing:
+        raise InputError(
+            "an image model conditioned on clinical columns the clinical synthesizer produces",
+            f"model covariates {columns}, clinical columns {list(records.columns)}",
+            "train the image model with covariates=(...) naming clinical columns",
+        )
+    images = []
+    for index, start in enumerate(range(0, len(labels), batch_size)):
+        stop = min(start + batch_size, len(labels))
+        generator = torch.Generator().manual_seed(derive_seed(seed, "images", index))
+        batch = image_model.sample(
+            stop - start,
+            labels=torch.as_tensor(labels[start:stop]),
+            covariates=records.iloc[start:stop][columns].reset_index(drop=True),
+            generator=generator,
+        )
+        images.append(torch.as_tensor(batch).detach().cpu().numpy().astype(np.float32))
+    return Split(np.concatenate(images), labels, clinical=records, name="synthetic")
+
+
+def _scores(x: np.ndarray, y: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row transform of ``(B, n)`` samples: centred uniform rank scores (Spearman) or z-scores (Pearson)."""
+    if method == "spearman":
+        n = x.shape[1]
+        return (rankdata(x, axis=1) - 0.5) / n - 0.5, (rankdata(y, axis=1) - 0.5) / n - 0.5
+    return _zscore(x), _zscore(y)
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    std = values.std(axis=1, keepdims=True)
+    return (values - values.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
+
+
+def _pooled_correlation(x: np.ndarray, y: np.ndarray, groups: Sequence[np.ndarray], method: str) -> np.ndarray:
+    """Within-group correlation of ``(B, n)`` resamples: scores per group, pooled, Pearson per row."""
+    sx, sy = [], []
+    for index in groups:
+        gx, gy = _scores(x[:, index], y[:, index], method)
+        sx.append(gx)
+        sy.append(gy)
+    a, b = np.concatenate(sx, axis=1), np.concatenate(sy, axis=1)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    return np.where(denominator > 0, (a * b).sum(axis=1) / np.where(denominator > 0, denominator, 1.0), np.nan)
+
+
+def correlation(
+    x: np.ndarray, y: np.ndarray, *, labels: np.ndarray | None = None, method: str = "spearman",
+    n_boot: int = N_BOOT, seed: int = 0,
+) -> tuple[float, list[float] | None]:
+    """Correlation of `x` and `y` (within class when `labels` are given) and its bootstrap interval.
+
+    The interval is the percentile interval of `n_boot` resamples drawn with replacement within each
+    class (Efron & Tibshirani 1993); None when ``n_boot == 0``.
+    """
+    if method not in METHODS:
+        raise InputError(f"a method in {METHODS}", repr(method), "use 'spearman' or 'pearson'")
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    labels = np.zeros(len(x), dtype=np.int64) if labels is None else np.asarray(labels)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y, labels = x[keep], y[keep], labels[keep]
+    members = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    members = [m for m in members if len(m) >= 3]
+    if not members:
+        raise InputError("at least 3 finite pairs per class", f"{len(x)} pairs", "correlate larger sets")
+    groups, start = [], 0
+    for m in members:
+        groups.append(np.arange(start, start + len(m)))
+        start += len(m)
+    order = np.concatenate(members)
+    r = float(_pooled_correlation(x[order][None], y[order][None], groups, method)[0])
+    if n_boot == 0:
+        return r, None
+    rng = np.random.default_rng(derive_seed(seed, "correlation"))
+    boot = np.concatenate([rng.choice(m, (n_boot, len(m))) for m in members], axis=1)
+    values = _pooled_correlation(x[boot], y[boot], groups, method)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return r, [float(low), float(high)]
+
+
+def covariate_feature_correlations(
+    covariates: pd.DataFrame,
+    features: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    labels: np.ndarray | None = None,
+    method: str = "spearman",
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """For each (covariate, feature) pair: ``r`` and its bootstrap interval ``ci_low`` / ``ci_high``.
+
+    Rows of `covariates` and `features` are the same images in the same order; with `labels` the
+    correlation is within class (see `correlation`).
+    """
+    if len(covariates) != len(features):
+        raise InputError(
+            "one covariate row per feature row", f"{len(covariates)} and {len(features)} rows",
+            "pass the clinical table and the radiomic features of the same images, in the same order",
+        )
+    rows = []
+    for covariate, feature in pairs:
+        for name, table in ((covariate, covariates), (feature, features)):
+            if name not in table.columns:
+                raise InputError(f"a column named {name!r}", f"columns {list(table.columns)[:8]}...", "fix the pair names")
+        r, ci = correlation(
+            covariates[covariate].to_numpy(float), features[feature].to_numpy(float),
+            labels=labels, method=method, n_boot=n_boot, seed=seed,
+        )
+        low, high = ci if ci else (np.nan, np.nan)
+        rows.append({"covariate": covariate, "feature": feature, "r": r, "ci_low": low, "ci_high": high, "n": len(covariates)})
+    return pd.DataFrame(rows, columns=["covariate", "feature", "r", "ci_low", "ci_high", "n"])
+
+
+class CovariateFeatureCorrelations:
+    """Streaming `covariate_feature_correlations`: `update` with batches of pairs, `compute`, `reset`.
+
+    Rank correlations need every value, so the rows of the requested columns are kept.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], *, method: str = "spearman", n_boot: int = N_BOOT, seed: int = 0) -> None:
+        self.pairs = list(pairs)
+        self.method = method
+        self.n_boot = n_boot
+        self.seed = seed
+        self.reset()
+
+    def update(self, covariates: pd.DataFrame, features: pd.DataFrame, labels: np.ndarray | None = None) -> CovariateFeatureCorrelations:
+        self._covariates.append(covariates[[c for c, _ in self.pairs]].reset_index(drop=True))
+        self._features.append(features[[f for _, f in self.pairs]].reset_index(drop=True))
+        self._labels.append(np.zeros(len(covariates), np.int64) if labels is None else np.asarray(labels))
+        return self
+
+    def compute(self) -> pd.DataFrame:
+        if not self._covariates:
+            raise InputError("at least one update", "none", "call update(covariates, features) before compute()")
+        return covariate_feature_correlations(
+            pd.concat(self._covariates, ignore_index=True), pd.concat(self._features, ignore_index=True), self.pairs,
+            labels=np.concatenate(self._labels), method=self.method, n_boot=self.n_boot, seed=self.seed,
+        )
+
+    def reset(self) -> None:
+        self._covariates: list[pd.DataFrame] = []
+        self._features: list[pd.DataFrame] = []
+        self._labels: list[np.ndarray] = []
+
+
+def strongest_pairs(
+    covariates: pd.DataFrame, features: pd.DataFrame, columns: Sequence[str], *, labels: np.ndarray | None = None,
+    method: str = "spearman",
+) -> list[tuple[str, str]]:
+    """For each covariate in `columns`, the radiomic feature most correlated with it (largest ``|r|``)."""
+    numeric = features.select_dtypes("number")
+    numeric = numeric.loc[:, numeric.std() > 0]
+    pairs = []
+    for covariate in columns:
+        values = {
+            feature: abs(correlation(covariates[covariate].to_numpy(float), numeric[feature].to_numpy(float),
+                                     labels=labels, method=method, n_boot=0)[0])
+            for feature in numeric.columns if not feature.startswith("diagnostics_")
+        }
+        pairs.append((covariate, max(values, key=lambda f: np.nan_to_num(values[f], nan=-1.0))))
+    return pairs
+
+
+def cross_modal_link(
+    real_covariates: pd.DataFrame,
+    real_features: pd.DataFrame,
+    synthetic_covariates: pd.DataFrame,
+    synthetic_features: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    real_labels: np.ndarray | None = None,
+    synthetic_labels: np.ndarray | None = None,
+    method: str = "spearman",
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Does each covariate-feature correlation of the generated pairs match the real one?
+
+    One row per pair: the real ``r`` with its bootstrap interval, the synthetic ``r_synthetic`` (and
+    interval), ``reproduced`` (the synthetic r lies inside the real interval), and the shuffled-pairs
+    control: the synthetic covariates permuted within class (seed-derived) give ``r_shuffled`` and
+    ``control_reproduced``, which should be False wherever the real link is not null.
+    """
+    real = covariate_feature_correlations(
+        real_covariates, real_features, pairs, labels=real_labels, method=method, n_boot=n_boot, seed=seed
+    )
+    synthetic = covariate_feature_correlations(
+        synthetic_covariates, synthetic_features, pairs, labels=synthetic_labels, method=method, n_boot=n_boot, seed=seed
+    )
+    shuffled_covariates = shuffle_within_class(synthetic_covariates, synthetic_labels, seed=seed)
+    shuffled = covariate_feature_correlations(
+        shuffled_covariates, synthetic_features, pairs, labels=synthetic_labels, method=method, n_boot=0
+    )
+    table = real.rename(columns={"n": "n_real"})
+    table["r_synthetic"] = synthetic["r"].to_numpy()
+    table["synthetic_ci_low"] = synthetic["ci_low"].to_numpy()
+    table["synthetic_ci_high"] = synthetic["ci_high"].to_numpy()
+    table["n_synthetic"] = synthetic["n"].to_numpy()
+    table["reproduced"] = (table["ci_low"] <= table["r_synthetic"]) & (table["r_synthetic"] <= table["ci_high"])
+    table["r_shuffled"] = shuffled["r"].to_numpy()
+    table["control_reproduced"] = (table["ci_low"] <= table["r_shuffled"]) & (table["r_shuffled"] <= table["ci_high"])
+    return table
+
+
+def shuffle_within_class(table: pd.DataFrame, labels: np.ndarray | None, *, seed: int) -> pd.DataFrame:
+    """The rows of `table` permuted within each class (seeded): breaks the pairing, keeps class marginals."""
+    labels = np.zeros(len(table), np.int64) if labels is None else np.asarray(labels)
+    rng = np.random.default_rng(derive_seed(seed, "shuffle"))
+    order = np.arange(len(table))
+    for k in np.unique(labels):
+        where = np.flatnonzero(labels == k)
+        order[where] = rng.permutation(where)
+    return table.iloc[order].reset_index(drop=True)
+
+
+def table_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, Any]:
+    """SDMetrics quality report of a synthetic clinical table (Patki et al. 2016).
+
+    ``column_shapes``: mean over columns of the KS complement (numbers) / TV complement (categories);
+    ``column_pair_trends``: mean over column pairs of correlation similarity / contingency similarity;
+    ``score``: their mean; ``columns`` and ``pairs``: the per-column and per-pair scores.
+    """
+    from sdmetrics.reports.single_table import QualityReport
+
+    missing = sorted(set(real.columns) - set(synthetic.columns))
+    if missing:
+        raise InputError(
+            f"synthetic records with the real clinical columns {list(real.columns)}", f"missing {missing}",
+            "generate the records with sample_clinical on the real table",
+        )
+    synthetic = synthetic[list(real.columns)]
+    report = QualityReport()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report.generate(real, synthetic, {"columns": _metadata(real)}, verbose=False)
+    properties = report.get_properties().set_index("Property")["Score"]
+    shapes = report.get_details("Column Shapes")
+    trends = report.get_details("Column Pair Trends")
+    return {
+        "score": float(report.get_score()),
+        "column_shapes": float(properties["Column Shapes"]),
+        "column_pair_trends": float(properties["Column Pair Trends"]),
+        "columns": {row["Column"]: {"metric": row["Metric"], "score": float(row["Score"])} for _, row in shapes.iterrows()},
+        "pairs": [
+            {"columns": [row["Column 1"], row["Column 2"]], "metric": row["Metric"], "score": _float(row["Score"])}
+            for _, row in trends.iterrows()
+        ],
+    }
+
+
+def _float(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def multimodal_fidelity(
+    real: Split,
+    synthetic: Split,
+    *,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    covariates: Sequence[str] = ("lesion_diameter_mm",),
+    select_on: Split | None = None,
+    feature_set: str = "frd_v1",
+    engine: str = "fast",
+    method: str = "spearman",
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Fidelity of image + clinical pairs: the table, the images and the cross-modal link.
+
+    `pairs` (covariate, radiomic feature) default to, for each of `covariates`, the feature most
+    correlated with it (`strongest_pairs`) in `select_on`: real pairs held out from `real` (e.g. the
+    validation split), so that the choice does not inflate the real correlation it is then tested
+    against (winner's curse); without `select_on` the choice is made on `real` itself. Correlations
+    are within class.
+    """
+    from genrad.evaluation.distances import feature_distances
+    from genrad.evaluation.frd import frd
+    from genrad.radiomics import extract
+
+    for split, role in ((real, "real"), (synthetic, "synthetic"), (select_on, "select_on")):
+        if split is not None and split.clinical is None:
+            raise InputError(f"a clinical table with the {role} images", "none", "generate pairs with generate_pairs", source=role)
+    real_features = extract(real, feature_set=feature_set, engine=engine, progress=progress)
+    synthetic_features = extract(synthetic, feature_set=feature_set, engine=engine, progress=progress)
+    if pairs is None:
+        chooser = real if select_on is None else select_on
+        chooser_features = real_features if select_on is None else extract(select_on, feature_set=feature_set, engine=engine, progress=progress)
+        pairs = strongest_pairs(chooser.clinical, chooser_features, covariates, labels=chooser.labels, method=method)
+    link = cross_modal_link(
+        real.clinical, real_features, synthetic.clinical, synthetic_features, pairs,
+        real_labels=real.labels, synthetic_labels=synthetic.labels, method=method, n_boot=n_boot, seed=seed,
+    )
+    names = [c for c in real_features.select_dtypes("number").columns if not c.startswith("diagnostics_")]
+    real_matrix, synthetic_matrix = real_features[names].to_numpy(float), synthetic_features[names].to_numpy(float)
+    distances = feature_distances(real_matrix, synthetic_matrix, names)
+    clinical_real = real.clinical.assign(**{LABEL_COLUMN: real.labels.astype(str)})
+    clinical_synthetic = synthetic.clinical.assign(**{LABEL_COLUMN: synthetic.labels.astype(str)})
+    return {
+        "table": table_fidelity(clinical_real, clinical_synthetic),
+        "images": {
+            "frd": frd(real_matrix, synthetic_matrix),
+            "feature_set": feature_set,
+            "worst_features": distances.head(10).to_dict(orient="records"),
+        },
+        "cross_modal": link.to_dict(orient="records"),
+        "cross_modal_reproduced": bool(link["reproduced"].all()),
+        "method": method,
+        "n_boot": n_boot,
+        "seed": seed,
+    }
