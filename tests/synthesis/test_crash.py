@@ -11,19 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from synthesis_toys import ToyGenerator
 
 from genrad.synthesis import generate
 
-REQUEST = {"per_class": {0: 300, 1: 300}, "shard_size": 20, "batch_size": 20, "format": "png", "seed": 5}
+REQUEST = {"per_class": {0: 500, 1: 300}, "shard_size": 20, "batch_size": 20, "format": "png", "seed": 5}
 SCRIPT = """
-import sys
-sys.path.insert(0, {toys!r})
-from synthesis_toys import ToyGenerator
 from genrad.synthesis import generate
 
 if __name__ == "__main__":
-    generate(ToyGenerator(delay=0.05), out={out!r}, progress=False, **{request!r})
+    generate({run_dir!r}, data={data!r}, out={out!r}, progress=False, **{request!r})
 """
 
 
@@ -48,34 +44,39 @@ def _files(root: Path) -> dict[str, bytes]:
     return {name: (root / name).read_bytes() for name in names if (root / name).is_file()}
 
 
-def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
-    reference = generate(ToyGenerator(), out=tmp_path / "reference", progress=False, **REQUEST)
+def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, vae_run_dir: Path, tiny_cohort_path: Path
+) -> None:
+    """A VAE run dir generating 800 images in 40 shards, killed twice while sampling and once while merging."""
+    reference = generate(vae_run_dir, data=tiny_cohort_path, out=tmp_path / "reference", progress=False, **REQUEST)
     out = tmp_path / "interrupted"
     script = tmp_path / "run.py"
-    toys = str(Path(__file__).resolve().parent)
-    script.write_text(SCRIPT.format(toys=toys, out=str(out), request=REQUEST))
+    script.write_text(SCRIPT.format(run_dir=str(vae_run_dir), data=str(tiny_cohort_path), out=str(out), request=REQUEST))
     shards = out / "shards"
 
     def complete_shards() -> int:
         return len(list(shards.glob("shard-*.npz"))) if shards.is_dir() else 0
 
     rng = np.random.default_rng(2024)
-    first, second = sorted(rng.choice(np.arange(1, 29), size=2, replace=False))
+    first, second = sorted(rng.choice(np.arange(1, 39), size=2, replace=False))
     kills = [
         lambda: complete_shards() >= first,  # while sampling
         lambda: complete_shards() >= second,  # again, after resuming
         lambda: (out / ".png.partial").is_dir() and rng.random() < 0.05,  # while merging / exporting
     ]
+    complete_after_kill = []
     for kill_when in kills:
         assert _run(script, kill_when), "the run finished before it could be interrupted"
+        complete_after_kill.append(complete_shards())
         for shard in shards.glob("shard-*.npz"):  # nothing half-written under a final name
             with np.load(shard) as arrays:
                 assert arrays["images"].shape == (20, 1, 28, 28)
+    assert complete_after_kill[0] < 40 and complete_after_kill[2] == 40, complete_after_kill  # killed while sampling, then merging
     assert not (out / "synthesis.json").exists()
     assert not _run(script, None)
 
     assert _files(out) == _files(reference.out)
     manifest = reference.manifest
-    assert manifest["id"].is_unique and len(manifest) == 600
+    assert manifest["id"].is_unique and len(manifest) == 800
     assert sorted(p.stem for p in (out / "png").rglob("*.png")) == sorted(manifest["id"])
     assert not list(out.rglob(".*.tmp*"))

@@ -23,21 +23,19 @@ def _bytes(out: Path) -> dict[str, bytes]:
     return {name: (out / name).read_bytes() for name in OUTPUTS}
 
 
-def test_same_seed_gives_the_same_bytes_on_every_backend(tmp_path: Path) -> None:
-    import synthesis_toys
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(synthesis_toys)  # Ray workers cannot import test modules
-    model = ToyGenerator()
-    common = {"per_class": {0: 130, 1: 70}, "seed": 7, "shard_size": 40, "batch_size": 16, "progress": False}
+def test_same_seed_gives_the_same_bytes_on_every_backend(tmp_path: Path, vae_run_dir: Path, tiny_cohort) -> None:
+    """A VAE run dir on 1 worker, a 2-process pool (each loads the run dir) and 2 Ray actors."""
+    common = {"per_class": {0: 130, 1: 70}, "data": tiny_cohort, "seed": 7, "shard_size": 40, "batch_size": 16}
     runs = {
         "local1": {"workers": 1},
         "local2": {"workers": 2},
         "ray2": {"backend": "ray", "workers": 2},
     }
-    outputs = {name: _bytes(generate(model, out=tmp_path / name, **common, **kw).out) for name, kw in runs.items()}
+    outputs = {}
+    for name, options in runs.items():
+        outputs[name] = _bytes(generate(vae_run_dir, out=tmp_path / name, progress=False, **common, **options).out)
     assert outputs["local1"] == outputs["local2"] == outputs["ray2"]
-    other = _bytes(generate(model, out=tmp_path / "seed8", **{**common, "seed": 8}).out)
+    other = _bytes(generate(vae_run_dir, out=tmp_path / "seed8", progress=False, **{**common, "seed": 8}).out)
     assert other["synthetic.npz"] != outputs["local1"]["synthetic.npz"]
 
 

@@ -26,15 +26,17 @@ def generate_command(
     filter_flagged: bool = typer.Option(False, "--filter", help="Drop samples flagged by the per-sample QA (needs --data)."),
 ) -> None:
     """Generate synthetic images into OUT: synthetic.npz (MedMNIST layout), manifest.parquet/.csv, shards/."""
+    from genrad.data import load
     from genrad.synthesis import generate
 
+    cohort = load(data) if data is not None else None
     synthetic = generate(
         run_dir,
         per_class=per_class,
         balance=balance,
         multiple=multiple,
         covariates=covariates,
-        data=data,
+        data=cohort,
         out=out,
         seed=seed,
         shard_size=shard_size,
@@ -43,23 +45,23 @@ def generate_command(
         backend=backend,
         workers=workers,
         address=address,
-        filter=_qa_filter(data) if filter_flagged else None,
+        filter=_qa_filter(cohort, seed) if filter_flagged else None,
     )
     plan = synthetic.record["generation"]["plan"]
     per_class_text = ", ".join(f"{k}: {n}" for k, n in plan["per_class"].items())
     typer.echo(f"{synthetic.out}: {len(synthetic)} of {plan['n']} images kept ({per_class_text})")
 
 
-def _qa_filter(data: str | None) -> Any:
-    """The per-sample QA of `genrad.evaluation` as a keep-mask filter, calibrated on `data`."""
+def _qa_filter(cohort: Any, seed: int) -> Any:
+    """The per-sample QA of `genrad.evaluation.qa`, calibrated on the real train / val splits, as a filter."""
     from genrad.errors import InputError
 
-    if data is None:
+    if cohort is None:
         raise InputError("--data PATH with --filter", "no real data", "the QA is calibrated on real images: add --data")
     try:
-        from genrad.evaluation.qa import keep_filter
+        from genrad.evaluation.qa import SampleQA
     except ImportError:
         raise InputError(
             "genrad's per-sample QA (genrad.evaluation.qa)", "it is not available in this install", "run without --filter"
         ) from None
-    return keep_filter(data)
+    return SampleQA(seed=seed).fit(cohort.train, cohort.val).as_filter()
