@@ -1,0 +1,372 @@
+"""`fidelity(real, synthetic)`: every set-level fidelity metric, each with a bootstrap confidence
+interval and its *real floor*, the same metric between two disjoint real sets of matching sizes.
+
+A number is never shown without its reference: an FRD of 3.2 means little, an FRD of 3.2 against a
+real floor of 3.1 says the synthetic set is about as far from the reference as other real images are.
+
+Metrics (all on radiomic features; ``real`` is the reference whose statistics z-score everything):
+FRD v1 and FRD per class (`genrad.evaluation.frd`), KID (`kid`), precision / recall / density /
+coverage (`prdc`), alpha-precision / beta-recall / authenticity (`alpha`), the classifier two-sample
+AUC (`c2st`) and per-feature distances (`distances`).
+
+Confidence intervals are percentile bootstraps (``n_bootstrap`` replicates, seeded):
+
+- FRD, KID and the mean per-feature distance resample both sets;
+- PRDC and alpha / beta resample their per-sample terms with the k-NN manifolds held fixed
+  (resampling the manifolds themselves would put duplicates at distance 0 and bias every ball);
+- the C2ST AUC resamples the out-of-fold classifier scores within each class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genrad.errors import InputError
+from genrad.provenance import hash_arrays, versions
+
+METRICS = (
+    "frd",
+    "kid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "alpha_precision",
+    "beta_recall",
+    "authenticity",
+    "c2st_auc",
+)
+ALPHA_STEPS = 30
+_LABEL_COLUMN = "label"
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """Radiomic features of one image set: ``values`` ``(n, d)``, column ``names``, optional ``labels``
+    and the content hash of the data they came from."""
+
+    values: np.ndarray
+    names: tuple[str, ...]
+    labels: np.ndarray | None
+    data_hash: str
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    def rows(self, mask: np.ndarray) -> np.ndarray:
+        return self.values[mask]
+
+
+@dataclass(frozen=True)
+class _PairResult:
+    """Every metric between two sets: values, bootstrap replicates, the per-feature table."""
+
+    values: dict[str, float]
+    replicates: dict[str, np.ndarray]
+    table: pd.DataFrame
+    dropped: list[str]
+
+
+def feature_table(
+    data: Any, *, feature_set: str = "frd_v1", engine: str | None = None, workers: int = 1, name: str = "data"
+) -> FeatureTable:
+    """Features of ``data``: a `FeatureTable`; a feature DataFrame (numeric columns, optional ``label``
+    column); a `genrad.data.Split` or any object with ``images`` and ``labels``; or an image array.
+    Images go through `genrad.radiomics.extract` (0..255 scale)."""
+    if isinstance(data, FeatureTable):
+        return data
+    if isinstance(data, pd.DataFrame):
+        labels = data[_LABEL_COLUMN].to_numpy(np.int64) if _LABEL_COLUMN in data.columns else None
+        numeric = data.drop(columns=[_LABEL_COLUMN], errors="ignore").select_dtypes("number")
+        values = numeric.to_numpy(np.float64)
+        arrays = [values] if labels is None else [values, labels]
+        return FeatureTable(values, tuple(str(c) for c in numeric.columns), labels, hash_arrays(*arrays))
+    images, labels = _images_and_labels(data, name)
+    from genrad.radiomics import DEFAULT_ENGINE, extract
+
+    table = extract(images, feature_set=feature_set, engine=engine or DEFAULT_ENGINE, workers=workers)
+    content_hash = data.content_hash() if hasattr(data, "content_hash") else hash_arrays(images)
+    return FeatureTable(table.to_numpy(np.float64), tuple(table.columns), labels, content_hash)
+
+
+def fidelity(
+    real: Any,
+    synthetic: Any,
+    *,
+    feature_set: str = "frd_v1",
+    engine: str | None = None,
+    seed: int = 0,
+    n_bootstrap: int = 100,
+    floor_real: Any = None,
+    k: int = 5,
+    max_samples: int = 5000,
+    confidence: float = 0.95,
+    class_names: Sequence[str] | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Set-level fidelity of ``synthetic`` against the real reference ``real``.
+
+    Args:
+        real, synthetic, floor_real: image sets or features (see `feature_table`).
+        feature_set, engine, workers: radiomic extraction (`genrad.radiomics.extract`).
+        seed: seeds every subsample, bootstrap and classifier (same seed, same numbers).
+        n_bootstrap: replicates per confidence interval (0: no intervals).
+        floor_real: real images disjoint from ``real`` (e.g. the training split when ``real`` is the
+            test split); the real floor compares ``real`` with a subsample of it of the synthetic
+            set's size. Without it, ``real`` is split into two disjoint halves.
+        k: neighbours for precision / recall / density / coverage (Naeem et al. 2020 use 5).
+        max_samples: synthetic rows used by the neighbour, kernel and classifier metrics (a seeded
+            subsample); FRD uses every row.
+        confidence: level of the intervals.
+        class_names: names for the per-class keys (default: the label values).
+
+    Returns:
+        A JSON-ready dict: ``frd``, ``frd_per_class``, ``kid``, ``precision``, ``recall``, ``density``,
+        ``coverage``, ``alpha_precision``, ``beta_recall``, ``authenticity``, ``c2st_auc``, each
+        ``{"value", "ci", "real_floor"}``; ``features`` (per-feature table, worst first); and
+        ``provenance``.
+    """
+    if n_bootstrap < 0 or not 0.0 < confidence < 1.0 or k < 1 or max_samples < 2:
+        raise InputError(
+            "n_bootstrap >= 0, 0 < confidence < 1, k >= 1 and max_samples >= 2",
+            f"n_bootstrap={n_bootstrap}, confidence={confidence}, k={k}, max_samples={max_samples}",
+            "pass valid settings",
+            source="fidelity",
+        )
+    options = {"feature_set": feature_set, "engine": engine, "workers": workers}
+    real_t = feature_table(real, name="real", **options)
+    synthetic_t = _aligned(feature_table(synthetic, name="synthetic", **options), real_t.names, "synthetic")
+    floor_t = None if floor_real is None else _aligned(feature_table(floor_real, name="floor_real", **options), real_t.names, "floor_real")
+    rng = np.random.default_rng(seed)
+    settings = {"k": k, "max_samples": max_samples, "seed": seed}
+
+    n_compared = min(len(synthetic_t), max_samples)
+    floor_reference, floor_other, floor_method = _floor_pair(real_t.values, None if floor_t is None else floor_t.values, n_compared, rng)
+    main = _pair_metrics(real_t.values, synthetic_t.values, real_t.names, n_bootstrap=n_bootstrap, rng=rng, **settings)
+    floor = _pair_metrics(floor_reference, floor_other, real_t.names, n_bootstrap=0, rng=rng, **settings)
+
+    result: dict[str, Any] = {
+        name: _entry(main.values[name], main.replicates[name], floor.values[name], confidence) for name in METRICS
+    }
+    result["frd_per_class"] = _frd_per_class(
+        real_t, synthetic_t, floor_t, n_bootstrap=n_bootstrap, rng=rng, confidence=confidence, max_samples=max_samples, class_names=class_names
+    )
+    result["features"] = _features_entry(main, floor, confidence)
+    result["provenance"] = {
+        "versions": versions(),
+        "seed": seed,
+        "config": {
+            "feature_set": feature_set,
+            "engine": engine,
+            "n_bootstrap": n_bootstrap,
+            "confidence": confidence,
+            "k": k,
+            "max_samples": max_samples,
+            "alpha_beta_steps": ALPHA_STEPS,
+            "c2st": "quadratic logistic regression, 5-fold out-of-fold AUC, balanced sets",
+            "normalisation": "z-score with the real reference's mean and population SD (frd-score v1, norm_ref='d1')",
+        },
+        "data": {
+            "real": _describe(real_t),
+            "synthetic": {**_describe(synthetic_t), "n_used_by_neighbour_metrics": n_compared},
+            "floor_real": None if floor_t is None else _describe(floor_t),
+        },
+        "real_floor": {"method": floor_method, "n_reference": len(floor_reference), "n_compared": len(floor_other)},
+        "features": {"n_columns": len(real_t.names), "n_used": len(main.table), "dropped": main.dropped},
+    }
+    return result
+
+
+def _pair_metrics(
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    names: Sequence[str],
+    *,
+    k: int,
+    max_samples: int,
+    seed: int,
+    n_bootstrap: int,
+    rng: np.random.Generator,
+) -> _PairResult:
+    """Every metric between two raw feature matrices, with ``n_bootstrap`` replicates each."""
+    from sklearn.metrics import roc_auc_score
+
+    from genrad.evaluation import alpha, c2st, prdc
+    from genrad.evaluation.distances import feature_distances, wasserstein_columns
+    from genrad.evaluation.frd import frd
+    from genrad.evaluation.kid import kid, kid_bootstrap
+    from genrad.evaluation.stats import bootstrap_means, bootstrap_pairs, clean_pair, normalise_pair, subsample
+
+    real, synthetic = clean_pair(real, synthetic)
+    capped = subsample(synthetic, max_samples, rng)
+    values = {"frd": frd(real, synthetic)}
+    replicates = {"frd": bootstrap_pairs(frd, real, capped, n_bootstrap, rng)}
+    real_z, synthetic_z, kept = normalise_pair(real, capped)
+    values["kid"] = kid(real_z, synthetic_z, normalise=False, seed=seed)
+    replicates["kid"] = kid_bootstrap(real_z, synthetic_z, n_bootstrap, rng)
+
+    for name, terms in prdc.prdc_indicators(real_z, synthetic_z, k=k).items():
+        values[name] = float(terms.mean())
+        replicates[name] = bootstrap_means(terms.astype(np.float64), n_bootstrap, rng)
+
+    ab = alpha.alpha_beta_indicators(real_z, synthetic_z, n_steps=ALPHA_STEPS)
+    summaries = [alpha.summarise(_resampled(ab, rng), ALPHA_STEPS) for _ in range(n_bootstrap)]
+    for name, value in alpha.summarise(ab, ALPHA_STEPS).items():
+        values[name] = value
+        replicates[name] = np.array([summary[name] for summary in summaries])
+
+    target, scores = c2st.c2st_scores(real_z, synthetic_z, seed=seed)
+    values["c2st_auc"] = float(roc_auc_score(target, scores))
+    replicates["c2st_auc"] = c2st.bootstrap_auc(target, scores, n_bootstrap, rng)
+
+    kept_names = [name for name, keep in zip(names, kept, strict=True) if keep]
+    table = feature_distances(real_z, synthetic_z, kept_names, normalise=False)
+    values["features"] = float(table["wasserstein"].mean())
+    replicates["features"] = np.array(
+        [
+            wasserstein_columns(
+                real_z[rng.integers(0, len(real_z), len(real_z))], synthetic_z[rng.integers(0, len(synthetic_z), len(synthetic_z))]
+            ).mean()
+            for _ in range(n_bootstrap)
+        ]
+    )
+    dropped = [name for name, keep in zip(names, kept, strict=True) if not keep]
+    return _PairResult(values, replicates, table, dropped)
+
+
+def _resampled(terms: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """alpha / beta terms with synthetic-side and real-side rows resampled independently."""
+    synthetic_index = rng.integers(0, len(terms["alpha_level"]), len(terms["alpha_level"]))
+    real_index = rng.integers(0, len(terms["recall_level"]), len(terms["recall_level"]))
+    return {
+        "alpha_level": terms["alpha_level"][synthetic_index],
+        "authentic": terms["authentic"][synthetic_index],
+        "recall_level": terms["recall_level"][real_index],
+    }
+
+
+def _floor_pair(
+    real: np.ndarray, floor: np.ndarray | None, n_compared: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Two disjoint real sets standing in for (reference, synthetic)."""
+    from genrad.evaluation.stats import subsample
+
+    if floor is not None:
+        return real, subsample(floor, n_compared, rng), "the real reference against an independent real set (floor_real)"
+    order = rng.permutation(len(real))
+    half = len(real) // 2
+    if half < 2:
+        raise InputError(
+            "at least 4 real images (the real floor splits them in two)",
+            f"{len(real)}",
+            "pass more real images or an independent real set as floor_real",
+            source="real",
+        )
+    reference, other = real[np.sort(order[half:])], real[np.sort(order[:half])]
+    return reference, subsample(other, n_compared, rng), "two disjoint halves of the real reference"
+
+
+def _frd_per_class(
+    real: FeatureTable,
+    synthetic: FeatureTable,
+    floor: FeatureTable | None,
+    *,
+    n_bootstrap: int,
+    rng: np.random.Generator,
+    confidence: float,
+    max_samples: int,
+    class_names: Sequence[str] | None,
+) -> dict[str, Any]:
+    """FRD between the real and synthetic images of each class present in both, z-scored with that
+    class's real statistics (what frd-score gives on per-class folders)."""
+    from genrad.evaluation.frd import frd
+    from genrad.evaluation.stats import bootstrap_pairs, clean_pair, subsample
+
+    if real.labels is None or synthetic.labels is None:
+        return {}
+    per_class = {}
+    for label in sorted(set(real.labels.tolist()) & set(synthetic.labels.tolist())):
+        real_c, synthetic_c = clean_pair(real.rows(real.labels == label), synthetic.rows(synthetic.labels == label))
+        floor_c = None if floor is None or floor.labels is None else floor.rows(floor.labels == label)
+        if len(real_c) < 4 or len(synthetic_c) < 2 or (floor_c is not None and len(floor_c) < 2):
+            continue
+        reference, other, _ = _floor_pair(real_c, floor_c, min(len(synthetic_c), max_samples), rng)
+        replicates = bootstrap_pairs(frd, real_c, subsample(synthetic_c, max_samples, rng), n_bootstrap, rng)
+        key = class_names[label] if class_names is not None and label < len(class_names) else str(label)
+        per_class[key] = {
+            **_entry(frd(real_c, synthetic_c), replicates, frd(reference, other), confidence),
+            "n_real": len(real_c),
+            "n_synthetic": len(synthetic_c),
+        }
+    return per_class
+
+
+def _features_entry(main: _PairResult, floor: _PairResult, confidence: float) -> dict[str, Any]:
+    floor_w = floor.table.set_index("feature")["wasserstein"].rename("real_floor_wasserstein")
+    merged = main.table.join(floor_w, on="feature")
+    by_property = merged.groupby("property")[["wasserstein", "real_floor_wasserstein"]].mean().sort_values("wasserstein", ascending=False)
+    return {
+        **_entry(main.values["features"], main.replicates["features"], floor.values["features"], confidence),
+        "unit": "mean 1-Wasserstein distance over features, in real standard deviations",
+        "by_property": {name: _clean_record(row) for name, row in by_property.to_dict("index").items()},
+        "per_feature": [_clean_record(row) for row in merged.to_dict("records")],
+    }
+
+
+def _entry(value: float, replicates: np.ndarray, real_floor: float, confidence: float) -> dict[str, Any]:
+    from genrad.evaluation.stats import bootstrap_ci
+
+    return {"value": _finite(value), "ci": bootstrap_ci(value, replicates, confidence), "real_floor": _finite(real_floor)}
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _clean_record(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value if isinstance(value, str) else _finite(value) for key, value in record.items()}
+
+
+def _describe(table: FeatureTable) -> dict[str, Any]:
+    described: dict[str, Any] = {"hash": table.data_hash, "n": len(table)}
+    if table.labels is not None:
+        values, counts = np.unique(table.labels, return_counts=True)
+        described["classes"] = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+    return described
+
+
+def _aligned(table: FeatureTable, names: tuple[str, ...], role: str) -> FeatureTable:
+    """``table`` with its columns in the order of ``names`` (the reference's)."""
+    if table.names == names:
+        return table
+    missing = sorted(set(names) - set(table.names))
+    if missing:
+        raise InputError(
+            f"the reference's {len(names)} feature columns in the {role} features",
+            f"{len(missing)} missing (e.g. {missing[0]!r})",
+            "extract every set with the same feature set and engine",
+            source=role,
+        )
+    order = [table.names.index(name) for name in names]
+    return FeatureTable(table.values[:, order], names, table.labels, table.data_hash)
+
+
+def _images_and_labels(data: Any, role: str) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(data, np.ndarray):
+        return data, None
+    images = getattr(data, "images", None)
+    if isinstance(images, np.ndarray):
+        labels = getattr(data, "labels", None)
+        return images, None if labels is None else np.asarray(labels, dtype=np.int64)
+    raise InputError(
+        "a Split, an image array, a feature DataFrame or a FeatureTable",
+        f"a {type(data).__name__}",
+        "pass e.g. cohort.test (a Cohort must be indexed by split: cohort['test'])",
+        source=role,
+    )
