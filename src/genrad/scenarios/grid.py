@@ -79,7 +79,7 @@ class Grid(BaseModel):
 
     def to_yaml(self) -> str:
         """The grid as YAML that `load_grid` reads back unchanged."""
-        return yaml.safe_dump(self.model_dump(), sort_keys=False)
+        return yaml.safe_dump(self.model_dump(), sort_keys=False, default_flow_style=None)
 
 
 def default_grid() -> Grid:

@@ -258,10 +258,13 @@ def perturb(images: np.ndarray, name: str, severity: float, *, seed: int) -> np.
         return images.copy()
     keys = [int(seed), cell_key(name), cell_key(repr(float(severity)))]
     out = np.empty_like(images)
-    for index, image in enumerate(images):
-        rng = np.random.default_rng([*keys, index])
-        tensor = torch.from_numpy(np.array(image[:, None] if images.ndim == 4 else image))
-        result = perturbation.apply(tensor, float(severity), rng)
-        result = result[:, 0] if images.ndim == 4 else result
-        out[index] = np.clip(result.detach().cpu().numpy(), 0.0, 1.0)
+    # TorchIO draws torch.rand(1) from the global RNG on every call (its probability `p`), and its
+    # seeded Noise reseeds it: fork the global CPU RNG so that the caller's state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        for index, image in enumerate(images):
+            rng = np.random.default_rng([*keys, index])
+            tensor = torch.from_numpy(np.array(image[:, None] if images.ndim == 4 else image))
+            result = perturbation.apply(tensor, float(severity), rng)
+            result = result[:, 0] if images.ndim == 4 else result
+            out[index] = np.clip(result.detach().cpu().numpy(), 0.0, 1.0)
     return out

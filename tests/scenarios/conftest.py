@@ -1,0 +1,30 @@
+"""Fixtures for the scenario tests: small phantom images, one torch thread (the machine is shared)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genrad.data.phantom import make_phantom
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny FFTs and convolutions are much faster on one thread than on two busy ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def phantom_images() -> np.ndarray:
+    """Twelve 2D phantom images (1, 28, 28) in [0, 1]."""
+    return make_phantom(n=60, seed=3).train.images[:12]
+
+
+@pytest.fixture(scope="module")
+def phantom_volumes() -> np.ndarray:
+    """Two 3D phantom volumes (1, 28, 28, 28) in [0, 1]."""
+    return make_phantom(n=40, size=28, dims=3, seed=3).train.images[:2]
