@@ -14,6 +14,7 @@ from genrad.cli.pipeline import demo_command, report_command, run_command
 from genrad.cli.privacy import privacy
 from genrad.cli.models import sample, train
 from genrad.cli.radiomics import radiomics_app
+from genrad.cli.scenarios import scenarios_app
 from genrad.cli.synthesis import generate_command
 from genrad.cli.utility import utility
 from genrad.errors import InputError
@@ -33,6 +34,7 @@ app.command("train")(train)
 app.command("sample")(sample)
 app.add_typer(radiomics_app, name="radiomics")
 app.command("generate")(generate_command)
+app.add_typer(scenarios_app, name="scenarios")
 app.command("run")(run_command)
 app.command("demo")(demo_command)
 app.command("report")(report_command)
