@@ -22,49 +22,59 @@ def firstorder(
 ) -> dict[str, np.ndarray]:
     """Features of `values` inside `mask` (both ``(N, ...)``); `levels` are the discretised values."""
     n = len(values)
-    x = np.where(mask, values, np.nan).reshape(n, -1)
-    ordered = np.sort(x, axis=1)  # NaN last
-    count = mask.reshape(n, -1).sum(axis=1)
+    flat, inside = values.reshape(n, -1), mask.reshape(n, -1)
+    count = inside.sum(axis=1)
+    full = bool(inside.all())
+    x = flat if full else np.where(inside, flat, np.nan)
+    wanted = (10, 25, 50, 75, 90)
+    positions = (count[:, None] - 1) * (np.array(wanted) / 100.0)
+    below = np.floor(positions).astype(np.int64)
+    above = np.minimum(below + 1, count[:, None] - 1)
+    if full:  # order statistics by partial sorting around the needed ranks
+        ordered = np.partition(x, np.unique(np.concatenate([below.ravel(), above.ravel()])), axis=1)
+    else:
+        ordered = np.sort(x, axis=1)  # NaN last
+    low, high = np.take_along_axis(ordered, below, axis=1), np.take_along_axis(ordered, above, axis=1)
+    p10, p25, p50, p75, p90 = (low + (high - low) * (positions - below)).T
 
-    def percentile(q: float) -> np.ndarray:
-        position = (count - 1) * (q / 100.0)
-        below = np.floor(position).astype(np.int64)
-        above = np.minimum(below + 1, count - 1)
-        low = np.take_along_axis(ordered, below[:, None], axis=1)[:, 0]
-        high = np.take_along_axis(ordered, above[:, None], axis=1)[:, 0]
-        return low + (high - low) * (position - below)
-
-    inside = np.where(np.isnan(x), 0.0, x)
-    mean = inside.sum(axis=1) / count
-    centred = np.where(np.isnan(x), 0.0, x - mean[:, None])
-    m2 = (centred**2).sum(axis=1) / count
-    m3 = (centred**3).sum(axis=1) / count
-    m4 = (centred**4).sum(axis=1) / count
+    zeroed = flat if full else np.where(inside, flat, 0.0)
+    mean = zeroed.sum(axis=1) / count
+    centred = flat - mean[:, None]
+    if not full:
+        centred = np.where(inside, centred, 0.0)
+    c2 = centred * centred
+    m2 = c2.sum(axis=1) / count
+    m3 = (c2 * centred).sum(axis=1) / count
+    m4 = (c2 * c2).sum(axis=1) / count
     m2_safe = np.where(m2 == 0, 1.0, m2)
-    p10, p90 = percentile(10), percentile(90)
-    robust = np.where((x >= p10[:, None]) & (x <= p90[:, None]), x, np.nan)
-    robust_count = (~np.isnan(robust)).sum(axis=1)
-    robust_mean = np.where(np.isnan(robust), 0.0, robust).sum(axis=1) / robust_count
-    energy = (np.where(np.isnan(x), 0.0, x + shift) ** 2).sum(axis=1)
+    in_range = (x >= p10[:, None]) & (x <= p90[:, None])
+    robust_count = in_range.sum(axis=1)
+    robust_mean = np.where(in_range, flat, 0.0).sum(axis=1) / robust_count
+    robust_deviation = np.where(in_range, np.abs(flat - robust_mean[:, None]), 0.0).sum(axis=1) / robust_count
+    shifted = zeroed + shift
+    if not full:
+        shifted = np.where(inside, shifted, 0.0)
+    energy = (shifted * shifted).sum(axis=1)
 
     width = int(levels.max()) + 1
-    key = np.broadcast_to(np.arange(n).reshape((-1,) + (1,) * (levels.ndim - 1)), levels.shape)[mask] * width
-    histogram = np.bincount(key + levels[mask], minlength=n * width).reshape(n, width) / count[:, None]
-    minimum, maximum = ordered[:, 0], np.nanmax(x, axis=1)
+    key = np.arange(n)[:, None] * width + levels.reshape(n, -1)
+    histogram = np.bincount(key[inside], minlength=n * width).reshape(n, width) / count[:, None]
+    minimum = np.where(inside, flat, np.inf).min(axis=1)
+    maximum = np.where(inside, flat, -np.inf).max(axis=1)
     return {
         "10Percentile": p10,
         "90Percentile": p90,
         "Energy": energy,
         "Entropy": -(histogram * np.log2(histogram + EPS)).sum(axis=1),
-        "InterquartileRange": percentile(75) - percentile(25),
+        "InterquartileRange": p75 - p25,
         "Kurtosis": m4 / m2_safe**2,
         "Maximum": maximum,
         "Mean": mean,
         "MeanAbsoluteDeviation": np.abs(centred).sum(axis=1) / count,
-        "Median": percentile(50),
+        "Median": p50,
         "Minimum": minimum,
         "Range": maximum - minimum,
-        "RobustMeanAbsoluteDeviation": np.nansum(np.abs(robust - robust_mean[:, None]), axis=1) / robust_count,
+        "RobustMeanAbsoluteDeviation": robust_deviation,
         "RootMeanSquared": np.sqrt(energy / count),
         "Skewness": m3 / m2_safe**1.5,
         "TotalEnergy": energy * voxel_volume,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from genrad.radiomics.fast.neighbourhood import directions, line_table, neighbours, pair_slices
@@ -54,11 +54,17 @@ def _sum(index: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
     return np.bincount(index, weights=weights, minlength=size)
 
 
-def count_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct keys and their counts (``numpy.unique`` on int32 when the keys fit: faster)."""
-    if keys.size and keys.max() < np.iinfo(np.int32).max:
-        keys = keys.astype(np.int32)
-    ordered = np.sort(keys)
+def count_keys(keys: np.ndarray, key_range: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys in ``[0, key_range)`` and their counts.
+
+    A dense `numpy.bincount` when the range is small next to the number of keys (large images),
+    else a sort (small images, where most keys are distinct).
+    """
+    if key_range <= max(8 * keys.size, 1 << 16):
+        counts = np.bincount(keys, minlength=key_range)
+        cells = np.flatnonzero(counts)
+        return cells, counts[cells]
+    ordered = np.sort(keys.astype(np.int32) if key_range < np.iinfo(np.int32).max else keys)
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
     return ordered[starts].astype(np.int64), np.diff(np.append(starts, len(ordered)))
 
@@ -82,24 +88,26 @@ def glcm(levels: np.ndarray, ng: np.ndarray, force_2d: bool) -> dict[str, np.nda
     For direction a the symmetrical matrix is ``P = C + C^T`` with C[i, j] counting voxel pairs (v,
     v + a) of gray levels (i, j), normalised to sum 1. Pairs are counted as unordered {i, j}: an
     off-diagonal pair fills two cells with its count, a diagonal one its cell with twice the count.
-    Imc2 uses ``HXY2 = 2 HX' - L^2 eps / ln 2`` (HX' the marginal entropy without eps, L the number of
-    gray levels with p_x > 0), which equals pyradiomics' double sum to 1e-25.
+    Sums of i + j and |i - j| give p_{x+y} and p_{x-y}, from which the moment features follow
+    (i j = ((i + j)^2 - (i - j)^2) / 4). Imc2 uses ``HXY2 = 2 HX' - L^2 eps / ln 2`` (HX' the marginal
+    entropy without eps, L the number of gray levels with p_x > 0), equal to pyradiomics' double sum
+    to 1e-25.
     """
     n = len(levels)
     dirs = directions(force_2d)
     n_dirs, width = len(dirs), int(ng.max()) + 1
-    image = np.arange(n).reshape(-1, 1, 1, 1)
+    image = np.arange(n).reshape(-1, 1, 1, 1) * n_dirs
     keys = []
     for a, offset in enumerate(dirs):
         src, dst = pair_slices(levels.shape, offset)
         first, second = levels[src], levels[dst]
         ok = (first > 0) & (second > 0)
         low, high = np.minimum(first, second)[ok], np.maximum(first, second)[ok]
-        owner = np.broadcast_to(image, first.shape)[ok]
-        keys.append(((owner * n_dirs + a) * width + low) * width + high)
-    cells, count = count_unique(np.concatenate(keys))
-    high, low, group = cells % width, (cells // width) % width, cells // (width * width)
+        group = np.broadcast_to(image + a, first.shape)[ok]
+        keys.append((group * width + low) * width + high)
     size = n * n_dirs
+    cells, count = count_keys(np.concatenate(keys), size * width * width)
+    high, low, group = cells % width, (cells // width) % width, cells // (width * width)
     total = 2.0 * _sum(group, count, size)  # sum of P over all cells
     empty = total == 0
     total[empty] = np.nan
@@ -110,15 +118,16 @@ def glcm(levels: np.ndarray, ng: np.ndarray, force_2d: bool) -> dict[str, np.nda
 
     px = (_sum(group * width + low, count, size * width) + _sum(group * width + high, count, size * width))
     px = px.reshape(size, width) / total[:, None]
-    gray = np.arange(width, dtype=np.float64)
-    ux = (px * gray).sum(axis=1)
-    mean = ux[group]
-    sum_squares = (px * (gray - ux[:, None]) ** 2).sum(axis=1)
-    corm = _sum(group, mass * (low - mean) * (high - mean), size)
     p_sum = _sum(group * (2 * width) + low + high, mass, size * 2 * width).reshape(size, 2 * width)
     p_diff = _sum(group * width + high - low, mass, size * width).reshape(size, width)
-    k_sum, k_diff = np.arange(2 * width, dtype=np.float64), gray
-    ng_group = np.repeat(ng.astype(np.float64), n_dirs)
+    gray, k_sum = np.arange(width, dtype=np.float64), np.arange(2 * width, dtype=np.float64)
+    ux = px @ gray
+    sum_squares = px @ (gray * gray) - ux * ux
+    sum_centred = k_sum[None, :] - 2 * ux[:, None]
+    sum_centred2 = sum_centred * sum_centred
+    autocorrelation = (p_sum @ (k_sum * k_sum) - p_diff @ (gray * gray)) / 4
+    corm = autocorrelation - ux * ux
+    ng_group = np.repeat(ng.astype(np.float64), n_dirs)[:, None]
 
     hx = _entropy(px)
     positive = px > 0
@@ -130,35 +139,36 @@ def glcm(levels: np.ndarray, ng: np.ndarray, force_2d: bool) -> dict[str, np.nda
     max_p = np.zeros(size)
     starts = np.flatnonzero(np.diff(group, prepend=-1))  # cells are sorted by group
     max_p[group[starts]] = np.maximum.reduceat(cell_p, starts)
-    diff_average = (k_diff * p_diff).sum(axis=1)
+    diff_average = p_diff @ gray
+    diff_centred = gray[None, :] - diff_average[:, None]
     sigma2 = np.sqrt(sum_squares) * np.sqrt(sum_squares)
     with np.errstate(divide="ignore", invalid="ignore"):
         imc1 = np.where(hx != 0, (hxy - hxy1) / hx, 0.0)
         imc2 = np.where(n_levels <= 1, 0.0, np.sqrt(1 - np.exp(-2 * (hxy2 - hxy))))
         correlation = np.where(sigma2 == 0, 1.0, corm / (sigma2 + EPS))
-        inverse_variance = (p_diff[:, 1:] / k_diff[1:] ** 2).sum(axis=1)
+        inverse_variance = p_diff[:, 1:] @ (1 / gray[1:] ** 2)
     values = {
-        "Autocorrelation": _sum(group, mass * low * high, size),
-        "ClusterProminence": _sum(group, mass * (low + high - 2 * mean) ** 4, size),
-        "ClusterShade": _sum(group, mass * (low + high - 2 * mean) ** 3, size),
-        "ClusterTendency": _sum(group, mass * (low + high - 2 * mean) ** 2, size),
-        "Contrast": _sum(group, mass * (high - low) ** 2.0, size),
+        "Autocorrelation": autocorrelation,
+        "ClusterProminence": (p_sum * sum_centred2 * sum_centred2).sum(axis=1),
+        "ClusterShade": (p_sum * sum_centred2 * sum_centred).sum(axis=1),
+        "ClusterTendency": (p_sum * sum_centred2).sum(axis=1),
+        "Contrast": p_diff @ (gray * gray),
         "Correlation": correlation,
         "DifferenceAverage": diff_average,
         "DifferenceEntropy": _entropy(p_diff),
-        "DifferenceVariance": (p_diff * (k_diff - diff_average[:, None]) ** 2).sum(axis=1),
-        "Id": (p_diff / (1 + k_diff)).sum(axis=1),
-        "Idm": (p_diff / (1 + k_diff**2)).sum(axis=1),
-        "Idmn": (p_diff / (1 + k_diff**2 / ng_group[:, None] ** 2)).sum(axis=1),
-        "Idn": (p_diff / (1 + k_diff / ng_group[:, None])).sum(axis=1),
+        "DifferenceVariance": (p_diff * diff_centred * diff_centred).sum(axis=1),
+        "Id": p_diff @ (1 / (1 + gray)),
+        "Idm": p_diff @ (1 / (1 + gray * gray)),
+        "Idmn": (p_diff / (1 + gray**2 / ng_group**2)).sum(axis=1),
+        "Idn": (p_diff / (1 + gray / ng_group)).sum(axis=1),
         "Imc1": imc1,
         "Imc2": imc2,
         "InverseVariance": inverse_variance,
         "JointAverage": ux,
-        "JointEnergy": _sum(group, n_cells * cell_p**2, size),
+        "JointEnergy": _sum(group, n_cells * cell_p * cell_p, size),
         "JointEntropy": hxy,
         "MaximumProbability": max_p,
-        "SumAverage": (k_sum * p_sum).sum(axis=1),
+        "SumAverage": p_sum @ k_sum,
         "SumEntropy": _entropy(p_sum),
         "SumSquares": sum_squares,
     }
@@ -170,59 +180,62 @@ def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
 
     Runs are maximal sequences of equal gray level inside the region along a direction; a direction
     whose lines each hold at most one region voxel is dropped (as pyradiomics' ``calculate_glrlm``).
+    All features are sums over the run-length matrix P(i, r), counted with one `numpy.bincount`.
     """
     n = len(levels)
     dirs = directions(force_2d)
     n_dirs, width = len(dirs), int(levels.max()) + 1
+    longest = max(line_table(levels.shape[1:], d).shape[1] for d in dirs) + 1
     flat = levels.reshape(n, -1)
-    groups, grays, lengths = [], [], []
-    longest = 1
+    keys = []
     for a, direction in enumerate(dirs):
         table = line_table(levels.shape[1:], direction)
-        lines = np.where(table >= 0, flat[:, table], 0)  # (N, lines, T)
+        lines = flat[:, table]  # (N, lines, T); padding (-1) picks the last voxel and is masked next
+        lines[:, table < 0] = 0
         inside = lines > 0
-        same = inside[..., 1:] & (lines[..., 1:] == lines[..., :-1])
+        same = lines[..., 1:] == lines[..., :-1]
         start, end = inside.copy(), inside.copy()
         start[..., 1:] &= ~same
         end[..., :-1] &= ~same
         first, last = np.flatnonzero(start), np.flatnonzero(end)
-        owner = first // (table.size)
-        keep = (inside.sum(axis=-1).max(axis=-1) > 1)[owner]
-        groups.append((owner * n_dirs + a)[keep])
-        grays.append(lines.ravel()[first][keep])
-        lengths.append((last - first + 1)[keep])
-        longest = max(longest, table.shape[1])
-    group, g, r = np.concatenate(groups), np.concatenate(grays).astype(np.float64), np.concatenate(lengths)
+        owner = first // table.size
+        multiple = (np.count_nonzero(inside, axis=-1).max(axis=-1) > 1)[owner]
+        cell = ((owner * n_dirs + a) * width + lines.ravel()[first]) * longest + (last - first + 1)
+        keys.append(cell[multiple])
     size = n * n_dirs
-    runs = np.bincount(group, minlength=size).astype(np.float64)
+    matrix = np.bincount(np.concatenate(keys), minlength=size * width * longest).reshape(size, width, longest)
+    matrix = matrix.astype(np.float64)
+    runs = matrix.sum(axis=(1, 2))
     runs[runs == 0] = np.nan
-    voxels = _sum(group, r.astype(np.float64), size)
-    rf = r.astype(np.float64)
-    pg = np.bincount(group * width + g.astype(np.int64), minlength=size * width).reshape(size, width)
-    pr = np.bincount(group * (longest + 1) + r, minlength=size * (longest + 1)).reshape(size, longest + 1)
-    cells = np.bincount((group * width + g.astype(np.int64)) * (longest + 1) + r, minlength=size * width * (longest + 1))
-    nonzero = np.flatnonzero(cells)
-    cell_p = cells[nonzero] / runs[nonzero // (width * (longest + 1))]
-    gray, length = np.arange(width, dtype=np.float64), np.arange(longest + 1, dtype=np.float64)
+    pg, pr = matrix.sum(axis=2), matrix.sum(axis=1)
+    gray, length = np.arange(width, dtype=np.float64), np.arange(longest, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        inverse_g2, inverse_r2 = np.where(gray > 0, 1 / gray**2, 0.0), np.where(length > 0, 1 / length**2, 0.0)
+    g2, r2 = gray * gray, length * length
+    voxels = pr @ length
+    p = matrix / runs[:, None, None]
+    by_gray = (p.reshape(-1, longest) @ np.stack([r2, inverse_r2], axis=1)).reshape(size, width, 2)
+    nonzero = np.flatnonzero(matrix)
+    cell_p = p.ravel()[nonzero]
     pg_n, pr_n = pg / runs[:, None], pr / runs[:, None]
-    mean_g, mean_r = (pg_n * gray).sum(axis=1), (pr_n * length).sum(axis=1)
+    mean_g, mean_r = pg_n @ gray, pr_n @ length
     values = {
-        "GrayLevelNonUniformity": (pg.astype(np.float64) ** 2).sum(axis=1) / runs,
-        "GrayLevelNonUniformityNormalized": (pg.astype(np.float64) ** 2).sum(axis=1) / runs**2,
-        "GrayLevelVariance": (pg_n * (gray - mean_g[:, None]) ** 2).sum(axis=1),
-        "HighGrayLevelRunEmphasis": _sum(group, g**2, size) / runs,
-        "LongRunEmphasis": _sum(group, rf**2, size) / runs,
-        "LongRunHighGrayLevelEmphasis": _sum(group, g**2 * rf**2, size) / runs,
-        "LongRunLowGrayLevelEmphasis": _sum(group, rf**2 / g**2, size) / runs,
-        "LowGrayLevelRunEmphasis": _sum(group, 1 / g**2, size) / runs,
-        "RunEntropy": -_sum(nonzero // (width * (longest + 1)), cell_p * np.log2(cell_p + EPS), size),
-        "RunLengthNonUniformity": (pr.astype(np.float64) ** 2).sum(axis=1) / runs,
-        "RunLengthNonUniformityNormalized": (pr.astype(np.float64) ** 2).sum(axis=1) / runs**2,
+        "GrayLevelNonUniformity": (pg * pg).sum(axis=1) / runs,
+        "GrayLevelNonUniformityNormalized": (pg * pg).sum(axis=1) / runs**2,
+        "GrayLevelVariance": pg_n @ g2 - mean_g * mean_g,
+        "HighGrayLevelRunEmphasis": pg_n @ g2,
+        "LongRunEmphasis": pr_n @ r2,
+        "LongRunHighGrayLevelEmphasis": by_gray[:, :, 0] @ g2,
+        "LongRunLowGrayLevelEmphasis": by_gray[:, :, 0] @ inverse_g2,
+        "LowGrayLevelRunEmphasis": pg_n @ inverse_g2,
+        "RunEntropy": -_sum(nonzero // (width * longest), cell_p * np.log2(cell_p + EPS), size),
+        "RunLengthNonUniformity": (pr * pr).sum(axis=1) / runs,
+        "RunLengthNonUniformityNormalized": (pr * pr).sum(axis=1) / runs**2,
         "RunPercentage": runs / voxels,
-        "RunVariance": (pr_n * (length - mean_r[:, None]) ** 2).sum(axis=1),
-        "ShortRunEmphasis": _sum(group, 1 / rf**2, size) / runs,
-        "ShortRunHighGrayLevelEmphasis": _sum(group, g**2 / rf**2, size) / runs,
-        "ShortRunLowGrayLevelEmphasis": _sum(group, 1 / (g**2 * rf**2), size) / runs,
+        "RunVariance": pr_n @ r2 - mean_r * mean_r,
+        "ShortRunEmphasis": pr_n @ inverse_r2,
+        "ShortRunHighGrayLevelEmphasis": by_gray[:, :, 1] @ g2,
+        "ShortRunLowGrayLevelEmphasis": by_gray[:, :, 1] @ inverse_g2,
     }
     return {name: _nanmean_rows(v.reshape(n, n_dirs)) for name, v in values.items()}
 
@@ -236,16 +249,18 @@ def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     """
     n = len(levels)
     n_voxels = levels[0].size
+    dirs = directions(force_2d)
     index = np.arange(levels.size).reshape(levels.shape)
-    rows, cols = [], []
-    for offset in directions(force_2d):
+    linked = np.repeat(index[..., None], len(dirs), axis=-1)  # one slot per direction, self loop if unlinked
+    for a, offset in enumerate(dirs):
         src, dst = pair_slices(levels.shape, offset)
-        ok = (levels[src] > 0) & (levels[src] == levels[dst])
-        rows.append(index[src][ok])
-        cols.append(index[dst][ok])
-    row, col = np.concatenate(rows), np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(row), dtype=np.int8), (row, col)), shape=(levels.size, levels.size))
-    _, labels = connected_components(graph.tocsr(), directed=False)
+        same = (levels[src] > 0) & (levels[src] == levels[dst])
+        linked[src + (a,)] = np.where(same, index[dst], index[src])
+    graph = csr_matrix(
+        (np.ones(linked.size, dtype=np.int8), linked.ravel(), np.arange(0, linked.size + 1, len(dirs))),
+        shape=(levels.size, levels.size),
+    )
+    _, labels = connected_components(graph, directed=False)
     inside = np.flatnonzero(levels.ravel() > 0)
     zone_size = np.bincount(labels[inside])
     zones = np.flatnonzero(zone_size)
@@ -262,7 +277,7 @@ def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     width = int(levels.max()) + 1
     pg = np.bincount(owner * width + g.astype(np.int64), minlength=n * width).reshape(n, width).astype(np.float64)
     ps = np.bincount(owner * (n_voxels + 1) + zone_size, minlength=n * (n_voxels + 1)).reshape(n, -1).astype(np.float64)
-    cells, cell_count = count_unique((owner * width + g.astype(np.int64)) * (n_voxels + 1) + zone_size)
+    cells, cell_count = count_keys((owner * width + g.astype(np.int64)) * (n_voxels + 1) + zone_size, n * width * (n_voxels + 1))
     cell_owner = cells // (width * (n_voxels + 1))
     cell_p = cell_count / n_zones[cell_owner]
     gray, sizes = np.arange(width, dtype=np.float64), np.arange(n_voxels + 1, dtype=np.float64)
