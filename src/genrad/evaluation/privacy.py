@@ -206,7 +206,8 @@ class PixelSpace:
         return _standardise(torch.stack(views, dim=1))
 
     def describe(self, variant: int) -> str:
-        """The variant that matched, e.g. ``"flip x, shift (1, 0)"``."""
+        """The variant that matched, e.g. ``"flip x, shift (1, 0)"``: the synthetic image, mirrored in x,
+        is the training image shifted by 1 pixel along y."""
         return _describe(*self.variants_[variant], self.spatial_dims_)
 
 
