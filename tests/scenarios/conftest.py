@@ -9,7 +9,7 @@ import torch
 from genrad.data.phantom import make_phantom
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
     """Tiny FFTs and convolutions are much faster on one thread than on two busy ones."""
     threads = torch.get_num_threads()
