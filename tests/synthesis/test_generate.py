@@ -192,3 +192,12 @@ def test_streaming_npz_is_a_normal_reproducible_npz(tmp_path: Path) -> None:
     with np.load(tmp_path / "one.npz", allow_pickle=False) as loaded:
         for key, value in arrays.items():
             np.testing.assert_array_equal(loaded[key], value)
+
+
+def test_a_dp_models_guarantee_is_copied_into_the_record_and_manifest(tmp_path: Path) -> None:
+    model = ToyGenerator()
+    model.privacy_ = {"mechanism": "DP-SGD", "epsilon": 7.5, "delta": 1e-5}
+    synthetic = generate(model, per_class={0: 3}, out=tmp_path, progress=False)
+    assert synthetic.record["privacy"]["epsilon"] == 7.5
+    assert synthetic.manifest["dp_epsilon"].tolist() == [7.5] * 3 and (synthetic.manifest["dp_delta"] == 1e-5).all()
+    assert "dp_epsilon" not in generate(ToyGenerator(), per_class={0: 3}, out=tmp_path / "plain", progress=False).manifest

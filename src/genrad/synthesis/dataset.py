@@ -3,8 +3,9 @@
 Layout of ``OUT_DIR``: ``synthetic.npz`` (MedMNIST layout: ``train_images`` / ``train_labels``, plus
 ``train_clinical__<covariate>``, ``train_ids``, a per-image ``synthetic`` marker and the
 ``genrad_provenance`` JSON string), ``manifest.parquet`` and ``manifest.csv`` (one row per planned
-image, dropped ones included with ``kept=False``), ``synthesis.json`` (provenance, written last:
-its presence means the set is complete), ``plan.json`` and ``shards/``.
+image, dropped ones included with ``kept=False``; ``dp_epsilon`` / ``dp_delta`` when the model was
+trained with DP), ``synthesis.json`` (provenance, written last: its presence means the set is
+complete), ``plan.json`` and ``shards/``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ MANIFEST_CSV = "manifest.csv"
 RECORD = "synthesis.json"
 PLAN = "plan.json"
 CLINICAL_PREFIX = "train_clinical__"
-RESERVED_COLUMNS = ("id", "shard", "row", "label", "seed", "model_hash", "genrad_version", "synthetic", "kept", "file")
+RESERVED_COLUMNS = ("id", "shard", "row", "label", "seed", "model_hash", "genrad_version", "synthetic", "kept", "file",
+                    "dp_epsilon", "dp_delta")
 
 
 def write_manifest(out: Path, manifest: pd.DataFrame) -> None:

@@ -115,6 +115,7 @@ def generate(
             "merge": merge,
             "model_config": dict(model.config),
             "data_hash": None if cohort is None else cohort.content_hash(),
+            "privacy": getattr(model, "privacy_", None),  # a DP model's guarantee carries over (post-processing)
         }
         manifest = _merge(out, tasks, plan, model, cohort, provenance, fmt=format, filter=filter, bar=bar)
     kept = int(manifest["kept"].sum())
@@ -182,7 +183,7 @@ def _merge(
 ) -> pd.DataFrame:
     """Stream the shards into ``synthetic.npz`` (and per-image files), then write the manifest."""
     keep = np.concatenate([_keep_mask(out, task, filter) for task in tasks])
-    manifest = _manifest(tasks, plan, provenance["generation"], keep, fmt)
+    manifest = _manifest(tasks, plan, provenance, keep, fmt)
     image_shape = tuple(int(s) for s in model.image_shape)
     layout = _medmnist_layout(np.empty((0, *image_shape), dtype=np.uint8)).shape[1:]
     export_dir = out / f".{fmt}.partial"
@@ -230,11 +231,11 @@ def _keep_mask(out: Path, task: ShardTask, filter: Filter | None) -> np.ndarray:
 
 
 def _manifest(
-    tasks: list[ShardTask], plan: SamplingPlan, generation: dict[str, Any], keep: np.ndarray, fmt: str
+    tasks: list[ShardTask], plan: SamplingPlan, provenance: dict[str, Any], keep: np.ndarray, fmt: str
 ) -> pd.DataFrame:
     """One row per planned image; ``row`` is its index in ``synthetic.npz`` (-1 when dropped)."""
     n = len(plan)
-    model_hash, seed = generation["model_hash"], generation["seed"]
+    model_hash, seed = provenance["generation"]["model_hash"], provenance["generation"]["seed"]
     ids = np.asarray([f"{model_hash[:8]}-s{seed}-{k:08d}" for k in range(n)])
     labels = plan.labels
     columns: dict[str, Any] = {
@@ -259,6 +260,8 @@ def _manifest(
             "file": files,
         }
     )
+    if provenance["privacy"]:
+        columns.update({"dp_epsilon": float(provenance["privacy"]["epsilon"]), "dp_delta": float(provenance["privacy"]["delta"])})
     return pd.DataFrame(columns)
 
 

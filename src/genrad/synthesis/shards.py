@@ -97,10 +97,10 @@ def shard_path(out: Path, index: int) -> Path:
 
 
 def write_shard(out: Path, task: ShardTask, images: np.ndarray) -> Path:
-    """Write a sampled shard atomically: images, labels and seed."""
+    """Write a sampled shard atomically: images, labels, seed and a ``synthetic`` marker."""
     path = shard_path(out, task.index)
     with atomic_path(path) as temp, open(temp, "wb") as handle:
-        np.savez(handle, images=images, labels=task.labels, seed=np.int64(task.seed))
+        np.savez(handle, images=images, labels=task.labels, seed=np.int64(task.seed), synthetic=np.bool_(True))
     return path
 
 
