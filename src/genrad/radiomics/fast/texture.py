@@ -97,14 +97,13 @@ def glcm(levels: np.ndarray, ng: np.ndarray, force_2d: bool) -> dict[str, np.nda
     dirs = directions(force_2d)
     n_dirs, width = len(dirs), int(ng.max()) + 1
     image = np.arange(n).reshape(-1, 1, 1, 1) * n_dirs
+    full = bool((levels > 0).all())  # the usual whole-image region: every pair counts
     keys = []
     for a, offset in enumerate(dirs):
         src, dst = pair_slices(levels.shape, offset)
         first, second = levels[src], levels[dst]
-        ok = (first > 0) & (second > 0)
-        low, high = np.minimum(first, second)[ok], np.maximum(first, second)[ok]
-        group = np.broadcast_to(image + a, first.shape)[ok]
-        keys.append((group * width + low) * width + high)
+        key = (image + a) * (width * width) + np.minimum(first, second) * width + np.maximum(first, second)
+        keys.append(key.ravel() if full else key[(first > 0) & (second > 0)])
     size = n * n_dirs
     cells, count = count_keys(np.concatenate(keys), size * width * width)
     high, low, group = cells % width, (cells // width) % width, cells // (width * width)
@@ -172,7 +171,8 @@ def glcm(levels: np.ndarray, ng: np.ndarray, force_2d: bool) -> dict[str, np.nda
         "SumEntropy": _entropy(p_sum),
         "SumSquares": sum_squares,
     }
-    return {name: _nanmean_rows(np.where(empty, np.nan, v).reshape(n, n_dirs)) for name, v in values.items()}
+    stacked = np.where(empty, np.nan, np.stack(list(values.values())))
+    return dict(zip(values, _nanmean_rows(stacked.reshape(len(values), n, n_dirs))))
 
 
 def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
@@ -185,25 +185,39 @@ def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     n = len(levels)
     dirs = directions(force_2d)
     n_dirs, width = len(dirs), int(levels.max()) + 1
-    longest = max(line_table(levels.shape[1:], d).shape[1] for d in dirs) + 1
     flat = levels.reshape(n, -1)
-    keys = []
+    full = bool((flat > 0).all())  # whole-image region: every line is contiguous
+    groups, grays, lengths = [], [], []
     for a, direction in enumerate(dirs):
         table = line_table(levels.shape[1:], direction)
-        lines = flat[:, table]  # (N, lines, T); padding (-1) picks the last voxel and is masked next
-        lines[:, table < 0] = 0
+        if direction == (0, 0, 1):  # lines are the rows: no gather needed
+            lines = flat.reshape(n, -1, levels.shape[-1])
+        else:
+            lines = flat[:, table]  # (N, lines, T); padding (-1) picks the last voxel and is masked next
+            lines[:, table < 0] = 0
         inside = lines > 0
-        same = lines[..., 1:] == lines[..., :-1]
+        changes = lines[..., 1:] != lines[..., :-1]
         start, end = inside.copy(), inside.copy()
-        start[..., 1:] &= ~same
-        end[..., :-1] &= ~same
+        start[..., 1:] &= changes
+        end[..., :-1] &= changes
         first, last = np.flatnonzero(start), np.flatnonzero(end)
         owner = first // table.size
-        multiple = (np.count_nonzero(inside, axis=-1).max(axis=-1) > 1)[owner]
-        cell = ((owner * n_dirs + a) * width + lines.ravel()[first]) * longest + (last - first + 1)
-        keys.append(cell[multiple])
+        group, gray, length = owner * n_dirs + a, lines.ravel()[first], last - first + 1
+        if full:
+            multiple = np.full(n, table.shape[1] > 1 and bool((table >= 0).sum(axis=1).max() > 1))
+        else:
+            multiple = np.count_nonzero(inside, axis=-1).max(axis=-1) > 1
+        if not multiple.all():
+            keep = multiple[owner]
+            group, gray, length = group[keep], gray[keep], length[keep]
+        groups.append(group)
+        grays.append(gray)
+        lengths.append(length)
+    run_length = np.concatenate(lengths)
+    longest = int(run_length.max(initial=0)) + 1
     size = n * n_dirs
-    matrix = np.bincount(np.concatenate(keys), minlength=size * width * longest).reshape(size, width, longest)
+    keys = (np.concatenate(groups) * width + np.concatenate(grays)) * longest + run_length
+    matrix = np.bincount(keys, minlength=size * width * longest).reshape(size, width, longest)
     matrix = matrix.astype(np.float64)
     runs = matrix.sum(axis=(1, 2))
     runs[runs == 0] = np.nan
@@ -237,7 +251,7 @@ def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
         "ShortRunHighGrayLevelEmphasis": by_gray[:, :, 1] @ g2,
         "ShortRunLowGrayLevelEmphasis": by_gray[:, :, 1] @ inverse_g2,
     }
-    return {name: _nanmean_rows(v.reshape(n, n_dirs)) for name, v in values.items()}
+    return dict(zip(values, _nanmean_rows(np.stack(list(values.values())).reshape(len(values), n, n_dirs))))
 
 
 def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
@@ -245,23 +259,31 @@ def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
 
     Zones are connected components of equal gray level inside the region (8-connected in-plane for
     2D, 26-connected in 3D), found for the whole batch at once as connected components of one graph
-    whose edges join equal, neighbouring region voxels of the same image.
+    whose edges join equal, neighbouring region voxels of the same image. The size-zone matrix is
+    held densely over the zone sizes that occur in the batch.
     """
     n = len(levels)
     n_voxels = levels[0].size
     dirs = directions(force_2d)
-    index = np.arange(levels.size).reshape(levels.shape)
-    linked = np.repeat(index[..., None], len(dirs), axis=-1)  # one slot per direction, self loop if unlinked
-    for a, offset in enumerate(dirs):
-        src, dst = pair_slices(levels.shape, offset)
+    index_type = np.int32 if levels.size < np.iinfo(np.int32).max else np.int64  # scipy's native index type
+    index = np.arange(levels.size, dtype=index_type).reshape(levels.shape)
+    flat_levels = levels.ravel()
+    # neighbour of each voxel per direction, or -1; directions sorted by index offset, so that every
+    # row of the adjacency matrix is sorted (canonical CSR: scipy need not sort it)
+    shape = np.array(levels.shape[1:])
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    order = np.argsort([int(np.dot(strides, d)) for d in dirs])
+    linked = np.full(levels.shape + (len(dirs),), -1, dtype=index_type)
+    for slot, a in enumerate(order):
+        src, dst = pair_slices(levels.shape, dirs[a])
         same = (levels[src] > 0) & (levels[src] == levels[dst])
-        linked[src + (a,)] = np.where(same, index[dst], index[src])
-    graph = csr_matrix(
-        (np.ones(linked.size, dtype=np.int8), linked.ravel(), np.arange(0, linked.size + 1, len(dirs))),
-        shape=(levels.size, levels.size),
-    )
+        linked[src + (slot,)] = np.where(same, index[dst], -1)
+    edges = linked.reshape(levels.size, len(dirs))
+    is_edge = edges >= 0
+    indptr = np.concatenate(([0], np.cumsum(is_edge.sum(axis=1), dtype=index_type))).astype(index_type)
+    graph = csr_matrix((np.ones(int(indptr[-1])), edges[is_edge], indptr), shape=(levels.size, levels.size))
     _, labels = connected_components(graph, directed=False)
-    inside = np.flatnonzero(levels.ravel() > 0)
+    inside = np.flatnonzero(flat_levels > 0)
     zone_size = np.bincount(labels[inside])
     zones = np.flatnonzero(zone_size)
     representative = np.zeros(len(zone_size), dtype=np.int64)
@@ -269,35 +291,41 @@ def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     first = representative[zones]
     zone_size = zone_size[zones]
     owner = first // n_voxels
-    g = levels.ravel()[first].astype(np.float64)
-    s = zone_size.astype(np.float64)
-    n_zones = np.bincount(owner, minlength=n).astype(np.float64)
+    gray_of_zone = flat_levels[first]
+    present_sizes = np.bincount(zone_size) > 0
+    sizes = np.flatnonzero(present_sizes).astype(np.float64)
+    size_rank = (np.cumsum(present_sizes) - 1)[zone_size]
+    width, depth = int(levels.max()) + 1, len(sizes)
+    matrix = np.bincount((owner * width + gray_of_zone) * depth + size_rank, minlength=n * width * depth)
+    matrix = matrix.reshape(n, width, depth).astype(np.float64)
+    n_zones = matrix.sum(axis=(1, 2))
     n_zones[n_zones == 0] = 1
-    volume = _sum(owner, s, n)
-    width = int(levels.max()) + 1
-    pg = np.bincount(owner * width + g.astype(np.int64), minlength=n * width).reshape(n, width).astype(np.float64)
-    ps = np.bincount(owner * (n_voxels + 1) + zone_size, minlength=n * (n_voxels + 1)).reshape(n, -1).astype(np.float64)
-    cells, cell_count = count_keys((owner * width + g.astype(np.int64)) * (n_voxels + 1) + zone_size, n * width * (n_voxels + 1))
-    cell_owner = cells // (width * (n_voxels + 1))
-    cell_p = cell_count / n_zones[cell_owner]
-    gray, sizes = np.arange(width, dtype=np.float64), np.arange(n_voxels + 1, dtype=np.float64)
+    pg, ps = matrix.sum(axis=2), matrix.sum(axis=1)
+    gray = np.arange(width, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        inverse_g2 = np.where(gray > 0, 1 / gray**2, 0.0)
+    g2, s2, inverse_s2 = gray * gray, sizes * sizes, 1 / (sizes * sizes)
+    by_gray = matrix @ np.stack([s2, inverse_s2], axis=1)  # (N, W, 2)
+    volume = ps @ sizes
     pg_n, ps_n = pg / n_zones[:, None], ps / n_zones[:, None]
-    mean_g, mean_s = (pg_n * gray).sum(axis=1), (ps_n * sizes).sum(axis=1)
+    mean_g, mean_s = pg_n @ gray, ps_n @ sizes
+    nonzero = np.flatnonzero(matrix)
+    cell_p = matrix.ravel()[nonzero] / n_zones[nonzero // (width * depth)]
     return {
-        "GrayLevelNonUniformity": (pg**2).sum(axis=1) / n_zones,
-        "GrayLevelNonUniformityNormalized": (pg**2).sum(axis=1) / n_zones**2,
+        "GrayLevelNonUniformity": (pg * pg).sum(axis=1) / n_zones,
+        "GrayLevelNonUniformityNormalized": (pg * pg).sum(axis=1) / n_zones**2,
         "GrayLevelVariance": (pg_n * (gray - mean_g[:, None]) ** 2).sum(axis=1),
-        "HighGrayLevelZoneEmphasis": _sum(owner, g**2, n) / n_zones,
-        "LargeAreaEmphasis": _sum(owner, s**2, n) / n_zones,
-        "LargeAreaHighGrayLevelEmphasis": _sum(owner, g**2 * s**2, n) / n_zones,
-        "LargeAreaLowGrayLevelEmphasis": _sum(owner, s**2 / g**2, n) / n_zones,
-        "LowGrayLevelZoneEmphasis": _sum(owner, 1 / g**2, n) / n_zones,
-        "SizeZoneNonUniformity": (ps**2).sum(axis=1) / n_zones,
-        "SizeZoneNonUniformityNormalized": (ps**2).sum(axis=1) / n_zones**2,
-        "SmallAreaEmphasis": _sum(owner, 1 / s**2, n) / n_zones,
-        "SmallAreaHighGrayLevelEmphasis": _sum(owner, g**2 / s**2, n) / n_zones,
-        "SmallAreaLowGrayLevelEmphasis": _sum(owner, 1 / (g**2 * s**2), n) / n_zones,
-        "ZoneEntropy": -_sum(cell_owner, cell_p * np.log2(cell_p + EPS), n),
+        "HighGrayLevelZoneEmphasis": pg_n @ g2,
+        "LargeAreaEmphasis": ps_n @ s2,
+        "LargeAreaHighGrayLevelEmphasis": by_gray[:, :, 0] @ g2 / n_zones,
+        "LargeAreaLowGrayLevelEmphasis": by_gray[:, :, 0] @ inverse_g2 / n_zones,
+        "LowGrayLevelZoneEmphasis": pg_n @ inverse_g2,
+        "SizeZoneNonUniformity": (ps * ps).sum(axis=1) / n_zones,
+        "SizeZoneNonUniformityNormalized": (ps * ps).sum(axis=1) / n_zones**2,
+        "SmallAreaEmphasis": ps_n @ inverse_s2,
+        "SmallAreaHighGrayLevelEmphasis": by_gray[:, :, 1] @ g2 / n_zones,
+        "SmallAreaLowGrayLevelEmphasis": by_gray[:, :, 1] @ inverse_g2 / n_zones,
+        "ZoneEntropy": -_sum(nonzero // (width * depth), cell_p * np.log2(cell_p + EPS), n),
         "ZonePercentage": n_zones / np.where(volume == 0, 1, volume),
         "ZoneVariance": (ps_n * (sizes - mean_s[:, None]) ** 2).sum(axis=1),
     }
@@ -351,12 +379,13 @@ def ngtdm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     rank = np.arange(a_sorted.shape[1])
     weight = np.where(rank[None, :] < n_gp[:, None], 2 * rank[None, :] - n_gp[:, None] + 1, 0)
     absolute_spread = 2 * (np.where(np.isfinite(a_sorted), a_sorted, 0.0) * weight).sum(axis=1)
-    first, second = np.triu_indices(g_c.shape[1], 1)  # the sum is symmetric and 0 on the diagonal
-    pair = valid[:, first] & valid[:, second]
-    pair_p = np.where(pair, p_c[:, first] + p_c[:, second], 1.0)
+    weight = valid.astype(np.float64)  # pairs count only if both levels are present
+    p_safe = np.where(valid, p_c, 1.0)
+    terms = np.abs(g_c[:, :, None] - g_c[:, None, :])
+    terms *= ps_c[:, :, None] + ps_c[:, None, :]
+    terms /= p_safe[:, :, None] + p_safe[:, None, :]
+    complexity = np.einsum("nij,ni,nj->n", terms, weight, weight, optimize=True) / n_vp
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(pair, (ps_c[:, first] + ps_c[:, second]) / pair_p, 0.0)
-        complexity = 2 * (np.abs(g_c[:, first] - g_c[:, second]) * ratio).sum(axis=1) / n_vp
         contrast = np.where(n_gp > 1, spread2 * sum_s / n_vp / (n_gp * (n_gp - 1.0)), 0.0)
         busyness = np.where(absolute_spread != 0, coarse / absolute_spread, 0.0)
         strength = np.where(sum_s != 0, strength / sum_s, 0.0)
