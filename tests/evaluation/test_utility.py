@@ -1,0 +1,146 @@
+"""The utility protocol: arm grammar, deterministic nested draws, intervals, caching, and that it
+detects a real effect (phantom truth helps the starved rare class; label-shuffled data does not)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from genrad.data.cohort import Cohort
+from genrad.data.phantom import make_phantom
+from genrad.errors import InputError
+from genrad.evaluation import classifier as classifier_module
+from genrad.evaluation.utility import (
+    MULTIPLES,
+    Arm,
+    _interval,
+    arm_counts,
+    arm_training_set,
+    default_arms,
+    keep_mask_from_manifest,
+    run_protocol,
+    synthetic_counts,
+)
+from utility_toys import TINY, blob_cohort, blobs, one_thread  # noqa: F401
+
+
+def test_arm_names_round_trip_and_bad_names_fail() -> None:
+    arms = default_arms(MULTIPLES, filtered=True, ablation=True)
+    names = [arm.name for arm in arms]
+    assert names[:3] == ["real", "real+reweight", "real+augment"]
+    assert {"real+synthetic@2x", "real+synthetic@2x+balanced", "real+synthetic@0.5x+filtered", "synthetic@1x"} <= set(names)
+    assert "real@25%+synthetic@1x+balanced" in names
+    assert [Arm.parse(name) for name in names] == arms
+    assert Arm.parse("synthetic") == Arm(real_fraction=0.0, synthetic_multiple=1.0)
+    for bad, match in (("real+magic", "arm terms"), ("real+balanced", "only with synthetic"), ("augment", "real or synthetic")):
+        with pytest.raises(InputError, match=match):
+            Arm.parse(bad)
+
+
+def test_synthetic_counts_keep_the_ratio_or_fill_the_rare_class_first() -> None:
+    real = np.array([147, 399])  # BreastMNIST train: malignant, benign
+    plain = synthetic_counts(real, real, 2.0, balanced=False)
+    assert plain.sum() == 1092 and abs(plain[0] / plain.sum() - 147 / 546) < 1e-3
+    half = synthetic_counts(real, real, 0.5, balanced=True)  # 273 images: the rare class first
+    assert half.sum() == 273 and np.ptp(real + half) <= 1
+    assert (synthetic_counts(real, real, 10.0, balanced=True) + real).tolist() == [3003, 3003]
+    assert synthetic_counts(real, np.zeros(2, dtype=np.int64), 1.0, balanced=True).tolist() == [273, 273]
+
+
+def test_training_sets_are_seeded_nested_and_filtered() -> None:
+    real = blobs((30, 10), seed=0)
+    pool = blobs((200, 200), seed=1)
+    keep = np.random.default_rng(0).uniform(size=len(pool)) < 0.5
+    def ids(arm: str, seed: int) -> set[bytes]:
+        split = arm_training_set(Arm.parse(arm), real, pool, seed=seed, num_classes=2, keep=keep)
+        return {image.tobytes() for image in split.images}
+    pool_ids = {image.tobytes(): i for i, image in enumerate(pool.images)}
+    one, two = ids("real+synthetic@1x", 0), ids("real+synthetic@2x", 0)
+    assert one < two and one == ids("real+synthetic@1x", 0) and one != ids("real+synthetic@1x", 1)
+    filtered = ids("real+synthetic@2x+filtered", 0)
+    assert all(keep[pool_ids[i]] for i in filtered if i in pool_ids)
+    fraction = arm_training_set(Arm.parse("real@50%"), real, None, seed=0, num_classes=2)
+    assert fraction.class_counts() == {0: 15, 1: 5}
+    assert arm_counts(Arm.parse("real@10%+synthetic@1x+balanced"), np.array([30, 10]))["synthetic"].tolist() == [19, 21]
+
+
+def test_interval_is_the_student_t_interval() -> None:
+    values = [0.81, 0.84, 0.86, 0.83, 0.88]
+    low, high = stats.t.interval(0.95, 4, loc=np.mean(values), scale=stats.sem(values))
+    assert _interval(values)["ci"] == pytest.approx([low, high])
+    assert _interval([0.5])["ci"] is None
+
+
+def test_bad_protocol_inputs_fail_before_training(monkeypatch) -> None:
+    monkeypatch.setattr(classifier_module.Classifier, "fit", lambda *a, **k: pytest.fail("trained on bad input"))
+    cohort = blob_cohort((30, 10))
+    with pytest.raises(InputError, match="synthetic images of class 1"):
+        run_protocol(cohort, blobs((500, 5), seed=3), arms=["real+synthetic@1x+balanced"])
+    with pytest.raises(InputError, match="QA keep mask"):
+        run_protocol(cohort, blobs((50, 50), seed=3), arms=["real+synthetic@1x+filtered"])
+    with pytest.raises(InputError, match="keep mask of shape"):
+        run_protocol(cohort, blobs((50, 50), seed=3), keep=np.ones(3, dtype=bool))
+    with pytest.raises(InputError, match="real image shape"):
+        run_protocol(cohort, blobs((50, 50), seed=3, size=20), arms=["synthetic@1x"])
+    with pytest.raises(InputError, match="recipe keys"):
+        run_protocol(cohort, recipe={"augment": True})
+
+
+def test_payload_cache_and_resume(tmp_path, monkeypatch, one_thread) -> None:  # noqa: F811
+    cohort = blob_cohort((30, 10))
+    pool = blobs((80, 80), seed=3)
+    arms = ["real", "real+synthetic@1x+filtered", "synthetic@1x"]
+    keep = np.arange(len(pool)) % 3 > 0
+    recipe = {**TINY, "max_steps": 20}
+    first = run_protocol(cohort, pool, arms=arms, seeds=2, keep=keep, recipe=recipe, cache_dir=tmp_path)
+    assert [arm["name"] for arm in first["arms"]] == arms
+    real, filtered, synthetic_only = first["arms"]
+    assert real["delta_vs_real"] is None and filtered["n_train"]["synthetic"] == [30, 10]
+    for arm in (filtered, synthetic_only):
+        for key in ("auc", "balanced_accuracy", "rare_class_recall"):
+            assert len(arm[key]["values"]) == 2 and len(arm[key]["ci"]) == 2
+            assert arm["delta_vs_real"][key]["values"] == pytest.approx(
+                np.subtract(arm[key]["values"], real[key]["values"]).tolist()
+            )
+        assert set(arm["recall_per_class"]) == {"0", "1"}
+    assert first["rare_class"] == 1 and first["provenance"]["data_hash"]["real"] == cohort.content_hash()
+    assert (tmp_path / "classifiers" / "real" / "seed-1" / "model.safetensors").exists()
+    monkeypatch.setattr(classifier_module.Classifier, "fit", lambda *a, **k: pytest.fail("cache not reused"))
+    again = run_protocol(cohort, pool, arms=arms, seeds=2, keep=keep, recipe=recipe, cache_dir=tmp_path)
+    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)
+
+
+def test_keep_mask_from_manifest(tmp_path) -> None:
+    import pandas as pd
+
+    assert keep_mask_from_manifest(tmp_path / "synthetic.npz") is None
+    pd.DataFrame({"id": [0, 1, 2], "flagged": [False, True, False]}).to_csv(tmp_path / "manifest.csv", index=False)
+    assert keep_mask_from_manifest(tmp_path / "synthetic.npz").tolist() == [True, False, True]
+    with pytest.raises(InputError, match="boolean column 'score'"):
+        keep_mask_from_manifest(tmp_path / "synthetic.npz", "score")
+
+
+def test_protocol_detects_a_real_effect_on_the_phantom(tmp_path, one_thread) -> None:  # noqa: F811
+    """Starved real set (10 malignant images): phantom-truth images raise rare recall; shuffled labels do not."""
+    phantom = make_phantom(n=600, size=28, dims=2, seed=0, rare_fraction=0.2)
+    rare = phantom.class_names.index("malignant")
+    train = phantom.train
+    starved = np.sort(np.concatenate([np.flatnonzero(train.labels != rare)[:200], np.flatnonzero(train.labels == rare)[:10]]))
+    real = Cohort(
+        splits={"train": train.subset(starved), "val": phantom.val, "test": phantom.test}, class_names=phantom.class_names
+    )
+    truth = make_phantom(n=900, size=28, dims=2, seed=1, rare_fraction=0.3).train  # fresh images, another seed
+    shuffled = replace(truth, labels=np.random.default_rng(1).permutation(truth.labels))
+    recipe = {"channels": (8, 16, 32, 64), "stem_stride": 2, "max_steps": 150, "eval_every": 10, "patience": 4}
+    arms = ["real", "real+synthetic@1x+balanced"]
+    results = {}
+    for name, synthetic in (("truth", truth), ("shuffled", shuffled)):
+        payload = run_protocol(real, synthetic, arms=arms, seeds=4, recipe=recipe, cache_dir=tmp_path)
+        results[name] = payload["arms"][1]["delta_vs_real"]["rare_class_recall"]
+    assert payload["rare_class"] == rare
+    assert results["truth"]["ci"][0] > 0 and results["truth"]["mean"] > 0.3
+    assert not results["shuffled"]["ci"][0] > 0

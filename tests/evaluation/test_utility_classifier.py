@@ -1,0 +1,90 @@
+"""The utility protocol's downstream `Classifier`: learns, is seeded, saves and loads, names bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genrad.errors import InputError, NotFittedError
+from genrad.evaluation.classification import roc_auc
+from genrad.evaluation.classifier import Classifier
+from utility_toys import TINY, blob_cohort, blobs, one_thread  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return blob_cohort((40, 20))
+
+
+def test_learns_a_separable_task_and_keeps_global_rng(cohort, one_thread) -> None:  # noqa: F811
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    classifier = Classifier(**TINY).fit(cohort.train, cohort.val, seed=0)
+    assert torch.equal(torch.get_rng_state(), before)
+    probabilities = classifier.predict_proba(cohort.test)
+    assert probabilities.shape == (30, 2) and np.allclose(probabilities.sum(axis=1), 1.0)
+    assert roc_auc(cohort.test.labels, probabilities) > 0.95
+    assert 0 < classifier.best_step_ <= TINY["max_steps"]
+    assert classifier.history_[0]["step"] == TINY["eval_every"]
+    assert np.array_equal(classifier.predict(cohort.test.images), probabilities.argmax(axis=1))
+
+
+def test_same_seed_same_weights_other_seed_differs(cohort, one_thread) -> None:  # noqa: F811
+    recipe = {**TINY, "batch_size": 16, "max_steps": 10, "augment": True}
+    first = Classifier(**recipe).fit(cohort.train, cohort.val, seed=3)
+    again = Classifier(**recipe).fit(cohort.train, cohort.val, seed=3)
+    other = Classifier(**recipe).fit(cohort.train, cohort.val, seed=4)
+    weights = [next(iter(c.network_.state_dict().values())) for c in (first, again, other)]
+    assert torch.equal(weights[0], weights[1])
+    assert not torch.equal(weights[0], weights[2])
+
+
+def test_save_load_round_trip(cohort, tmp_path, one_thread) -> None:  # noqa: F811
+    classifier = Classifier(**TINY, class_weight="balanced").fit(cohort.train, cohort.val, seed=1)
+    classifier.save(tmp_path / "clf")
+    record = json.loads((tmp_path / "clf" / "config.json").read_text())
+    assert record["config"] == classifier.config and "torch" in record["versions"]
+    loaded = Classifier.load(tmp_path / "clf")
+    assert loaded.config == classifier.config and loaded.best_step_ == classifier.best_step_
+    np.testing.assert_array_equal(loaded.predict_proba(cohort.test), classifier.predict_proba(cohort.test))
+    with pytest.raises(InputError, match="config.json and model.safetensors"):
+        Classifier.load(tmp_path / "missing")
+
+
+def test_class_weight_raises_rare_recall(one_thread) -> None:  # noqa: F811
+    # Overlapping classes, 1 rare image in 10: the unweighted loss favours the majority class.
+    rare = blob_cohort((90, 10), seed=5)
+    noisy = {**TINY, "max_steps": 80}
+    recalls = []
+    for class_weight in (None, "balanced"):
+        classifier = Classifier(**noisy, class_weight=class_weight).fit(rare.train, rare.val, seed=0)
+        scores = classifier.predict_proba(rare.test)[:, 1]
+        recalls.append(np.mean(scores[rare.test.labels == 1] > 0.5))
+    assert recalls[1] >= recalls[0]
+
+
+def test_three_dimensional_volumes(one_thread) -> None:  # noqa: F811
+    train = blobs((12, 12), seed=0, size=8, dims=3)
+    val = blobs((4, 4), seed=1, size=8, dims=3, name="val")
+    classifier = Classifier(spatial_dims=3, **{**TINY, "max_steps": 10, "augment": True}).fit(train, val, seed=0)
+    assert classifier.predict_proba(val).shape == (8, 2)
+
+
+def test_bad_input_is_named(cohort) -> None:
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        Classifier().predict_proba(cohort.test)
+    with pytest.raises(InputError, match="one channel count per ResNet stage"):
+        Classifier(layers=(1, 1), channels=(8, 16, 32))
+    with pytest.raises(InputError, match="spatial_dims 2 or 3"):
+        Classifier(spatial_dims=4)
+    with pytest.raises(InputError, match="class_weight"):
+        Classifier(class_weight="inverse")
+    with pytest.raises(InputError, match="labels in 0..1"):
+        Classifier(num_classes=2).fit(blobs((5, 5, 5), seed=0), cohort.val)
+    with pytest.raises(InputError, match="at least two classes"):
+        Classifier().fit(cohort.train, blobs((4,), seed=0, name="val"))
+    with pytest.raises(InputError, match="3 spatial axes"):
+        Classifier(spatial_dims=3).fit(cohort.train, cohort.val)
