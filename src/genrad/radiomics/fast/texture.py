@@ -69,6 +69,31 @@ def count_keys(keys: np.ndarray, key_range: int) -> tuple[np.ndarray, np.ndarray
     return ordered[starts].astype(np.int64), np.diff(np.append(starts, len(ordered)))
 
 
+def _matrix_sums(keys: np.ndarray, size: int, width: int, other_width: int) -> dict[str, np.ndarray]:
+    """Sums over a batch of gray-level x length matrices P(i, j) (run lengths or zone sizes), sparse.
+
+    Each key ``(group * width + i) * other_width + j`` is one run or zone of gray level i and length
+    j. Returns per group: the count N, the marginals p_i and p_j (dense), sum_ij P(i, j) f(i) h(j) for
+    (f, h) in {i^2, i^-2} x {j^2, j^-2} and the entropy of P / N.
+    """
+    cells, count = count_keys(keys, size * width * other_width)
+    cell_group, cell_gray = cells // (width * other_width), (cells // other_width) % width
+    i, j, c = cell_gray.astype(np.float64), (cells % other_width).astype(np.float64), count.astype(np.float64)
+    total = _sum(cell_group, c, size)
+    i2, j2 = i * i, j * j
+    p = c / np.where(total > 0, total, 1)[cell_group]
+    return {
+        "total": total,
+        "by_gray": _sum(cell_group * width + cell_gray, c, size * width).reshape(size, width),
+        "by_length": _sum(cell_group * other_width + cells % other_width, c, size * other_width).reshape(size, other_width),
+        "i2j2": _sum(cell_group, c * i2 * j2, size),
+        "i2/j2": _sum(cell_group, c * i2 / j2, size),
+        "j2/i2": _sum(cell_group, c * j2 / i2, size),
+        "1/i2j2": _sum(cell_group, c / (i2 * j2), size),
+        "entropy": -_sum(cell_group, p * np.log2(p + EPS), size),
+    }
+
+
 def _nanmean_rows(values: np.ndarray) -> np.ndarray:
     """Mean over directions (last axis) ignoring NaN (empty directions); NaN if all are empty."""
     finite = np.isfinite(values)
@@ -185,9 +210,15 @@ def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     n = len(levels)
     dirs = directions(force_2d)
     n_dirs, width = len(dirs), int(levels.max()) + 1
-    flat = levels.reshape(n, -1)
-    full = bool((flat > 0).all())  # whole-image region: every line is contiguous
-    groups, grays, lengths = [], [], []
+    inside_all = levels.reshape(n, -1) > 0
+    full = bool(inside_all.all())  # whole-image region: every line is contiguous
+    # voxel values that also say which image they belong to: image k's levels offset by k * n_dirs * width
+    dtype = np.int64 if n * n_dirs * width >= np.iinfo(np.int32).max else levels.dtype
+    flat = levels.reshape(n, -1).astype(dtype) + (np.arange(n, dtype=dtype) * (n_dirs * width))[:, None]
+    if not full:
+        flat[~inside_all] = 0
+    longest = max(line_table(levels.shape[1:], d).shape[1] for d in dirs) + 1
+    keys = []
     for a, direction in enumerate(dirs):
         table = line_table(levels.shape[1:], direction)
         if direction == (0, 0, 1):  # lines are the rows: no gather needed
@@ -201,55 +232,40 @@ def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
         start[..., 1:] &= changes
         end[..., :-1] &= changes
         first, last = np.flatnonzero(start), np.flatnonzero(end)
-        owner = first // table.size
-        group, gray, length = owner * n_dirs + a, lines.ravel()[first], last - first + 1
+        key = (lines.ravel()[first] + a * width).astype(np.int64) * longest + (last - first + 1)
         if full:
-            multiple = np.full(n, table.shape[1] > 1 and bool((table >= 0).sum(axis=1).max() > 1))
+            multiple = table.shape[1] > 1 and bool((table >= 0).sum(axis=1).max() > 1)
+            keys.append(key if multiple else key[:0])
         else:
             multiple = np.count_nonzero(inside, axis=-1).max(axis=-1) > 1
-        if not multiple.all():
-            keep = multiple[owner]
-            group, gray, length = group[keep], gray[keep], length[keep]
-        groups.append(group)
-        grays.append(gray)
-        lengths.append(length)
-    run_length = np.concatenate(lengths)
-    longest = int(run_length.max(initial=0)) + 1
+            keys.append(key if multiple.all() else key[multiple[first // table.size]])
     size = n * n_dirs
-    keys = (np.concatenate(groups) * width + np.concatenate(grays)) * longest + run_length
-    matrix = np.bincount(keys, minlength=size * width * longest).reshape(size, width, longest)
-    matrix = matrix.astype(np.float64)
-    runs = matrix.sum(axis=(1, 2))
+    sums = _matrix_sums(np.concatenate(keys), size, width, longest)
+    runs = sums["total"]
     runs[runs == 0] = np.nan
-    pg, pr = matrix.sum(axis=2), matrix.sum(axis=1)
-    gray, length = np.arange(width, dtype=np.float64), np.arange(longest, dtype=np.float64)
+    pg, pr = sums["by_gray"], sums["by_length"]
+    gray, length = np.arange(pg.shape[1], dtype=np.float64), np.arange(pr.shape[1], dtype=np.float64)
     with np.errstate(divide="ignore"):
         inverse_g2, inverse_r2 = np.where(gray > 0, 1 / gray**2, 0.0), np.where(length > 0, 1 / length**2, 0.0)
-    g2, r2 = gray * gray, length * length
-    voxels = pr @ length
-    p = matrix / runs[:, None, None]
-    by_gray = (p.reshape(-1, longest) @ np.stack([r2, inverse_r2], axis=1)).reshape(size, width, 2)
-    nonzero = np.flatnonzero(matrix)
-    cell_p = p.ravel()[nonzero]
     pg_n, pr_n = pg / runs[:, None], pr / runs[:, None]
     mean_g, mean_r = pg_n @ gray, pr_n @ length
     values = {
         "GrayLevelNonUniformity": (pg * pg).sum(axis=1) / runs,
         "GrayLevelNonUniformityNormalized": (pg * pg).sum(axis=1) / runs**2,
-        "GrayLevelVariance": pg_n @ g2 - mean_g * mean_g,
-        "HighGrayLevelRunEmphasis": pg_n @ g2,
-        "LongRunEmphasis": pr_n @ r2,
-        "LongRunHighGrayLevelEmphasis": by_gray[:, :, 0] @ g2,
-        "LongRunLowGrayLevelEmphasis": by_gray[:, :, 0] @ inverse_g2,
+        "GrayLevelVariance": pg_n @ (gray * gray) - mean_g * mean_g,
+        "HighGrayLevelRunEmphasis": pg_n @ (gray * gray),
+        "LongRunEmphasis": pr_n @ (length * length),
+        "LongRunHighGrayLevelEmphasis": sums["i2j2"] / runs,
+        "LongRunLowGrayLevelEmphasis": sums["j2/i2"] / runs,
         "LowGrayLevelRunEmphasis": pg_n @ inverse_g2,
-        "RunEntropy": -_sum(nonzero // (width * longest), cell_p * np.log2(cell_p + EPS), size),
+        "RunEntropy": sums["entropy"],
         "RunLengthNonUniformity": (pr * pr).sum(axis=1) / runs,
         "RunLengthNonUniformityNormalized": (pr * pr).sum(axis=1) / runs**2,
-        "RunPercentage": runs / voxels,
-        "RunVariance": pr_n @ r2 - mean_r * mean_r,
+        "RunPercentage": runs / (pr @ length),
+        "RunVariance": pr_n @ (length * length) - mean_r * mean_r,
         "ShortRunEmphasis": pr_n @ inverse_r2,
-        "ShortRunHighGrayLevelEmphasis": by_gray[:, :, 1] @ g2,
-        "ShortRunLowGrayLevelEmphasis": by_gray[:, :, 1] @ inverse_g2,
+        "ShortRunHighGrayLevelEmphasis": sums["i2/j2"] / runs,
+        "ShortRunLowGrayLevelEmphasis": sums["1/i2j2"] / runs,
     }
     return dict(zip(values, _nanmean_rows(np.stack(list(values.values())).reshape(len(values), n, n_dirs))))
 
@@ -292,43 +308,45 @@ def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     zone_size = zone_size[zones]
     owner = first // n_voxels
     gray_of_zone = flat_levels[first]
-    present_sizes = np.bincount(zone_size) > 0
-    sizes = np.flatnonzero(present_sizes).astype(np.float64)
-    size_rank = (np.cumsum(present_sizes) - 1)[zone_size]
-    width, depth = int(levels.max()) + 1, len(sizes)
-    matrix = np.bincount((owner * width + gray_of_zone) * depth + size_rank, minlength=n * width * depth)
-    matrix = matrix.reshape(n, width, depth).astype(np.float64)
-    n_zones = matrix.sum(axis=(1, 2))
+    width, longest = int(levels.max()) + 1, int(zone_size.max(initial=0)) + 1
+    sums = _matrix_sums((owner * width + gray_of_zone) * longest + zone_size, n, width, longest)
+    n_zones = sums["total"]
     n_zones[n_zones == 0] = 1
-    pg, ps = matrix.sum(axis=2), matrix.sum(axis=1)
-    gray = np.arange(width, dtype=np.float64)
+    pg, ps = sums["by_gray"], sums["by_length"]
+    gray, sizes = np.arange(width, dtype=np.float64), np.arange(ps.shape[1], dtype=np.float64)
     with np.errstate(divide="ignore"):
-        inverse_g2 = np.where(gray > 0, 1 / gray**2, 0.0)
-    g2, s2, inverse_s2 = gray * gray, sizes * sizes, 1 / (sizes * sizes)
-    by_gray = matrix @ np.stack([s2, inverse_s2], axis=1)  # (N, W, 2)
+        inverse_g2, inverse_s2 = np.where(gray > 0, 1 / gray**2, 0.0), np.where(sizes > 0, 1 / sizes**2, 0.0)
     volume = ps @ sizes
     pg_n, ps_n = pg / n_zones[:, None], ps / n_zones[:, None]
     mean_g, mean_s = pg_n @ gray, ps_n @ sizes
-    nonzero = np.flatnonzero(matrix)
-    cell_p = matrix.ravel()[nonzero] / n_zones[nonzero // (width * depth)]
     return {
         "GrayLevelNonUniformity": (pg * pg).sum(axis=1) / n_zones,
         "GrayLevelNonUniformityNormalized": (pg * pg).sum(axis=1) / n_zones**2,
         "GrayLevelVariance": (pg_n * (gray - mean_g[:, None]) ** 2).sum(axis=1),
-        "HighGrayLevelZoneEmphasis": pg_n @ g2,
-        "LargeAreaEmphasis": ps_n @ s2,
-        "LargeAreaHighGrayLevelEmphasis": by_gray[:, :, 0] @ g2 / n_zones,
-        "LargeAreaLowGrayLevelEmphasis": by_gray[:, :, 0] @ inverse_g2 / n_zones,
+        "HighGrayLevelZoneEmphasis": pg_n @ (gray * gray),
+        "LargeAreaEmphasis": ps_n @ (sizes * sizes),
+        "LargeAreaHighGrayLevelEmphasis": sums["i2j2"] / n_zones,
+        "LargeAreaLowGrayLevelEmphasis": sums["j2/i2"] / n_zones,
         "LowGrayLevelZoneEmphasis": pg_n @ inverse_g2,
         "SizeZoneNonUniformity": (ps * ps).sum(axis=1) / n_zones,
         "SizeZoneNonUniformityNormalized": (ps * ps).sum(axis=1) / n_zones**2,
         "SmallAreaEmphasis": ps_n @ inverse_s2,
-        "SmallAreaHighGrayLevelEmphasis": by_gray[:, :, 1] @ g2 / n_zones,
-        "SmallAreaLowGrayLevelEmphasis": by_gray[:, :, 1] @ inverse_g2 / n_zones,
-        "ZoneEntropy": -_sum(nonzero // (width * depth), cell_p * np.log2(cell_p + EPS), n),
+        "SmallAreaHighGrayLevelEmphasis": sums["i2/j2"] / n_zones,
+        "SmallAreaLowGrayLevelEmphasis": sums["1/i2j2"] / n_zones,
+        "ZoneEntropy": sums["entropy"],
         "ZonePercentage": n_zones / np.where(volume == 0, 1, volume),
         "ZoneVariance": (ps_n * (sizes - mean_s[:, None]) ** 2).sum(axis=1),
     }
+
+
+def _neighbour_sum(values: np.ndarray, force_2d: bool) -> np.ndarray:
+    """Sum over the 8 (in-plane) or 26 neighbours of every voxel, 0 outside the volume (float64)."""
+    padded = np.pad(values, [(0, 0), (1, 1), (1, 1), (1, 1)])
+    total = np.zeros(values.shape, dtype=np.float64)
+    z, y, x = values.shape[1:]
+    for dz, dy, dx in neighbours(force_2d):
+        total += padded[:, 1 + dz : 1 + dz + z, 1 + dy : 1 + dy + y, 1 + dx : 1 + dx + x]
+    return total
 
 
 def ngtdm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
@@ -340,19 +358,19 @@ def ngtdm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     levels where the algebra allows it; Complexity gathers the present levels of each image.
     """
     n = len(levels)
-    padded = np.pad(levels, [(0, 0), (1, 1), (1, 1), (1, 1)])
-    total = np.zeros(levels.shape, dtype=np.float64)
-    count = np.zeros(levels.shape, dtype=np.float64)
-    z, y, x = levels.shape[1:]
-    for dz, dy, dx in neighbours(force_2d):
-        shifted = padded[:, 1 + dz : 1 + dz + z, 1 + dy : 1 + dy + y, 1 + dx : 1 + dx + x]
-        total += shifted
-        count += shifted > 0
     inside = levels > 0
+    full = bool(inside.all())
+    total = _neighbour_sum(levels, force_2d)
+    # with a whole-image region every image has the same neighbour counts: compute them once
+    count = _neighbour_sum(np.ones((1,) + levels.shape[1:], dtype=np.int32) if full else inside.view(np.int8), force_2d)
     with np.errstate(invalid="ignore", divide="ignore"):
-        diff = np.where(count > 0, np.abs(levels - total / count), 0.0)[inside]
+        diff = np.where(count > 0, np.abs(levels - total / count), 0.0)
     width = int(levels.max()) + 1
-    key = np.broadcast_to(np.arange(n).reshape(-1, 1, 1, 1), levels.shape)[inside] * width + levels[inside]
+    key = np.arange(n).reshape(-1, 1, 1, 1) * width + levels
+    if full:
+        key, diff = key.ravel(), diff.ravel()
+    else:
+        key, diff = key[inside], diff[inside]
     n_i = np.bincount(key, minlength=n * width).reshape(n, width).astype(np.float64)
     s_i = _sum(key, diff, n * width).reshape(n, width)
     n_vp = n_i.sum(axis=1)
