@@ -9,13 +9,15 @@
 3. **Fidelity** (`multimodal_fidelity`) covers the table (SDMetrics quality report: column shapes,
    KS / TV complement, and column-pair trends, correlation / contingency similarity), the images
    (FRD and per-feature distances on radiomic features) and the *cross-modal link*: the correlation
-   between a covariate and a radiomic feature in the generated pairs must fall inside the bootstrap
-   interval of the same correlation in the real pairs (`cross_modal_link`). A shuffled-pairs control
-   (covariates permuted within class) shows the check has power: it must fail where a link exists.
+   between a covariate and a radiomic feature in the generated pairs must match the real one
+   (`cross_modal_link`: inside the real bootstrap interval, and a difference whose bootstrap
+   interval contains 0). A shuffled-pairs control (covariates permuted within class) shows the
+   check has power: it must fail where a link exists.
 
-Correlations are computed within class by default (class is partialled out: values are turned into
-within-class rank scores, Spearman 1904, and pooled), so that a generator which gets the class right
-but ignores the covariates does not pass on the strength of class differences alone.
+Correlations are computed within class (Spearman 1904 by default), then combined over classes on
+Fisher's z scale with the real class shares as weights: a generator which gets the class right but
+ignores the covariates does not pass on the strength of class differences alone, and a synthetic set
+with another class ratio (e.g. balanced) is compared on the real set's footing.
 """
 
 from __future__ import annotations
@@ -141,6 +143,29 @@ def sample_clinical(
     return records
 
 
+def records_for_plan(plan: Any, cohort: Any, *, seed: int) -> tuple[Any, pd.DataFrame]:
+    """Synthetic clinical records for a `genrad.synthesis` sampling plan (``genrad generate --with-clinical``).
+
+    One record per planned image, drawn by a `ClinicalSynthesizer` fitted on the real training split
+    and conditioned on the image's class (seed ``derive_seed(seed, "clinical")``). Returns the plan
+    with its covariates replaced by the records' values (so each image is conditioned on its own
+    record) and the full records, in plan order.
+    """
+    from dataclasses import replace
+
+    train = getattr(cohort, "train", None) if cohort is not None else None
+    if train is None or train.clinical is None:
+        raise InputError(
+            "real data with a clinical table (to learn the records from)", "no clinical table",
+            "pass --data PATH to data with clinical columns (e.g. the phantom)", source="--with-clinical",
+        )
+    records = ClinicalSynthesizer().fit(train.clinical, train.labels).sample(plan.labels, seed=derive_seed(seed, "clinical"))
+    if plan.covariates is None:
+        return replace(plan, covariate_source="sdv-gaussian-copula-per-class"), records
+    covariates = records[plan.covariate_names].astype(np.float64)
+    return replace(plan, covariates=covariates, covariate_source="sdv-gaussian-copula-per-class"), records
+
+
 def generate_pairs(
     image_model: Any, clinical: ClinicalSynthesizer, n_per_class: Mapping[int, int], *, seed: int, batch_size: int = 256
 ) -> Split:
@@ -176,41 +201,39 @@ def generate_pairs(
     return Split(np.concatenate(images), labels, clinical=records, name="synthetic")
 
 
-def _scores(x: np.ndarray, y: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row transform of ``(B, n)`` samples: centred uniform rank scores (Spearman) or z-scores (Pearson)."""
+def _row_correlation(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
+    """Correlation of each row pair of ``(B, n)`` arrays: Pearson, or Pearson of the ranks (Spearman)."""
     if method == "spearman":
-        n = x.shape[1]
-        return (rankdata(x, axis=1) - 0.5) / n - 0.5, (rankdata(y, axis=1) - 0.5) / n - 0.5
-    return _zscore(x), _zscore(y)
+        x, y = rankdata(x, axis=1), rankdata(y, axis=1)
+    x = x - x.mean(axis=1, keepdims=True)
+    y = y - y.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+    return np.where(denominator > 0, (x * y).sum(axis=1) / np.where(denominator > 0, denominator, 1.0), np.nan)
 
 
-def _zscore(values: np.ndarray) -> np.ndarray:
-    std = values.std(axis=1, keepdims=True)
-    return (values - values.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
+def _combine(per_class: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mean of per-class correlations ``(K, B)`` on Fisher's z scale (Fisher 1921): tanh(sum w atanh r)."""
+    z = np.arctanh(np.clip(per_class, -1 + 1e-12, 1 - 1e-12))
+    return np.tanh(np.einsum("k,kb->b", weights, z))
 
 
-def _pooled_correlation(x: np.ndarray, y: np.ndarray, groups: Sequence[np.ndarray], method: str) -> np.ndarray:
-    """Within-group correlation of ``(B, n)`` resamples: scores per group, pooled, Pearson per row."""
-    sx, sy = [], []
-    for index in groups:
-        gx, gy = _scores(x[:, index], y[:, index], method)
-        sx.append(gx)
-        sy.append(gy)
-    a, b = np.concatenate(sx, axis=1), np.concatenate(sy, axis=1)
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    return np.where(denominator > 0, (a * b).sum(axis=1) / np.where(denominator > 0, denominator, 1.0), np.nan)
+def bootstrap_correlation(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    weights: Mapping[int, float] | None = None,
+    method: str = "spearman",
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> tuple[float, np.ndarray]:
+    """Correlation of `x` and `y`, within class when `labels` are given, and its `n_boot` bootstrap replicates.
 
-
-def correlation(
-    x: np.ndarray, y: np.ndarray, *, labels: np.ndarray | None = None, method: str = "spearman",
-    n_boot: int = N_BOOT, seed: int = 0,
-) -> tuple[float, list[float] | None]:
-    """Correlation of `x` and `y` (within class when `labels` are given) and its bootstrap interval.
-
-    The interval is the percentile interval of `n_boot` resamples drawn with replacement within each
-    class (Efron & Tibshirani 1993); None when ``n_boot == 0``.
+    Within class: the correlation of each class (3 pairs or more) is computed separately and the
+    classes are combined on Fisher's z scale with `weights` (default: each class's share of the
+    pairs). Fixing the weights (e.g. to the real class shares) makes sets with different class
+    ratios comparable. Replicates resample pairs with replacement within each class (Efron &
+    Tibshirani 1993), seeded by ``derive_seed(seed, "correlation")``.
     """
     if method not in METHODS:
         raise InputError(f"a method in {METHODS}", repr(method), "use 'spearman' or 'pearson'")
@@ -218,24 +241,45 @@ def correlation(
     labels = np.zeros(len(x), dtype=np.int64) if labels is None else np.asarray(labels)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y, labels = x[keep], y[keep], labels[keep]
-    members = [np.flatnonzero(labels == k) for k in np.unique(labels)]
-    members = [m for m in members if len(m) >= 3]
-    if not members:
-        raise InputError("at least 3 finite pairs per class", f"{len(x)} pairs", "correlate larger sets")
-    groups, start = [], 0
-    for m in members:
-        groups.append(np.arange(start, start + len(m)))
-        start += len(m)
-    order = np.concatenate(members)
-    r = float(_pooled_correlation(x[order][None], y[order][None], groups, method)[0])
-    if n_boot == 0:
-        return r, None
+    classes = [int(k) for k in np.unique(labels) if (labels == k).sum() >= 3]
+    if weights is not None:
+        classes = [k for k in classes if weights.get(k, 0) > 0]
+    if not classes:
+        raise InputError("at least 3 finite pairs in a weighted class", f"{len(x)} pairs", "correlate larger sets")
+    members = [np.flatnonzero(labels == k) for k in classes]
+    w = np.array([len(m) if weights is None else weights[k] for k, m in zip(classes, members, strict=True)], dtype=np.float64)
+    w /= w.sum()
+    r = float(_combine(np.array([_row_correlation(x[m][None], y[m][None], method) for m in members]), w)[0])
     rng = np.random.default_rng(derive_seed(seed, "correlation"))
-    boot = np.concatenate([rng.choice(m, (n_boot, len(m))) for m in members], axis=1)
-    values = _pooled_correlation(x[boot], y[boot], groups, method)
+    per_class = []
+    for m in members:
+        boot = rng.choice(m, (n_boot, len(m)))
+        per_class.append(_row_correlation(x[boot], y[boot], method))
+    return r, _combine(np.array(per_class), w) if n_boot else np.empty(0)
+
+
+def _interval(values: np.ndarray) -> list[float] | None:
+    """Percentile interval at `CONFIDENCE` (None without replicates)."""
+    if len(values) == 0:
+        return None
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.nanpercentile(values, [tail, 100 - tail])
-    return r, [float(low), float(high)]
+    return [float(low), float(high)]
+
+
+def correlation(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    weights: Mapping[int, float] | None = None,
+    method: str = "spearman",
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> tuple[float, list[float] | None]:
+    """`bootstrap_correlation` as the estimate and its percentile interval (None when ``n_boot == 0``)."""
+    r, values = bootstrap_correlation(x, y, labels=labels, weights=weights, method=method, n_boot=n_boot, seed=seed)
+    return r, _interval(values)
 
 
 def covariate_feature_correlations(
@@ -244,6 +288,7 @@ def covariate_feature_correlations(
     pairs: Sequence[tuple[str, str]],
     *,
     labels: np.ndarray | None = None,
+    weights: Mapping[int, float] | None = None,
     method: str = "spearman",
     n_boot: int = N_BOOT,
     seed: int = 0,
@@ -265,7 +310,7 @@ def covariate_feature_correlations(
                 raise InputError(f"a column named {name!r}", f"columns {list(table.columns)[:8]}...", "fix the pair names")
         r, ci = correlation(
             covariates[covariate].to_numpy(float), features[feature].to_numpy(float),
-            labels=labels, method=method, n_boot=n_boot, seed=seed,
+            labels=labels, weights=weights, method=method, n_boot=n_boot, seed=seed,
         )
         low, high = ci if ci else (np.nan, np.nan)
         rows.append({"covariate": covariate, "feature": feature, "r": r, "ci_low": low, "ci_high": high, "n": len(covariates)})
@@ -338,30 +383,56 @@ def cross_modal_link(
 ) -> pd.DataFrame:
     """Does each covariate-feature correlation of the generated pairs match the real one?
 
-    One row per pair: the real ``r`` with its bootstrap interval, the synthetic ``r_synthetic`` (and
-    interval), ``reproduced`` (the synthetic r lies inside the real interval), and the shuffled-pairs
-    control: the synthetic covariates permuted within class (seed-derived) give ``r_shuffled`` and
-    ``control_reproduced``, which should be False wherever the real link is not null.
+    One row per pair, with bootstrap intervals (real and synthetic sets resampled independently):
+
+    - ``r`` [``ci_low``, ``ci_high``]: the real correlation; ``r_synthetic`` [...]: the synthetic one;
+    - ``within_real_ci``: the synthetic r lies inside the real interval;
+    - ``difference`` [``difference_ci_low``, ``difference_ci_high``]: synthetic minus real r, whose
+      interval accounts for the sampling error of both sets; ``reproduced``: it contains 0;
+    - the shuffled-pairs control: synthetic covariates permuted within class (seed-derived), giving
+      ``r_shuffled`` and ``control_reproduced`` (same test), which must be False where a link exists.
+
+    With labels, classes are weighted by their share of the real pairs in every correlation.
     """
-    real = covariate_feature_correlations(
-        real_covariates, real_features, pairs, labels=real_labels, method=method, n_boot=n_boot, seed=seed
-    )
-    synthetic = covariate_feature_correlations(
-        synthetic_covariates, synthetic_features, pairs, labels=synthetic_labels, method=method, n_boot=n_boot, seed=seed
-    )
+    weights = None
+    if real_labels is not None and synthetic_labels is not None:
+        classes, counts = np.unique(real_labels, return_counts=True)
+        weights = {int(k): n / counts.sum() for k, n in zip(classes, counts, strict=True)}
     shuffled_covariates = shuffle_within_class(synthetic_covariates, synthetic_labels, seed=seed)
-    shuffled = covariate_feature_correlations(
-        shuffled_covariates, synthetic_features, pairs, labels=synthetic_labels, method=method, n_boot=0
-    )
-    table = real.rename(columns={"n": "n_real"})
-    table["r_synthetic"] = synthetic["r"].to_numpy()
-    table["synthetic_ci_low"] = synthetic["ci_low"].to_numpy()
-    table["synthetic_ci_high"] = synthetic["ci_high"].to_numpy()
-    table["n_synthetic"] = synthetic["n"].to_numpy()
-    table["reproduced"] = (table["ci_low"] <= table["r_synthetic"]) & (table["r_synthetic"] <= table["ci_high"])
-    table["r_shuffled"] = shuffled["r"].to_numpy()
-    table["control_reproduced"] = (table["ci_low"] <= table["r_shuffled"]) & (table["r_shuffled"] <= table["ci_high"])
-    return table
+    options = {"weights": weights, "method": method, "n_boot": n_boot}
+    rows = []
+    for covariate, feature in pairs:
+        for name, table in ((covariate, real_covariates), (covariate, synthetic_covariates),
+                            (feature, real_features), (feature, synthetic_features)):
+            if name not in table.columns:
+                raise InputError(f"a column named {name!r}", f"columns {list(table.columns)[:8]}", "fix the pair names")
+        real_feature = real_features[feature].to_numpy(float)
+        synthetic_feature = synthetic_features[feature].to_numpy(float)
+        r, real_boot = bootstrap_correlation(
+            real_covariates[covariate].to_numpy(float), real_feature, labels=real_labels, seed=derive_seed(seed, "real"), **options
+        )
+        r_synthetic, synthetic_boot = bootstrap_correlation(
+            synthetic_covariates[covariate].to_numpy(float), synthetic_feature, labels=synthetic_labels,
+            seed=derive_seed(seed, "synthetic"), **options,
+        )
+        r_shuffled, shuffled_boot = bootstrap_correlation(
+            shuffled_covariates[covariate].to_numpy(float), synthetic_feature, labels=synthetic_labels,
+            seed=derive_seed(seed, "shuffled"), **options,
+        )
+        real_ci, synthetic_ci = _interval(real_boot), _interval(synthetic_boot)
+        difference_ci, control_ci = _interval(synthetic_boot - real_boot), _interval(shuffled_boot - real_boot)
+        rows.append({
+            "covariate": covariate, "feature": feature,
+            "r": r, "ci_low": real_ci[0], "ci_high": real_ci[1], "n_real": len(real_feature),
+            "r_synthetic": r_synthetic, "synthetic_ci_low": synthetic_ci[0], "synthetic_ci_high": synthetic_ci[1],
+            "n_synthetic": len(synthetic_feature),
+            "within_real_ci": bool(real_ci[0] <= r_synthetic <= real_ci[1]),
+            "difference": r_synthetic - r, "difference_ci_low": difference_ci[0], "difference_ci_high": difference_ci[1],
+            "reproduced": bool(difference_ci[0] <= 0 <= difference_ci[1]),
+            "r_shuffled": r_shuffled,
+            "control_reproduced": bool(control_ci[0] <= 0 <= control_ci[1]),
+        })
+    return pd.DataFrame(rows)
 
 
 def shuffle_within_class(table: pd.DataFrame, labels: np.ndarray | None, *, seed: int) -> pd.DataFrame:
