@@ -18,6 +18,10 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the checkpoint in --out."),
     image_size: int | None = typer.Option(None, "--image-size", help="Train and sample at this side length."),
     covariates: str = typer.Option("", "--covariates", help="Comma-separated numeric clinical columns to condition on."),
+    dp: bool = typer.Option(False, "--dp", help="Differentially private training (DP-SGD, Opacus); needs --epsilon."),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="DP budget: --max-steps steps spend at most this."),
+    delta: float | None = typer.Option(None, "--delta", help="DP delta (default min(1e-5, 1/(10 n)))."),
+    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="DP per-image gradient clipping norm."),
 ) -> None:
     """Train a conditional generator (VAE, GAN or diffusion) and write its run directory."""
     from genrad.data import load
@@ -31,8 +35,22 @@ def train(
     generator = Generator.registry[model](
         num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size
     )
-    generator.fit(cohort[split], max_steps=max_steps, max_minutes=max_minutes, seed=seed, out_dir=out, resume=resume)
-    typer.echo(f"{out}  ({type(generator).__name__}, {generator.step_} steps, model {generator.model_hash()[:12]})")
+    if dp or epsilon is not None:
+        from genrad.training.dp import fit_private
+
+        if epsilon is None or not dp:
+            raise InputError("--dp together with --epsilon", f"--dp {dp}, --epsilon {epsilon}", "pass both, e.g. --dp --epsilon 8",
+                             source="--epsilon" if dp else "--dp")
+        fit_private(generator, cohort[split], epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm, max_steps=max_steps,
+                    max_minutes=max_minutes, seed=seed, out_dir=out, resume=resume)
+    else:
+        if resume:
+            from genrad.training.dp import refuse_private_run
+
+            refuse_private_run(out)
+        generator.fit(cohort[split], max_steps=max_steps, max_minutes=max_minutes, seed=seed, out_dir=out, resume=resume)
+    spent = f", epsilon {generator.privacy_['epsilon']:.3g} (delta {generator.privacy_['delta']:.2g})" if dp else ""
+    typer.echo(f"{out}  ({type(generator).__name__}, {generator.step_} steps, model {generator.model_hash()[:12]}{spent})")
 
 
 def sample(

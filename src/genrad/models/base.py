@@ -151,6 +151,7 @@ class Generator:
         self.class_counts_ = [int(c) for c in np.bincount(split.labels, minlength=self.num_classes)]
         self._learn_covariates(split)
         self.data_hash_ = split.content_hash()
+        self.__dict__.pop("privacy_", None)  # a new fit voids an earlier DP record
         self.seed_ = seed
         self.step_ = 0
         self._build(seed)
@@ -400,6 +401,8 @@ class Generator:
             "covariate_class_mean": self.covariate_class_mean_,
             "covariate_class_std": self.covariate_class_std_,
             "data_hash": self.data_hash_,
+            # the DP guarantee (genrad.training.dp) holds only if every step so far was private
+            **({"privacy": self.privacy_} if getattr(self, "privacy_", {}).get("steps") == self.step_ else {}),
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -458,6 +461,8 @@ class Generator:
             self.covariate_class_mean_ = fitted["covariate_class_mean"]
             self.covariate_class_std_ = fitted["covariate_class_std"]
             self.data_hash_ = str(fitted["data_hash"])
+            if "privacy" in fitted:
+                self.privacy_ = dict(fitted["privacy"])
         except (KeyError, TypeError, ValueError) as error:
             raise InputError("a config.json with the fitted state written by genrad", f"a broken entry ({error})",
                              "restore config.json from the original run", source=source) from None
@@ -509,6 +514,10 @@ class Generator:
         in wrapped versions (e.g. Opacus' ``GradSampleModule`` / ``DPOptimizer``). Returns the losses.
         """
         raise NotImplementedError
+
+    def refresh(self, dataset: torch.utils.data.TensorDataset) -> None:
+        """Update state derived from the weights and the training data; the `Trainer` calls it before every
+        checkpoint and at the end of training. Nothing by default."""
 
     def _generate(self, labels: torch.Tensor, covariates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Model-space samples ``(len(labels), *net_shape_)`` in about ``[-1, 1]`` for these conditions."""

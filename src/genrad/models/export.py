@@ -37,6 +37,7 @@ def synthetic_cohort(model: Generator, n: int, *, label: int | None = None, seed
         "run_dir": source,
         "genrad_version": __version__,
         "intensity": "model output in [0, 1]",
+        "privacy": getattr(model, "privacy_", None),  # a DP model's guarantee carries over to its samples
     }
     class_names = tuple(str(k) for k in range(model.num_classes))
     return Cohort(splits={"train": split}, class_names=class_names, source=f"synthetic:{source}", preprocessing=preprocessing)
