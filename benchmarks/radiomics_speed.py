@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--batch", type=int, default=156, help="images per fast-engine batch run")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the pyradiomics image counts")
+    parser.add_argument("--sizes", type=int, nargs="+", default=sorted(REFERENCE_IMAGES), help="image sides to run")
     args = parser.parse_args()
 
     import SimpleITK as sitk
@@ -55,7 +56,8 @@ def main() -> None:
     with threadpool_limits(limits=1):
         seconds_per_image(base[:2], "fast")  # warm-up: imports and caches
         seconds_per_image(base[:2], "pyradiomics")
-        for size, count in REFERENCE_IMAGES.items():
+        for size in args.sizes:
+            count = REFERENCE_IMAGES.get(size, 8)
             images = base if size == 28 else upsample(base, size)
             count = max(2, int(count * args.scale))
             reference = seconds_per_image(images[:count], "pyradiomics")

@@ -14,6 +14,7 @@ import multiprocessing
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from genrad.errors import InputError
-from genrad.provenance import atomic_path, hash_arrays, versions
+from genrad.provenance import atomic_path, versions
 from genrad.radiomics.featuresets import FeatureSet, get_feature_set
 from genrad.radiomics.inputs import Volumes, as_volumes
 
@@ -160,16 +161,18 @@ def _provenance(volumes: Volumes, feature_set: FeatureSet, engine: str) -> dict[
         "spacing_mm": list(volumes.spacing),
         "intensity_scale": "0..255 (float images in [0, 1] are multiplied by 255)",
         "mask": "whole image minus its first voxel (as frd-score)" if volumes.default_mask else "given",
-        "data_hash": hash_arrays(volumes.images, volumes.masks),
-        "versions": {**versions(), **_extra_versions()},
+        "data_hash": volumes.content_hash(),
+        "versions": dict(_versions()),
     }
     key_source = json.dumps({k: v for k, v in record.items() if k != "n_images"}, sort_keys=True)
     record["cache_key"] = hashlib.sha256(key_source.encode()).hexdigest()[:32]
     return record
 
 
-def _extra_versions() -> dict[str, str]:
-    found = {}
+@lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    """Versions of the packages that shape the features (looked up once: metadata lookups are slow)."""
+    found = versions()
     for name in ("PyWavelets", "scipy", "frd-score"):
         try:
             found[name] = metadata.version(name)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from genrad.errors import InputError
+from genrad.provenance import hash_arrays
 
 MIN_SIDE = 4
 _FLOAT_TOLERANCE = 1e-6
@@ -28,6 +29,11 @@ class Volumes:
     masks: np.ndarray
     spacing: tuple[float, ...]  # per array axis (D, H, W) or (H, W), in mm
     default_mask: bool
+    source: np.ndarray  # the images as given (before scaling): hashed for provenance and the cache
+
+    def content_hash(self) -> str:
+        """SHA-256 of the images as given (and of the masks when given)."""
+        return hash_arrays(self.source) if self.default_mask else hash_arrays(self.source, self.masks)
 
     @property
     def spatial_dims(self) -> int:
@@ -65,6 +71,7 @@ def as_volumes(images: Any, masks: Any = None, spacing: Sequence[float] | None =
         masks=_masks(masks, scaled.shape),
         spacing=_spacing(spacing, spatial_dims),
         default_mask=masks is None,
+        source=array,
     )
 
 

@@ -31,9 +31,9 @@ from genrad.radiomics.fast.preprocess import (
     apply_separable,
     bspline_operator,
     crop_grid,
-    nearest_operator,
     normalize,
     resample_grid,
+    sample_nearest,
 )
 from genrad.radiomics.fast.texture import (
     GLCM_FEATURES,
@@ -112,12 +112,11 @@ def _extract_volumes(
         chosen = np.sort(np.asarray(members))
         resampled = any(g.new_spacing != g.spacing for g in grid)
         image_ops = tuple(bspline_operator(length, g) for length, g in zip(prepared.shape[1:], grid))
-        mask_ops = tuple(nearest_operator(length, g) for length, g in zip(prepared.shape[1:], grid))
         new_spacing = tuple(g.new_spacing for g in grid)
         batch = int(np.clip(VOXELS_PER_BATCH // np.prod([g.size for g in grid]), 1, MAX_BATCH))
         for start in range(0, len(chosen), batch):
             part = chosen[start : start + batch]
-            roi = apply_separable(masks[part].astype(np.float64), mask_ops) > 0.5
+            roi = sample_nearest(masks[part], grid)
             ok = _roi_ok(roi, settings)  # pyradiomics fails on the others: they keep a row of NaN
             part, roi = part[ok], roi[ok]
             if not len(part):

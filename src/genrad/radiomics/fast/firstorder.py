@@ -30,10 +30,14 @@ def firstorder(
     positions = (count[:, None] - 1) * (np.array(wanted) / 100.0)
     below = np.floor(positions).astype(np.int64)
     above = np.minimum(below + 1, count[:, None] - 1)
-    if full:  # order statistics by partial sorting around the needed ranks
-        ordered = np.partition(x, np.unique(np.concatenate([below.ravel(), above.ravel()])), axis=1)
+    if full:  # order statistics by partial sorting around the needed ranks (and the extremes)
+        ranks = np.concatenate([below.ravel(), above.ravel(), [0, flat.shape[1] - 1]])
+        ordered = np.partition(x, np.unique(ranks), axis=1)
+        minimum, maximum = ordered[:, 0], ordered[:, -1]
     else:
         ordered = np.sort(x, axis=1)  # NaN last
+        minimum = ordered[:, 0]
+        maximum = np.take_along_axis(ordered, count[:, None] - 1, axis=1)[:, 0]
     low, high = np.take_along_axis(ordered, below, axis=1), np.take_along_axis(ordered, above, axis=1)
     p10, p25, p50, p75, p90 = (low + (high - low) * (positions - below)).T
 
@@ -58,9 +62,7 @@ def firstorder(
 
     width = int(levels.max()) + 1
     key = np.arange(n)[:, None] * width + levels.reshape(n, -1)
-    histogram = np.bincount(key[inside], minlength=n * width).reshape(n, width) / count[:, None]
-    minimum = np.where(inside, flat, np.inf).min(axis=1)
-    maximum = np.where(inside, flat, -np.inf).max(axis=1)
+    histogram = np.bincount(key.ravel() if full else key[inside], minlength=n * width).reshape(n, width) / count[:, None]
     return {
         "10Percentile": p10,
         "90Percentile": p90,

@@ -103,10 +103,27 @@ def nearest_operator(length: int, grid: Grid) -> np.ndarray:
 
 
 def apply_separable(volumes: np.ndarray, operators: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Apply one matrix per spatial axis to a batch ``(N, *spatial)``."""
+    """Apply one matrix per spatial axis to a batch ``(N, *spatial)`` (identity matrices are skipped)."""
     out = volumes
     for axis, operator in enumerate(operators, start=1):
+        if operator.shape[0] == operator.shape[1] and np.array_equal(operator, np.eye(len(operator))):
+            continue
         out = np.moveaxis(np.tensordot(operator, np.moveaxis(out, axis, 0), axes=(1, 0)), 0, axis)
+    return out
+
+
+def sample_nearest(masks: np.ndarray, grid: tuple[Grid, ...]) -> np.ndarray:
+    """Nearest-neighbour resampling of boolean masks ``(N, *spatial)`` onto `grid` (outside: False)."""
+    out = masks
+    for axis, (length, axis_grid) in enumerate(zip(masks.shape[1:], grid), start=1):
+        positions = axis_grid.positions
+        nearest = np.clip(np.floor(positions + 0.5).astype(np.int64), 0, length - 1)
+        out = np.take(out, nearest, axis=axis)
+        outside = ~_inside(positions, length)
+        if outside.any():
+            index = [slice(None)] * out.ndim
+            index[axis] = outside
+            out[tuple(index)] = False
     return out
 
 

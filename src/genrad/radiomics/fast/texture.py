@@ -60,7 +60,7 @@ def count_keys(keys: np.ndarray, key_range: int) -> tuple[np.ndarray, np.ndarray
     A dense `numpy.bincount` when the range is small next to the number of keys (large images),
     else a sort (small images, where most keys are distinct).
     """
-    if key_range <= max(8 * keys.size, 1 << 16):
+    if key_range <= max(16 * keys.size, 1 << 16):
         counts = np.bincount(keys, minlength=key_range)
         cells = np.flatnonzero(counts)
         return cells, counts[cells]
@@ -223,6 +223,8 @@ def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
         table = line_table(levels.shape[1:], direction)
         if direction == (0, 0, 1):  # lines are the rows: no gather needed
             lines = flat.reshape(n, -1, levels.shape[-1])
+        elif direction == (0, 1, 0):  # lines are the columns: a transposed copy
+            lines = np.ascontiguousarray(flat.reshape(levels.shape).swapaxes(2, 3)).reshape(n, -1, levels.shape[2])
         else:
             lines = flat[:, table]  # (N, lines, T); padding (-1) picks the last voxel and is masked next
             lines[:, table < 0] = 0
