@@ -453,7 +453,7 @@ def table_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, Any
     ``column_pair_trends``: mean over column pairs of correlation similarity / contingency similarity;
     ``score``: their mean; ``columns`` and ``pairs``: the per-column and per-pair scores.
     """
-    from sdmetrics.reports.single_table import QualityReport
+    from sdmetrics.reports import QualityReport
 
     missing = sorted(set(real.columns) - set(synthetic.columns))
     if missing:
@@ -465,7 +465,9 @@ def table_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, Any
     report = QualityReport()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report.generate(real, synthetic, {"columns": _metadata(real)}, verbose=False)
+        report.generate(
+            {"clinical": real}, {"clinical": synthetic}, {"tables": {"clinical": {"columns": _metadata(real)}}}, verbose=False
+        )
     properties = report.get_properties().set_index("Property")["Score"]
     shapes = report.get_details("Column Shapes")
     trends = report.get_details("Column Pair Trends")

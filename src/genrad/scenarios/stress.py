@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from scipy.stats import rankdata
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from scipy.stats import rankdata
 
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
@@ -267,7 +267,7 @@ def write_stress_outputs(cells: list[dict[str, Any]], out: Path, provenance: Map
     with atomic_path(out / "robustness.md") as temp:
         temp.write_text(robustness_table(cells), encoding="utf-8")
     table = pd.DataFrame(cells)
-    for column in ("auc_ci", "auc_drop_ci"):
+    for column in [c for c in table.columns if c.endswith("_ci")]:
         table[[f"{column}_low", f"{column}_high"]] = [ci if ci else [np.nan, np.nan] for ci in table.pop(column)]
     with atomic_path(out / "robustness.csv") as temp:
         table.to_csv(temp, index=False)
