@@ -15,11 +15,11 @@ from genrad.data.phantom import make_phantom
 from genrad.errors import InputError
 from genrad.models import GAN, VAE
 from genrad.models import load as load_model
-from genrad.training.dp import ALPHAS, PrivateTrainer, fit_private, refuse_private_run
+from genrad.training.dp import ALPHAS, PRIVATE_SETTINGS, PrivateTrainer, fit_private, refuse_private_run
 
 
 def small_vae() -> VAE:
-    return VAE(num_classes=3, image_size=16, channels=(8, 16), latent_dim=8, batch_size=16)
+    return VAE(num_classes=3, image_size=16, channels=(8, 16), latent_dim=8, batch_size=16, **PRIVATE_SETTINGS["vae"])
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,8 @@ def test_bad_budgets_and_families_are_refused(train_split, tmp_path):
     ]:
         with pytest.raises(InputError, match=message):
             fit_private(small_vae(), train_split, max_steps=4, progress=False, **kwargs)
+    with pytest.raises(InputError, match="latent_prior='standard'"):
+        fit_private(VAE(num_classes=3, latent_prior="class_gaussian"), train_split, epsilon=4.0, max_steps=2, progress=False)
     with pytest.raises(InputError, match="family with DP"):
         fit_private(GAN(num_classes=3), train_split, epsilon=4.0, max_steps=2, progress=False)
     plain = tmp_path / "plain"

@@ -32,8 +32,11 @@ def train(
         raise InputError(f"--model one of {', '.join(Generator.registry)}", repr(model), "choose a listed family", source="--model")
     cohort = load(data)
     names = tuple(c.strip() for c in covariates.split(",") if c.strip())
+    from genrad.training.dp import PRIVATE_SETTINGS
+
     generator = Generator.registry[model](
-        num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size
+        num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
+        **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
     )
     if dp or epsilon is not None:
         from genrad.training.dp import fit_private

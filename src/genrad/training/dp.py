@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 PRIVATE_NETWORKS = {"vae": ("vae",)}
 """Per model family, the networks trained on real images (and so privatised)."""
 
+PRIVATE_SETTINGS = {"vae": {"latent_prior": "standard"}}
+"""Per family, constructor settings DP needs: the VAE's class-Gaussian prior is fitted to the training
+images' latents outside DP-SGD, so a private VAE samples z from N(0, I)."""
+
 ACCOUNTANT = "rdp"
 ALPHAS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [64, 96, 128, 192, 256, 384, 512, 1024]
 """Renyi orders the accountant optimises over: Opacus' defaults plus large orders for short runs."""
@@ -151,6 +155,12 @@ class PrivateTrainer(Trainer):
                 repr(model.family),
                 "train this family without --dp, or use --model vae",
             )
+        required = PRIVATE_SETTINGS.get(model.family, {})
+        found = {key: getattr(model, key, value) for key, value in required.items()}
+        if found != required:
+            arguments = ", ".join(f"{key}={value!r}" for key, value in required.items())
+            raise InputError(f"{type(model).__name__}({arguments}) for DP training", str(found),
+                             f"construct the model with {arguments} (the CLI does so with --dp)")
         super().__init__(model, data, seed=seed, out_dir=out_dir, progress=progress)
         n = len(self.dataset)
         self.epsilon = epsilon

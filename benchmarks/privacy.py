@@ -1,0 +1,234 @@
+"""Privacy on BreastMNIST: the memorisation audit of every family, and the cost of DP training.
+
+Part 1, audit (``--audit``): every generator of the fidelity benchmark (`train_breastmnist.py`: VAE,
+GAN, diffusion with their default configurations, trained on the train split for ``--minutes`` of
+CPU time each) generates as many images as the train split, at its class ratio, and is audited
+against train (members) and test (non-members) with `genrad.evaluation.privacy` (pixel, embedding
+and radiomics spaces). Pass ``--runs NAME=PATH ...`` (run directories or synthetic .npz files) to
+audit existing generators instead of training. Anchors in the same run: a planted memoriser (train
+images with noise 0.02, flips and shifts; must be caught) and the real val split (real unseen
+images; only its duplicates of train images may be flagged).
+
+Part 2, DP (``--dp``): the VAE is trained twice with the same configuration and number of steps,
+without and with DP-SGD (``--epsilon``), then compared on fidelity (FRD v1 of frd-score to the test
+split, anchored by the real train-vs-test FRD, as in `train_breastmnist.py`), utility
+(`genrad.evaluation.utility.run_protocol`: a classifier trained on synthetic images only, TSTR, and
+on real + synthetic, tested on the real test split, over ``--utility-seeds`` seeds) and the audit.
+
+Usage::
+
+    .venv/bin/python benchmarks/privacy.py [--audit] [--dp] [--minutes 10] [--runs vae=runs/vae ...]
+        [--epsilon 10] [--dp-steps 1000] [--work bench_privacy] [--threads 1] [--out results.json]
+
+Prints one JSON object (also written to ``--out``). Run directories are kept under ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import genrad.models
+from genrad.data import Split, load
+from genrad.evaluation.privacy import PrivacyAudit
+from genrad.evaluation.utility import run_protocol
+from genrad.provenance import versions
+from genrad.training.dp import PRIVATE_SETTINGS, fit_private
+from genrad.training.seeding import make_generator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_breastmnist import CpuBudget, class_ratio_labels, frd_v1, write_pngs  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "breastmnist.npz"
+DP_VAE = {"channels": [16, 32, 64, 128], "batch_size": 64, "kl_warmup_steps": 200, **PRIVATE_SETTINGS["vae"]}
+
+
+def memorise(images: np.ndarray, seed: int, noise: float = 0.02) -> np.ndarray:
+    """The planted memoriser: each training image with Gaussian noise, in turn as is, mirrored
+    left-right, mirrored up-down, or shifted by up to 2 pixels (edges replicated)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, image in enumerate(images):
+        if k % 4 == 1:
+            image = image[..., ::-1]
+        elif k % 4 == 2:
+            image = image[..., ::-1, :]
+        elif k % 4 == 3:
+            dy, dx = rng.integers(-2, 3, size=2)
+            padded = np.pad(image, ((0, 0), (2, 2), (2, 2)), mode="edge")
+            image = padded[:, 2 + dy : 2 + dy + image.shape[1], 2 + dx : 2 + dx + image.shape[2]]
+        out.append(image + noise * rng.standard_normal(image.shape))
+    return np.clip(np.stack(out), 0, 1).astype(np.float32)
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The audit's headline figures, per space."""
+    spaces = {
+        name: {key: round(space[key]["value"], 4) for key in ("near_copy_rate", "dcr_ratio", "mia_auc")}
+        for name, space in result["spaces"].items()
+    }
+    return {
+        "near_copy_rate": round(result["near_copy_rate"]["value"], 4),
+        "near_copy_rate_ci": [round(v, 4) for v in result["near_copy_rate"]["ci"]],
+        "mia_auc": round(result["mia_auc"]["value"], 4),
+        "mia_auc_ci": [round(v, 4) for v in result["mia_auc"]["ci"]],
+        "dcr_ratio": round(result["dcr_ratio"]["value"], 4),
+        "spaces": spaces,
+    }
+
+
+def sample_like_train(model: Any, split: Split, seed: int) -> Split:
+    labels = class_ratio_labels(split, len(split))
+    images = model.sample(len(labels), labels=labels, generator=make_generator(seed, "benchmark-sample"))
+    return Split(images.numpy(), labels.numpy())
+
+
+def synthetic_from(path: Path, split: Split, seed: int) -> Split:
+    if path.suffix == ".npz":
+        return load(path).train
+    return sample_like_train(genrad.models.load(path), split, seed)
+
+
+def audited(reference: PrivacyAudit, synthetic: Any) -> dict[str, Any]:
+    """Audit one synthetic set against the fitted reference (train / test)."""
+    reference.reset()
+    images = np.asarray(getattr(synthetic, "images", synthetic))
+    for start in range(0, len(images), 512):
+        reference.update(images[start : start + 512])
+    return summary(reference.compute())
+
+
+def audit_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -> dict[str, Any]:
+    train = cohort.train
+    part: dict[str, Any] = {"anchors": {}, "families": {}}
+    started = time.perf_counter()
+    part["anchors"]["planted_memoriser"] = audited(reference, memorise(train.images, args.seed))
+    part["anchors"]["real_val"] = audited(reference, cohort.val)
+    part["anchors"]["seconds_per_audit"] = round((time.perf_counter() - started) / 2, 1)
+    sources = dict(item.split("=", 1) for item in args.runs) if args.runs else {name: None for name in args.families.split(",")}
+    for name, path in sources.items():
+        if path is None:
+            run_dir = args.work / "runs" / name
+            if not (run_dir / "config.json").exists():
+                model = genrad.models.Generator.registry[name](num_classes=cohort.num_classes, spatial_dims=2)
+                model.fit(train, max_steps=10**9, seed=args.seed, callbacks=[CpuBudget(args.minutes)], progress=False)
+                model.save(run_dir)
+            path = run_dir
+        synthetic = synthetic_from(Path(path), train, args.seed)
+        part["families"][name] = {"source": str(path), **audited(reference, synthetic)}
+        print(json.dumps({name: part["families"][name]}), file=sys.stderr)
+    memoriser = part["anchors"]["planted_memoriser"]
+    for entry in part["families"].values():
+        entry["near_copy_rate_over_memoriser"] = round(entry["near_copy_rate"] / memoriser["near_copy_rate"], 4)
+    return part
+
+
+def dp_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -> dict[str, Any]:
+    train = cohort.train
+    work = args.work / "dp"
+    arms: dict[str, Any] = {}
+    reference = write_pngs(cohort.test.images, work / "png" / "real_test")
+    floor = frd_v1(write_pngs(train.images, work / "png" / "real_train"), reference)
+    for name in ("non_private", "dp"):
+        run_dir = work / "runs" / name
+        if (run_dir / "config.json").exists():
+            model = genrad.models.load(run_dir)
+            seconds = json.loads((run_dir / "benchmark.json").read_text())["train_seconds"]
+        else:
+            model = genrad.models.VAE(num_classes=cohort.num_classes, **DP_VAE)
+            started = time.perf_counter()
+            if name == "dp":
+                fit_private(model, train, epsilon=args.epsilon, max_steps=args.dp_steps, seed=args.seed, progress=False)
+            else:
+                model.fit(train, max_steps=args.dp_steps, seed=args.seed, progress=False)
+            seconds = time.perf_counter() - started
+            model.save(run_dir)
+            (run_dir / "benchmark.json").write_text(json.dumps({"train_seconds": seconds}))
+        synthetic = sample_like_train(model, train, args.seed)
+        frd = frd_v1(write_pngs(synthetic.images, work / "png" / name), reference)
+        utility = run_protocol(
+            cohort,
+            synthetic,
+            arms=["real", "synthetic@1x", "real+synthetic@1x"],
+            seeds=args.utility_seeds,
+            multiples=[1.0],
+            cache_dir=work / "utility" / name,
+        )
+        auc = {arm["name"]: {"mean": round(arm["auc"]["mean"], 4), "ci": [round(v, 4) for v in arm["auc"]["ci"] or []]}
+               for arm in utility["arms"] if "auc" in arm}
+        arms[name] = {
+            "privacy": getattr(model, "privacy_", None),
+            "train_seconds": round(seconds, 1),
+            "frd": round(frd, 4),
+            "frd_over_real_floor": round(frd / floor, 3),
+            "utility_test_auc": auc,
+            "audit": audited(reference, synthetic),
+        }
+        print(json.dumps({name: arms[name]}), file=sys.stderr)
+    private, plain = arms["dp"], arms["non_private"]
+    return {
+        "config": {"vae": DP_VAE, "steps": args.dp_steps, "target_epsilon": args.epsilon, "seed": args.seed,
+                   "utility_seeds": args.utility_seeds},
+        "real_floor_frd": round(floor, 4),
+        "arms": arms,
+        "cost": {
+            "frd_ratio_dp_over_non_private": round(private["frd"] / plain["frd"], 3),
+            "tstr_auc_dp_minus_non_private": round(
+                private["utility_test_auc"]["synthetic@1x"]["mean"] - plain["utility_test_auc"]["synthetic@1x"]["mean"], 4),
+            "train_time_ratio_dp_over_non_private": round(private["train_seconds"] / plain["train_seconds"], 2),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--audit", action="store_true", help="audit every family (part 1)")
+    parser.add_argument("--dp", action="store_true", help="non-private vs DP VAE (part 2)")
+    parser.add_argument("--families", default="vae,gan,diffusion")
+    parser.add_argument("--minutes", type=float, default=10.0, help="CPU-time training budget per family")
+    parser.add_argument("--runs", nargs="*", default=[], help="NAME=PATH run directories or synthetic .npz to audit")
+    parser.add_argument("--epsilon", type=float, default=10.0)
+    parser.add_argument("--dp-steps", type=int, default=1000)
+    parser.add_argument("--utility-seeds", type=int, default=3)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--work", type=Path, default=Path("bench_privacy"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cohort = load(args.data)
+    results: dict[str, Any] = {
+        "benchmark": "privacy",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} torch thread(s), no GPU",
+        "cpu_count": int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or 0),
+        "data": str(args.data),
+        "versions": versions(),
+    }
+    started = time.perf_counter()
+    reference = PrivacyAudit(n_bootstrap=args.bootstrap, seed=args.seed).fit(cohort.train, cohort.test)
+    results["audit_reference_seconds"] = round(time.perf_counter() - started, 1)
+    if args.audit or not args.dp:
+        results["audit"] = audit_part(cohort, reference, args)
+    if args.dp:
+        results["dp"] = dp_part(cohort, reference, args)
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
