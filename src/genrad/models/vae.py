@@ -2,15 +2,21 @@
 
 Encoder q(z | x, c) and decoder p(x | z, c) are MONAI conv blocks (conv -> GroupNorm -> SiLU); the
 condition c = [one_hot(label), standardised covariates] is broadcast as extra input channels of the
-encoder and concatenated to z for the decoder. The decoder is a calibrated Gaussian whose variance is
-the per-image optimum (sigma-VAE, Rybkin et al. 2021), so no reconstruction weight needs tuning::
+encoder and concatenated to z for the decoder. The decoder is a Gaussian with fixed standard
+deviation `decoder_sigma` (in the model's [-1, 1] intensity units), so the negative ELBO per image is::
 
-    loss_i = D/2 * log(mean_j (x_ij - x^_ij)^2) + beta(t) * KL(q(z | x_i, c_i) || N(0, I))
+    loss_i = sum_j (x_ij - x^_ij)^2 / (2 sigma^2) + beta(t) * KL(q(z | x_i, c_i) || N(0, I))
 
 with KL annealing ``beta(t) = min(1, t / kl_warmup_steps)`` (Bowman et al. 2016). Every term is a
 per-image loss averaged over the batch and every layer is Conv/Linear/GroupNorm (no BatchNorm), so
-Opacus can compute per-sample gradients (DP-SGD; see `genrad.training.Trainer`). Sampling is one
-decoder pass: z ~ N(0, temperature^2 I).
+Opacus can compute per-sample gradients (DP-SGD; see `genrad.training.Trainer`).
+
+Sampling is one decoder pass. With ``latent_prior="class_gaussian"`` (default), z is drawn from a
+Gaussian fitted per class to the encoder's posteriors on the training images after training (ex-post
+density estimation, Ghosh et al. 2020), which removes the mismatch between the aggregate posterior
+and N(0, I) that makes short-trained VAEs produce blurry, class-ambiguous samples. These per-class
+latent statistics are computed from the raw training data without noise: use ``latent_prior="standard"``
+(z ~ N(0, I)) for differentially private training.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from torch.optim import Adam, Optimizer
 
 from genrad.models.base import Batch, Generator
 from genrad.models.blocks import broadcast, condition_vector, conv_block, default_channels, output_conv
+
+PRIORS = ("class_gaussian", "standard")
 
 
 class VAENet(nn.Module):
@@ -63,6 +71,32 @@ class VAENet(nn.Module):
         return self.decode(z, condition), mu, logvar
 
 
+class LatentPrior(nn.Module):
+    """Per-class Gaussian over z: buffers ``mean`` (K, L) and ``scale_tril`` (K, L, L); N(0, I) until fitted."""
+
+    def __init__(self, num_classes: int, latent_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_classes, latent_dim))
+        self.register_buffer("scale_tril", torch.eye(latent_dim).repeat(num_classes, 1, 1))
+
+    def sample(self, labels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``mean[y] + scale_tril[y] @ noise`` for standard-normal `noise` (B, L)."""
+        return self.mean[labels] + (self.scale_tril[labels] @ noise.unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def fit(self, mu: torch.Tensor, logvar: torch.Tensor, labels: torch.Tensor) -> None:
+        """Moment-match the aggregate posterior of each class: mean of mu, cov(mu) + mean posterior variance."""
+        for k in range(self.mean.shape[0]):
+            rows = labels == k
+            if int(rows.sum()) < 2:
+                continue
+            centred = mu[rows] - mu[rows].mean(dim=0)
+            covariance = centred.T @ centred / (len(centred) - 1) + torch.diag(logvar[rows].exp().mean(dim=0))
+            covariance += 1e-4 * torch.eye(len(covariance), device=mu.device)
+            self.mean[k] = mu[rows].mean(dim=0)
+            self.scale_tril[k] = torch.linalg.cholesky(covariance.double()).to(covariance.dtype)
+
+
 class VAE(Generator):
     """Conditional VAE with KL annealing and a calibrated decoder; fast one-pass sampling.
 
@@ -73,8 +107,11 @@ class VAE(Generator):
         image_size: train and sample at this side length (data are resized); None keeps the data's size.
         channels: feature channels per level; None picks `default_channels` for the image size.
         latent_dim: size of z.
+        decoder_sigma: standard deviation of the Gaussian decoder (smaller: sharper, less regular latent space).
         kl_warmup_steps: steps over which the KL weight rises linearly from 0 to 1.
-        temperature: standard deviation of z at sampling time (below 1 trades diversity for sharpness).
+        latent_prior: "class_gaussian" (z from per-class Gaussians fitted after training) or "standard" (N(0, I),
+            use it for differentially private training).
+        temperature: scale of the sampling noise of z (below 1 trades diversity for sharpness).
         batch_size, learning_rate, ema_decay: optimisation (Adam) and EMA of the decoder weights.
     """
 
@@ -91,7 +128,9 @@ class VAE(Generator):
         image_size: int | None = None,
         channels: Sequence[int] | None = None,
         latent_dim: int = 64,
+        decoder_sigma: float = 0.1,
         kl_warmup_steps: int = 1000,
+        latent_prior: str = "class_gaussian",
         temperature: float = 1.0,
         batch_size: int = 32,
         learning_rate: float = 1e-3,
@@ -99,7 +138,9 @@ class VAE(Generator):
     ) -> None:
         self.channels = None if channels is None else tuple(channels)
         self.latent_dim = latent_dim
+        self.decoder_sigma = decoder_sigma
         self.kl_warmup_steps = kl_warmup_steps
+        self.latent_prior = latent_prior
         self.temperature = temperature
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
                          batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay)
@@ -109,7 +150,9 @@ class VAE(Generator):
             (self.channels is None or (len(self.channels) >= 2 and min(self.channels) >= 1),
              "channels None or at least 2 positive ints", self.channels),
             (self.latent_dim >= 1, "latent_dim >= 1", self.latent_dim),
+            (self.decoder_sigma > 0, "decoder_sigma > 0", self.decoder_sigma),
             (self.kl_warmup_steps >= 0, "kl_warmup_steps >= 0", self.kl_warmup_steps),
+            (self.latent_prior in PRIORS, f"latent_prior one of {PRIORS}", self.latent_prior),
             (self.temperature >= 0, "temperature >= 0", self.temperature),
         ]
 
@@ -117,8 +160,11 @@ class VAE(Generator):
         return {"channels": self.channels or default_channels(size, self.spatial_dims)}
 
     def _build_networks(self) -> dict[str, nn.Module]:
-        return {"vae": VAENet(self.spatial_dims, self.net_shape_[0], self.net_shape_[1:], self.architecture_["channels"],
-                              self.latent_dim, self.num_classes, len(self.covariates))}
+        return {
+            "vae": VAENet(self.spatial_dims, self.net_shape_[0], self.net_shape_[1:], self.architecture_["channels"],
+                          self.latent_dim, self.num_classes, len(self.covariates)),
+            "prior": LatentPrior(self.num_classes, self.latent_dim),
+        }
 
     def make_optimizers(self, networks: Mapping[str, nn.Module]) -> dict[str, Optimizer]:
         return {"vae": Adam(networks["vae"].parameters(), lr=self.learning_rate)}
@@ -128,19 +174,33 @@ class VAE(Generator):
         x, labels, covariates = batch
         noise = torch.randn((len(x), self.latent_dim), generator=generator).to(x.device)
         reconstruction, mu, logvar = networks["vae"](x, labels, covariates, noise)
-        mse = (reconstruction - x).pow(2).flatten(1).mean(dim=1)
-        pixels = x[0].numel()
-        nll = 0.5 * pixels * torch.log(mse + 1e-6)
+        squared = (reconstruction - x).pow(2).flatten(1)
+        nll = squared.sum(dim=1) / (2 * self.decoder_sigma**2)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
         beta = min(1.0, step / self.kl_warmup_steps) if self.kl_warmup_steps else 1.0
         loss = (nll + beta * kl).mean()
         optimizers["vae"].zero_grad(set_to_none=True)
         loss.backward()
         optimizers["vae"].step()
-        return {"loss": loss.item(), "mse": mse.mean().item(), "kl": kl.mean().item()}
+        return {"loss": loss.item(), "mse": squared.mean().item(), "kl": kl.mean().item()}
+
+    @torch.no_grad()
+    def refresh(self, dataset: torch.utils.data.TensorDataset) -> None:
+        """Fit the per-class latent Gaussians with the sampling encoder (``latent_prior="class_gaussian"``)."""
+        if self.latent_prior != "class_gaussian":
+            return
+        net = self.network("vae").eval()
+        moments = []
+        for start in range(0, len(dataset), 256):
+            x, labels, covariates = (t.to(self.device_) for t in dataset[start : start + 256])
+            _, mu, logvar = net(x, labels, covariates, torch.zeros((len(x), self.latent_dim), device=self.device_))
+            moments.append((mu, logvar))
+        self.networks_["prior"].fit(torch.cat([m for m, _ in moments]), torch.cat([v for _, v in moments]),
+                                    dataset.tensors[1].to(self.device_))
 
     def _generate(self, labels: torch.Tensor, covariates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        net = self.network("vae")
-        z = self.temperature * torch.randn((len(labels), self.latent_dim), generator=generator)
-        condition = condition_vector(labels, covariates, self.num_classes)
-        return net.decode(z.to(self.device_), condition.to(self.device_))
+        noise = self.temperature * torch.randn((len(labels), self.latent_dim), generator=generator)
+        labels = labels.to(self.device_)
+        z = self.networks_["prior"].sample(labels, noise.to(self.device_))
+        condition = condition_vector(labels, covariates.to(self.device_), self.num_classes)
+        return self.network("vae").decode(z, condition)

@@ -9,7 +9,8 @@ The loop, step by step (after MONAI's ``GanTrainer`` docstring):
    backward and optimizer steps; all training noise comes from `generator`, whose state is saved;
 3. update the EMA copies of the sampling networks;
 4. record losses (``history.csv``), refresh the rich progress bar (loss, images/s), call callbacks;
-5. every `checkpoint_every` steps or `checkpoint_minutes`, at the end and on Ctrl-C: write a checkpoint
+5. every `checkpoint_every` steps or `checkpoint_minutes`, at the end and on Ctrl-C: ``model.refresh``
+   (statistics derived from weights and data, e.g. the VAE's latent prior), then write a checkpoint
    (``model.safetensors``, ``optimizer.safetensors``, ``config.json``, ``training_state.json``) and a
    sample grid ``samples/step_XXXXXXX.png``.
 
@@ -227,6 +228,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, window: list[dict[str, float]]) -> None:
         self._log(window)
+        self.model.refresh(self.dataset)
         if self.out_dir is None:
             return
         tensors, meta = optimizer_state(self.optimizers)

@@ -1,0 +1,236 @@
+"""Train genrad's VAE, GAN and Diffusion and a plain MONAI diffusion baseline on BreastMNIST, same budget.
+
+Each model trains on the train split (546 images, 28x28) until it has used ``--minutes`` of CPU time
+(process time, so that other load on a shared machine does not change the budget). Then it generates
+546 images at the train class ratio, and the Fréchet Radiomic Distance (frd-score, v1 definition) to
+the real ``--reference`` split (test by default; use val when tuning) is computed. The anchor, in the
+same run, is the FRD of the real train split to the same reference (3.55 for test on this file).
+
+The baseline is what a MONAI user would write from the MONAI tutorials: a class-conditional
+``DiffusionModelUNet`` with channels (32, 64, 64), DDPM with 1000 linear-beta steps and epsilon
+prediction, Adam, no EMA, no guidance, DDIM sampling in 50 steps.
+
+Usage::
+
+    .venv/bin/python benchmarks/train_breastmnist.py [--minutes 15] [--families vae,gan,diffusion,baseline]
+        [--reference test|val] [--threads 1] [--seed 0] [--out results.json]
+
+Prints one JSON object (also written to ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import genrad.models
+from genrad.data import Split, load
+from genrad.provenance import versions
+from genrad.training.seeding import make_generator, seeded_init
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "breastmnist.npz"
+
+
+class CpuBudget:
+    """Callback: stop when this process has used `minutes` of CPU time since `start`."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = 60.0 * minutes
+        self.start = time.process_time()
+
+    def spent(self) -> float:
+        return time.process_time() - self.start
+
+    def __call__(self, info: Any = None) -> bool:
+        return self.spent() >= self.seconds
+
+
+class MonaiBaseline:
+    """The tutorial-style MONAI class-conditional DDPM (see the module docstring)."""
+
+    batch_size = 32
+
+    def __init__(self, num_classes: int, seed: int) -> None:
+        from monai.networks.nets import DiffusionModelUNet
+        from monai.networks.schedulers import DDPMScheduler
+
+        with seeded_init(seed, "baseline"):
+            self.unet = DiffusionModelUNet(spatial_dims=2, in_channels=1, out_channels=1, channels=(32, 64, 64),
+                                           attention_levels=(False, True, True), num_res_blocks=1, num_head_channels=64,
+                                           num_class_embeds=num_classes)
+        self.scheduler = DDPMScheduler(num_train_timesteps=1000)
+        self.optimizer = torch.optim.Adam(self.unet.parameters(), lr=1e-4)
+        self.generator = make_generator(seed, "baseline-noise")
+        self.steps = 0
+
+    def fit(self, split: Split, budget: CpuBudget) -> None:
+        images = torch.from_numpy(split.images) * 2 - 1
+        labels = torch.from_numpy(split.labels)
+        while not budget():
+            order = torch.randperm(len(labels), generator=self.generator)
+            for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+                index = order[start : start + self.batch_size]
+                x0, y = images[index], labels[index]
+                noise = torch.randn(x0.shape, generator=self.generator)
+                t = torch.randint(0, 1000, (len(x0),), generator=self.generator)
+                loss = F.mse_loss(self.unet(self.scheduler.add_noise(x0, noise, t), t, class_labels=y), noise)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                self.steps += 1
+                if budget():
+                    break
+
+    @torch.no_grad()
+    def sample(self, n: int, *, labels: torch.Tensor, generator: torch.Generator, batch_size: int = 256) -> torch.Tensor:
+        from monai.networks.schedulers import DDIMScheduler
+
+        self.unet.eval()
+        sampler = DDIMScheduler(num_train_timesteps=1000)
+        sampler.set_timesteps(50)
+        out = []
+        for start in range(0, n, batch_size):
+            y = labels[start : start + batch_size]
+            x = torch.randn((len(y), 1, 28, 28), generator=generator)
+            for t in sampler.timesteps:
+                x, _ = sampler.step(self.unet(x, torch.full((len(y),), int(t)), class_labels=y), int(t), x)
+            out.append(x)
+        return ((torch.cat(out).clamp(-1, 1) + 1) / 2).float()
+
+
+def write_pngs(images: np.ndarray, folder: Path) -> Path:
+    """Write float [0, 1] or uint8 images (N, 1, H, W) as 8-bit PNGs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = images if images.dtype == np.uint8 else np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
+    for index, image in enumerate(pixels):
+        Image.fromarray(image.reshape(image.shape[-2:])).save(folder / f"{index:05d}.png")
+    return folder
+
+
+def frd_v1(folder_a: Path, folder_b: Path) -> float:
+    """frd-score's v1 Fréchet Radiomic Distance between two PNG folders."""
+    from frd_score import frd
+
+    return float(frd.compute_frd([str(folder_a), str(folder_b)], frd_version="v1", num_workers=1))
+
+
+def class_ratio_labels(split: Split, n: int) -> torch.Tensor:
+    """`n` labels with the split's class proportions (largest-remainder rounding), sorted by class."""
+    counts = np.bincount(split.labels)
+    exact = counts / counts.sum() * n
+    rounded = np.floor(exact).astype(int)
+    rounded[np.argsort(exact - rounded)[::-1][: n - rounded.sum()]] += 1
+    return torch.from_numpy(np.repeat(np.arange(len(counts)), rounded))
+
+
+def run_family(name: str, cohort: Any, args: argparse.Namespace, reference: Path, work: Path) -> dict[str, Any]:
+    split = cohort.train
+    budget = CpuBudget(args.minutes)
+    wall = time.perf_counter()
+    if name == "baseline":
+        model: Any = MonaiBaseline(cohort.num_classes, args.seed)
+        model.fit(split, budget)
+        steps, batch_size, config = model.steps, model.batch_size, {"channels": [32, 64, 64], "ddpm_steps": 1000,
+                                                                   "ddim_steps": 50, "learning_rate": 1e-4}
+    else:
+        options = dict(json.loads(args.config).get(name, {}))
+        family = genrad.models.Generator.registry[options.pop("family", name)]
+        model = family(num_classes=cohort.num_classes, spatial_dims=2, **options)
+        model.fit(split, max_steps=10**9, seed=args.seed, callbacks=[budget], progress=False)
+        steps, batch_size, config = model.step_, model.batch_size, model.config
+    train_cpu, train_wall = budget.spent(), time.perf_counter() - wall
+    labels = class_ratio_labels(split, len(split))
+    cpu, wall = time.process_time(), time.perf_counter()
+    images = model.sample(len(labels), labels=labels, generator=make_generator(args.seed, "benchmark-sample"))
+    sample_cpu, sample_wall = time.process_time() - cpu, time.perf_counter() - wall
+    folder = write_pngs(images.numpy(), work / name)
+    score = frd_v1(folder, reference)
+    return {
+        "frd": round(score, 4),
+        "train_steps": int(steps),
+        "train_images_per_cpu_second": round(steps * batch_size / train_cpu, 2),
+        "train_images_per_second": round(steps * batch_size / train_wall, 2),
+        "sample_images_per_cpu_second": round(len(labels) / sample_cpu, 2),
+        "sample_images_per_second": round(len(labels) / sample_wall, 2),
+        "train_cpu_minutes": round(train_cpu / 60, 2),
+        "train_wall_minutes": round(train_wall / 60, 2),
+        "config": config,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--minutes", type=float, default=15.0, help="CPU-time training budget per model")
+    parser.add_argument("--families", default="vae,gan,diffusion,baseline")
+    parser.add_argument("--reference", default="test", choices=("test", "val"), help="real split to compare with")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", default="{}", help='JSON constructor overrides per name; "family" aliases a variant, e.g. \'{"rf": {"family": "diffusion", "scheduler": "rflow"}}\'')
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cohort = load(args.data)
+    results: dict[str, Any] = {
+        "benchmark": "train_breastmnist",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} torch thread(s), no GPU".strip(),
+        "cpu_count": int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or 0),
+        "data": str(args.data),
+        "budget_cpu_minutes": args.minutes,
+        "reference_split": args.reference,
+        "seed": args.seed,
+        "versions": versions(),
+        "families": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="genrad-bench-") as temp:
+        work = Path(temp)
+        reference = write_pngs(cohort[args.reference].images, work / f"real_{args.reference}")
+        real_train = write_pngs(cohort.train.images, work / "real_train")
+        results["real_floor_frd"] = round(frd_v1(real_train, reference), 4)
+        for name in args.families.split(","):
+            results["families"][name] = run_family(name, cohort, args, reference, work)
+            results["families"][name]["frd_over_floor"] = round(results["families"][name]["frd"] / results["real_floor_frd"], 3)
+            if args.out:
+                args.out.write_text(json.dumps(results, indent=2) + "\n")
+    results["summary"] = summarise(results)
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """Best genrad family, its ratio to the real floor and to the baseline, and the sampling speed-up."""
+    families = {k: v for k, v in results["families"].items() if k != "baseline"}
+    if not families:
+        return {}
+    best = min(families, key=lambda k: families[k]["frd"])
+    summary: dict[str, Any] = {"best_family": best, "best_frd_over_floor": families[best]["frd_over_floor"],
+                               "within_15_percent_of_floor": families[best]["frd_over_floor"] <= 1.15}
+    baseline = results["families"].get("baseline")
+    if baseline:
+        summary["best_frd_over_baseline_frd"] = round(families[best]["frd"] / baseline["frd"], 3)
+        summary["best_beats_baseline"] = families[best]["frd"] < baseline["frd"]
+        faster = {k: round(v["sample_images_per_cpu_second"] / baseline["sample_images_per_cpu_second"], 1)
+                  for k, v in families.items()}
+        summary["sampling_speedup_over_baseline_cpu"] = faster
+        summary["families_10x_faster_at_equal_or_better_frd"] = sorted(
+            k for k, v in families.items() if faster[k] >= 10 and v["frd"] <= baseline["frd"])
+    return summary
+
+
+if __name__ == "__main__":
+    main()

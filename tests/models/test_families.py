@@ -1,0 +1,76 @@
+"""Family-specific properties: DiffAugment, classifier-free guidance, the VAE objective, network sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import toy_split
+
+from genrad.models import GAN, VAE, Diffusion
+from genrad.models.blocks import ConditionEmbedding, default_channels
+from genrad.models.diffusion import diffusion_channels
+from genrad.models.gan import _shift, diff_augment
+
+
+def test_diff_augment_is_seeded_differentiable_and_shape_preserving() -> None:
+    x = torch.rand(4, 1, 16, 16, requires_grad=True)
+    first = diff_augment(x, torch.Generator().manual_seed(0))
+    assert first.shape == x.shape
+    assert torch.equal(first, diff_augment(x, torch.Generator().manual_seed(0)))
+    assert not torch.equal(first, diff_augment(x, torch.Generator().manual_seed(1)))
+    first.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    volume = diff_augment(torch.rand(2, 1, 8, 8, 8), torch.Generator().manual_seed(0))
+    assert volume.shape == (2, 1, 8, 8, 8)
+    cut = diff_augment(torch.ones(64, 1, 16, 16) * 5, torch.Generator().manual_seed(0), translation=0.0)
+    zero_fraction = float((cut == 0).float().mean())
+    assert 0.1 < zero_fraction < 0.3  # cutout removes a box of half the size per axis (<= 1/4 of the image)
+
+
+def test_shift_moves_pixels_and_fills_zeros() -> None:
+    x = torch.arange(5.0).view(1, 1, 1, 5).repeat(2, 1, 1, 1)
+    out = _shift(x, [torch.tensor([0, 0]), torch.tensor([1, -2])])
+    assert out[0, 0, 0].tolist() == [0.0, 0.0, 1.0, 2.0, 3.0]
+    assert out[1, 0, 0].tolist() == [2.0, 3.0, 4.0, 0.0, 0.0]
+
+
+def test_guidance_zero_ignores_the_condition() -> None:
+    """With w = 0 only the unconditional branch remains: samples no longer depend on the label."""
+    model = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=2, batch_size=8, guidance_scale=0.0)
+    model.fit(toy_split(), max_steps=2, progress=False)
+    assert torch.equal(model.sample(3, labels=0, generator=1), model.sample(3, labels=1, generator=1))
+    guided = Diffusion(**{**model.config, "guidance_scale": 3.0}).fit(toy_split(), max_steps=2, progress=False)
+    assert not torch.equal(guided.sample(3, labels=0, generator=1), guided.sample(3, labels=1, generator=1))
+    assert isinstance(guided.networks_["unet"].class_embedding, ConditionEmbedding)
+
+
+def test_condition_embedding_adds_covariates() -> None:
+    embedding = ConditionEmbedding(3, 2, 4)
+    labels = torch.tensor([0, 1])
+    plain = embedding((labels, torch.zeros(2, 2)))
+    assert torch.equal(plain, embedding.classes(labels))
+    assert not torch.equal(plain, embedding((labels, torch.ones(2, 2))))
+
+
+def test_vae_kl_annealing_and_temperature() -> None:
+    model = VAE(num_classes=2, channels=(8, 16), latent_dim=4, batch_size=8, kl_warmup_steps=100, temperature=0.0)
+    model.fit(toy_split(), max_steps=2, progress=False)
+    # temperature 0 decodes z = 0: one image per class, whatever the seed
+    assert torch.equal(model.sample(2, labels=1, generator=1)[0], model.sample(2, labels=1, generator=9)[1])
+    assert not torch.equal(model.sample(1, labels=0), model.sample(1, labels=1))
+
+
+@pytest.mark.parametrize("size, levels", [(28, 3), (64, 4), (128, 5)])
+def test_default_sizes_reach_a_four_pixel_bottleneck(size: int, levels: int) -> None:
+    assert len(default_channels(size, 2)) - 1 == levels
+    assert max(default_channels(32, 3)) <= 128
+    assert len(diffusion_channels(size, 2)) >= 3
+
+
+def test_padding_is_invisible() -> None:
+    model = GAN(num_classes=2, channels=(8, 16, 32, 32), latent_dim=4, batch_size=8).fit(toy_split(), max_steps=1, progress=False)
+    assert model.net_shape_ == (1, 32, 32) and model.image_shape == (1, 28, 28)
+    assert model.sample(2).shape == (2, 1, 28, 28)
+    dataset = model.model_space(toy_split())
+    assert dataset.tensors[0].shape[1:] == (1, 32, 32)
+    assert torch.allclose(model._crop(dataset.tensors[0]), torch.from_numpy(toy_split().images) * 2 - 1)
