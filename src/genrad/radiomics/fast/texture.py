@@ -200,6 +200,27 @@ def glcm(levels: np.ndarray, ng: np.ndarray, force_2d: bool) -> dict[str, np.nda
     return dict(zip(values, _nanmean_rows(stacked.reshape(len(values), n, n_dirs))))
 
 
+def _runs_in_full_lines(lines: np.ndarray, table: np.ndarray, offset: int, longest: int) -> np.ndarray:
+    """Run keys ``(value + offset) * longest + length`` when every line is filled from its start.
+
+    Runs then tile each line: a run ends where the next one starts or where its line ends.
+    """
+    line_length = (table >= 0).sum(axis=1)
+    if line_length.max() < 2:  # no line holds two voxels: pyradiomics drops the direction
+        return np.empty(0, dtype=np.int64)
+    width = table.shape[1]
+    start = np.empty(lines.shape, dtype=bool)
+    start[..., 0] = True
+    np.not_equal(lines[..., 1:], lines[..., :-1], out=start[..., 1:])
+    if line_length.min() < width:
+        start &= table >= 0
+    first = np.flatnonzero(start)
+    row = first // width
+    line_end = row * width + line_length[row % len(table)]
+    following = np.append(first[1:], first[-1] + width)
+    return (lines.ravel()[first] + offset).astype(np.int64) * longest + (np.minimum(following, line_end) - first)
+
+
 def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     """Gray Level Run Length Matrix features (Galloway 1975), one matrix per direction.
 
@@ -228,6 +249,9 @@ def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
         else:
             lines = flat[:, table]  # (N, lines, T); padding (-1) picks the last voxel and is masked next
             lines[:, table < 0] = 0
+        if full:
+            keys.append(_runs_in_full_lines(lines, table, a * width, longest))
+            continue
         inside = lines > 0
         changes = lines[..., 1:] != lines[..., :-1]
         start, end = inside.copy(), inside.copy()
@@ -235,12 +259,8 @@ def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
         end[..., :-1] &= changes
         first, last = np.flatnonzero(start), np.flatnonzero(end)
         key = (lines.ravel()[first] + a * width).astype(np.int64) * longest + (last - first + 1)
-        if full:
-            multiple = table.shape[1] > 1 and bool((table >= 0).sum(axis=1).max() > 1)
-            keys.append(key if multiple else key[:0])
-        else:
-            multiple = np.count_nonzero(inside, axis=-1).max(axis=-1) > 1
-            keys.append(key if multiple.all() else key[multiple[first // table.size]])
+        multiple = np.count_nonzero(inside, axis=-1).max(axis=-1) > 1
+        keys.append(key if multiple.all() else key[multiple[first // table.size]])
     size = n * n_dirs
     sums = _matrix_sums(np.concatenate(keys), size, width, longest)
     runs = sums["total"]
@@ -277,37 +297,35 @@ def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
 
     Zones are connected components of equal gray level inside the region (8-connected in-plane for
     2D, 26-connected in 3D), found for the whole batch at once as connected components of one graph
-    whose edges join equal, neighbouring region voxels of the same image. The size-zone matrix is
-    held densely over the zone sizes that occur in the batch.
+    whose edges join equal, neighbouring region voxels of the same image.
     """
     n = len(levels)
     n_voxels = levels[0].size
-    dirs = directions(force_2d)
-    index_type = np.int32 if levels.size < np.iinfo(np.int32).max else np.int64  # scipy's native index type
-    index = np.arange(levels.size, dtype=index_type).reshape(levels.shape)
     flat_levels = levels.ravel()
-    # neighbour of each voxel per direction, or -1; directions sorted by index offset, so that every
-    # row of the adjacency matrix is sorted (canonical CSR: scipy need not sort it)
-    shape = np.array(levels.shape[1:])
-    strides = np.array([shape[1] * shape[2], shape[2], 1])
-    order = np.argsort([int(np.dot(strides, d)) for d in dirs])
-    linked = np.full(levels.shape + (len(dirs),), -1, dtype=index_type)
-    for slot, a in enumerate(order):
-        src, dst = pair_slices(levels.shape, dirs[a])
+    # equal neighbours per direction; a voxel without any is a zone of its own (most voxels of
+    # textured images), so only the others enter the graph
+    links = []
+    linked = np.zeros(levels.shape, dtype=bool)
+    for offset in directions(force_2d):
+        src, dst = pair_slices(levels.shape, offset)
         same = (levels[src] > 0) & (levels[src] == levels[dst])
-        linked[src + (slot,)] = np.where(same, index[dst], -1)
-    edges = linked.reshape(levels.size, len(dirs))
-    is_edge = edges >= 0
-    indptr = np.concatenate(([0], np.cumsum(is_edge.sum(axis=1), dtype=index_type))).astype(index_type)
-    graph = csr_matrix((np.ones(int(indptr[-1])), edges[is_edge], indptr), shape=(levels.size, levels.size))
+        links.append((src, dst, same))
+        linked[src] |= same
+        linked[dst] |= same
+    index_type = np.int32 if levels.size < np.iinfo(np.int32).max else np.int64  # scipy's native index type
+    node = np.cumsum(linked.ravel(), dtype=index_type).reshape(levels.shape) - 1  # graph node of linked voxels
+    rows = np.concatenate([node[src][same] for src, _, same in links])
+    cols = np.concatenate([node[dst][same] for _, dst, same in links])
+    n_nodes = int(node.ravel()[-1]) + 1 if levels.size else 0
+    graph = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_nodes, n_nodes))
     _, labels = connected_components(graph, directed=False)
-    inside = np.flatnonzero(flat_levels > 0)
-    zone_size = np.bincount(labels[inside])
-    zones = np.flatnonzero(zone_size)
-    representative = np.zeros(len(zone_size), dtype=np.int64)
-    representative[labels[inside]] = inside
-    first = representative[zones]
-    zone_size = zone_size[zones]
+    members = np.flatnonzero(linked.ravel())  # voxel of each node
+    zone_size = np.bincount(labels)
+    representative = np.empty(len(zone_size), dtype=np.int64)
+    representative[labels] = members
+    singles = np.flatnonzero((flat_levels > 0) & ~linked.ravel())
+    first = np.concatenate([representative, singles])
+    zone_size = np.concatenate([zone_size, np.ones(len(singles), dtype=zone_size.dtype)])
     owner = first // n_voxels
     gray_of_zone = flat_levels[first]
     width, longest = int(levels.max()) + 1, int(zone_size.max(initial=0)) + 1
