@@ -79,10 +79,12 @@ def main() -> None:
             "real_only_trend": severity_trend(baseline_cells),
             "drop_at_highest_severity": {
                 name: {"severity": v["severity"], BASELINE: round(v[f"{BASELINE}_drop"], 4),
-                       AUGMENTED: round(v[f"{AUGMENTED}_drop"], 4), "reduction_ci": [round(c, 4) for c in v["drop_reduction_ci"]]}
+                       AUGMENTED: round(v[f"{AUGMENTED}_drop"], 4), "reduction_ci": [round(c, 4) for c in v["drop_reduction_ci"]],
+                       "auc": {m: round(v[f"{m}_auc"], 4) for m in (BASELINE, AUGMENTED)}}
                 for name, v in highest.items()
             },
             "mean_drop_at_highest_severity": summary["mean_drop_at_highest_severity"],
+            "mean_auc_at_highest_severity": summary["mean_auc_at_highest_severity"],
             "perturbations_with_smaller_drop": summary["perturbations_with_smaller_drop"],
         })
     mean_drop = {m: float(np.mean([r["mean_drop_at_highest_severity"][m] for r in runs])) for m in (BASELINE, AUGMENTED)}
@@ -103,6 +105,9 @@ def main() -> None:
         "mean_over_seeds": {
             "clean_auc": {m: float(np.mean([r["clean_auc"][m] for r in runs])) for m in (BASELINE, AUGMENTED)},
             "mean_drop_at_highest_severity": mean_drop,
+            "mean_auc_at_highest_severity": {
+                m: float(np.mean([r["mean_auc_at_highest_severity"][m] for r in runs])) for m in (BASELINE, AUGMENTED)
+            },
             "drop_ratio": mean_drop[AUGMENTED] / mean_drop[BASELINE],
             "drop_at_highest_severity": per_perturbation,
             "perturbations_with_smaller_drop": [r["perturbations_with_smaller_drop"] for r in runs],

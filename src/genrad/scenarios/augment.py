@@ -151,7 +151,7 @@ def _compare(baseline: dict[str, Any], augmented: dict[str, Any]) -> dict[str, A
 
 
 def summarise(baseline: list[dict[str, Any]], augmented: list[dict[str, Any]]) -> dict[str, Any]:
-    """Clean AUCs, and per perturbation the AUC drop at its highest severity for both models, with means."""
+    """Clean AUCs, and per perturbation the AUC and the AUC drop at its highest severity for both models, with means."""
     highest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for b, a in zip(baseline, augmented, strict=True):
         if b["perturbation"] != CLEAN:
@@ -159,6 +159,8 @@ def summarise(baseline: list[dict[str, Any]], augmented: list[dict[str, Any]]) -
     per_perturbation = {
         name: {
             "severity": b["severity"],
+            f"{BASELINE}_auc": b["auc"],
+            f"{AUGMENTED}_auc": a["auc"],
             f"{BASELINE}_drop": b["auc_drop"],
             f"{AUGMENTED}_drop": a["auc_drop"],
             "drop_reduction": a["drop_reduction"],
@@ -167,9 +169,11 @@ def summarise(baseline: list[dict[str, Any]], augmented: list[dict[str, Any]]) -
         for name, (b, a) in highest.items()
     }
     drops = np.array([[v[f"{BASELINE}_drop"], v[f"{AUGMENTED}_drop"]] for v in per_perturbation.values()])
+    aucs = np.array([[v[f"{BASELINE}_auc"], v[f"{AUGMENTED}_auc"]] for v in per_perturbation.values()])
     return {
         "clean_auc": {BASELINE: baseline[0]["auc"], AUGMENTED: augmented[0]["auc"]},
         "highest_severity": per_perturbation,
+        "mean_auc_at_highest_severity": {BASELINE: float(aucs[:, 0].mean()), AUGMENTED: float(aucs[:, 1].mean())},
         "mean_drop_at_highest_severity": {BASELINE: float(drops[:, 0].mean()), AUGMENTED: float(drops[:, 1].mean())},
         "perturbations_with_smaller_drop": int((drops[:, 1] < drops[:, 0]).sum()),
         "perturbations": len(per_perturbation),
