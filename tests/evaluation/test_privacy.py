@@ -169,6 +169,13 @@ def test_embedding_and_radiomics_spaces(phantom):
     torch.testing.assert_close(embedding.transform(holdout.images[:4]), again, rtol=0, atol=0)
 
 
+def test_volumes_are_audited():
+    volumes = make_phantom(n=60, size=28, dims=3, seed=0)
+    copies = volumes.train.images[:, :, ::-1].copy()  # mirrored along z
+    result = audit(volumes.train, volumes.test, copies, features=(), max_shift=1, max_side=12, n_bootstrap=50)
+    assert result["near_copy_rate"]["value"] == 1.0 and result["dcr"]["value"] < 1e-2
+
+
 def test_bad_input_and_unfitted_use(phantom):
     with pytest.raises(NotFittedError):
         PrivacyAudit().update(phantom.train.images)

@@ -2,6 +2,7 @@
 
     report = genrad.evaluation.fidelity(real=cohort.test, synthetic=synthetic_split)
     qa = genrad.evaluation.qa.SampleQA().fit(cohort.train)
+    privacy = genrad.evaluation.privacy.audit(cohort.train, cohort.test, synthetic_split)
 
 Other sub-modules are imported on first use, so ``import genrad.evaluation`` stays cheap.
 """

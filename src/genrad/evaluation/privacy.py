@@ -40,7 +40,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,20 @@ from genrad.provenance import atomic_path, hash_arrays, versions
 
 FEATURE_SPACES = ("embedding", "radiomics")
 _MAX_ELEMENTS = 1 << 24  # bound on the floats held by one chunk of distance computations
+
+
+class Space(Protocol):
+    """A space to compare images in: references embed as ``(N, D)``, queries as variants ``(N, V, D)``."""
+
+    name: str
+
+    def fit(self, train: torch.Tensor) -> Space: ...
+
+    def references(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def queries(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def describe(self, variant: int) -> str: ...
 
 
 # --- functional kernels ---------------------------------------------------------------------------
@@ -95,6 +109,24 @@ def nearest(queries: torch.Tensor, references: torch.Tensor) -> Nearest:
         variant=torch.cat(variant).numpy(),
         reference_distance=reference_distance.numpy().astype(np.float64),
     )
+
+
+def search(space: Space, images: torch.Tensor, references: Sequence[torch.Tensor]) -> list[Nearest]:
+    """`nearest` of `images`, as queries of `space`, among each reference set, in memory-bounded batches."""
+    per_image = math.prod(space.queries(images[:1]).shape[1:])
+    parts = [
+        [nearest(queries, reference) for reference in references]
+        for queries in (space.queries(batch) for batch in images.split(max(1, _MAX_ELEMENTS // per_image)))
+    ]
+    return [
+        Nearest(
+            distance=np.concatenate([found.distance for found in column]),
+            index=np.concatenate([found.index for found in column]),
+            variant=np.concatenate([found.variant for found in column]),
+            reference_distance=np.min([found.reference_distance for found in column], axis=0),
+        )
+        for column in zip(*parts)
+    ]
 
 
 def near_copy_threshold(holdout_distance: np.ndarray, quantile: float = 0.99) -> float:
@@ -294,7 +326,9 @@ class PrivacyAudit:
         quantile: calibration level of the near-copy flag (at most ``1 - quantile`` of unseen held-out
             images are flagged).
         duplicate_ncc: held-out images at least this correlated with a training image are duplicates.
-        max_shift: largest shift (pixels, at working resolution) tried by the pixel space.
+        max_shift: largest shift (pixels, at working resolution) tried by the pixel space. The pixel
+            space tries ``2**d (2 max_shift + 1)**d`` variants per image (d spatial axes): for 3D
+            volumes prefer ``max_shift=1`` and a smaller ``max_side`` (e.g. 16).
         flip: also try mirror images (every combination of axes).
         max_side: images whose largest side exceeds this are area-downsampled for pixel / embedding.
         embedding: the encoder of the embedding space (default: `ContrastiveEmbedding(seed=seed)`).
@@ -362,7 +396,7 @@ class PrivacyAudit:
         self.spaces_ = [space.fit(train_images) for space in self._make_spaces()]
         self.train_references_ = [space.references(train_images) for space in self.spaces_]
         holdout_distance = np.stack(
-            [nearest(s.queries(holdout_images), r).distance for s, r in zip(self.spaces_, self.train_references_)], axis=1
+            [search(s, holdout_images, [r])[0].distance for s, r in zip(self.spaces_, self.train_references_)], axis=1
         )
         self.duplicates_ = holdout_distance[:, 0] <= _ncc_to_distance(self.duplicate_ncc)
         if self.duplicates_.all():
@@ -400,9 +434,9 @@ class PrivacyAudit:
         self._digest.update(images.numpy().tobytes())
         to_train, to_holdout = [], []
         for space, train_ref, holdout_ref in zip(self.spaces_, self.train_references_, self.holdout_references_):
-            queries = space.queries(images)
-            to_train.append(nearest(queries, train_ref))
-            to_holdout.append(nearest(queries, holdout_ref))
+            found_train, found_holdout = search(space, images, [train_ref, holdout_ref])
+            to_train.append(found_train)
+            to_holdout.append(found_holdout)
         self._distance.append(np.stack([n.distance for n in to_train], axis=1))
         self._index.append(np.stack([n.index for n in to_train], axis=1))
         self._variant.append(to_train[0].variant)
@@ -523,8 +557,8 @@ class PrivacyAudit:
     def _ci(self, statistic: Callable[..., float], *samples: np.ndarray) -> list[float]:
         return bootstrap_ci(statistic, *samples, n_resamples=self.n_bootstrap, confidence=self.confidence, seed=self.seed)
 
-    def _make_spaces(self) -> list[PixelSpace | EmbeddingSpace | RadiomicsSpace]:
-        spaces: list[PixelSpace | EmbeddingSpace | RadiomicsSpace] = [PixelSpace(self.max_shift, self.flip, self.max_side)]
+    def _make_spaces(self) -> list[Space]:
+        spaces: list[Space] = [PixelSpace(self.max_shift, self.flip, self.max_side)]
         if "embedding" in self.features:
             spaces.append(EmbeddingSpace(self.embedding or ContrastiveEmbedding(seed=self.seed), self.flip, self.max_side))
         if "radiomics" in self.features:
