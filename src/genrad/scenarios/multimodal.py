@@ -201,6 +201,45 @@ def generate_pairs(
     return Split(np.concatenate(images), labels, clinical=records, name="synthetic")
 
 
+class RetrievalGenerator:
+    """A reference "generator" for calibrating the cross-modal check: for each requested class and
+    covariate row it returns an image of that class from `pool` drawn among the `k` whose covariates
+    are nearest (standardised Euclidean distance), or any image of the class when `use_covariates`
+    is False (a class-only generator that ignores the records).
+
+    With a large pool from the same source as the real data (e.g. an independent phantom draw) it
+    is a truth-conditioned generator: its pairs should pass the check and the class-only variant
+    should fail it. Keep the pool much larger than the request and `k` > 1: repeated images inflate
+    correlations.
+    """
+
+    def __init__(self, pool: Split, covariates: Sequence[str], *, k: int = 20, use_covariates: bool = True) -> None:
+        self.pool = pool
+        self.covariates = tuple(covariates)
+        self.k = k
+        self.use_covariates = use_covariates
+
+    def sample(self, n: int, *, labels: Any, covariates: pd.DataFrame, generator: Any) -> Any:
+        import torch
+
+        if self.pool.clinical is None:
+            raise InputError("a pool with a clinical table", "none", "use a pool split with clinical columns", source="pool")
+        values = self.pool.clinical[list(self.covariates)].to_numpy(np.float64)
+        centre, scale = values.mean(axis=0), values.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        pool_z = (values - centre) / scale
+        wanted = (covariates[list(self.covariates)].to_numpy(np.float64) - centre) / scale
+        picks = torch.randint(0, 2**31 - 1, (n,), generator=generator).numpy()
+        images = []
+        for label, row, pick in zip(np.asarray(labels), wanted, picks, strict=True):
+            members = np.flatnonzero(self.pool.labels == label)
+            if self.use_covariates:
+                distance = ((pool_z[members] - row) ** 2).sum(axis=1)
+                members = members[np.argsort(distance, kind="stable")[: self.k]]
+            images.append(self.pool.images[members[pick % len(members)]])
+        return torch.from_numpy(np.stack(images))
+
+
 def _row_correlation(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
     """Correlation of each row pair of ``(B, n)`` arrays: Pearson, or Pearson of the ranks (Spearman)."""
     if method == "spearman":
