@@ -166,6 +166,7 @@ def main() -> None:
             common = ["--run-dir", str(run_dir), "--shard-size", str(options.shard_size)]
             result = run_child([*common, "--n", str(n), "--out", str(out), "--backend", backend, "--workers", str(workers)])
             shutil.rmtree(out, ignore_errors=True)
+            print(json.dumps(result), file=sys.stderr, flush=True)  # partial results, as they come
             return result
 
         load_before = os.getloadavg()
