@@ -124,12 +124,11 @@ def child(options: argparse.Namespace) -> None:
     )
 
 
-def train_vae(workdir: Path, steps: int) -> tuple[Path, str]:
-    """Train the default 2D VAE for `steps` steps and save it; returns the run dir and the data used."""
+def train_vae(workdir: Path, steps: int, source: str) -> tuple[Path, str]:
+    """Train the default 2D VAE for `steps` steps on `source` and save it; returns the run dir and the data."""
     from genrad.data import load
     from genrad.models import VAE
 
-    source = str(BREASTMNIST) if BREASTMNIST.exists() else "phantom"
     cohort = load(source)
     run_dir = workdir / "vae"
     VAE(num_classes=cohort.num_classes).fit(cohort.train, max_steps=steps, seed=0, progress=False).save(run_dir)
@@ -143,6 +142,7 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--run-dir", type=Path, default=None, help="Use this VAE run dir instead of training one.")
+    parser.add_argument("--data", default=str(BREASTMNIST) if BREASTMNIST.exists() else "phantom", help="Training data.")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep outputs here (default: a temp dir, removed).")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -159,7 +159,7 @@ def main() -> None:
         data = "given run dir"
         run_dir = options.run_dir
         if run_dir is None:
-            run_dir, data = train_vae(workdir, options.train_steps)
+            run_dir, data = train_vae(workdir, options.train_steps, options.data)
 
         def measure(n: int, backend: str, workers: int) -> dict:
             out = workdir / f"gen_{n}_{backend}_{workers}"
