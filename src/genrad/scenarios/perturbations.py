@@ -108,8 +108,6 @@ def _blur(image: torch.Tensor, severity: float, rng: np.random.Generator) -> tor
 def _resolution(image: torch.Tensor, severity: float, rng: np.random.Generator) -> torch.Tensor:
     from monai.transforms import Resize
 
-    if severity == 1.0:
-        return image
     spatial = image.shape[2:] if _is_2d(image) else image.shape[1:]
     low = [max(1, round(size / severity)) for size in spatial]
     planar = image[:, 0] if _is_2d(image) else image
