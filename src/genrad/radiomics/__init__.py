@@ -1,9 +1,12 @@
-"""Radiomic features: the pyradiomics reference engine, a fast batched engine and named feature sets.
+"""Radiomic features: a fast batched engine, the pyradiomics reference engine and named feature sets.
 
-    table = genrad.radiomics.extract(cohort.test, feature_set="frd_v1", engine="pyradiomics")
+    table = genrad.radiomics.extract(cohort.test, feature_set="frd_v1")  # engine="fast" by default
 
 Features are computed on the 0..255 scale (float images in [0, 1] are multiplied by 255) and named
-as pyradiomics names them (``original_firstorder_Mean``, ``wavelet-LH_glcm_Contrast``).
+as pyradiomics names them (``original_firstorder_Mean``, ``wavelet-LH_glcm_Contrast``). The fast
+engine reproduces pyradiomics 3.0.1 to floating-point rounding for the filters Original, LoG and
+Wavelet and the classes firstorder, glcm (except MCC), glrlm, glszm and ngtdm; other filters,
+classes (shape, gldm) and settings need ``engine="pyradiomics"``.
 """
 
 from genrad.radiomics.extraction import DEFAULT_ENGINE, ENGINES, extract

@@ -131,8 +131,8 @@ def _extract_volumes(
                 table = np.full((len(prepared), len(names)), np.nan)
             elif list(columns) != names:
                 raise InputError(
-                    "images whose masks give the same feature columns",
-                    "masks that need resampling for some images and not for others",
+                    "masks whose resampled regions give the same feature columns",
+                    "masks giving different columns (e.g. resampled for some images only, or LoG skipped on small crops)",
                     "extract those groups of images separately",
                     source="masks",
                 )
