@@ -51,6 +51,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter, uniform_filter, uniform_filter1d
 from scipy.stats import beta
+from threadpoolctl import threadpool_limits
 
 from genrad.errors import InputError, NotFittedError
 from genrad.evaluation.prdc import chunked_distances
@@ -107,7 +108,7 @@ class PixelChecks:
             **self._spectral(slices),
             "local_noise": _local_noise(slices),
             "straight_edge": _straight_edge(slices),
-            "self_similarity": np.array([_self_similarity(s) for s in slices]),
+            "self_similarity": _batch_self_similarity(slices),
             "template_correlation": _correlation(slices, self.template_),
             "speckle_correlation": _speckle_correlation(slices),
         }
@@ -279,8 +280,8 @@ class SampleQA:
         return _QAFilter(self)
 
     def _components(self, images: np.ndarray, features: np.ndarray | pd.DataFrame | None) -> pd.DataFrame:
-        features = self._features(images, features, "features", width=self.scaler_.keep_.size)
         components = self.pixels_.measure(images)
+        features = self._features(images, features, "features", width=self.scaler_.keep_.size)
         components.insert(0, "knn_distance", self._knn_distance(self.scaler_.transform(features), leave_one_out=False))
         return components
 
@@ -389,27 +390,33 @@ def _straight_edge(slices: np.ndarray) -> np.ndarray:
     return np.log((np.maximum(vertical, horizontal) + _LEVEL) / (typical + _LEVEL))
 
 
+def _batch_self_similarity(slices: np.ndarray) -> np.ndarray:
+    # The per-image matrices are small: BLAS threads only add synchronisation cost.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return np.array([_self_similarity(image) for image in slices])
+
+
 def _self_similarity(image: np.ndarray) -> float:
     """``-log`` of the smallest normalised distance ``|p - q|^2 / (s^2 (var_p + var_q))`` between two
     non-overlapping textured patches of side ``s`` (copy-move detection, Fridrich et al. 2003: a
     duplicated structure gives two near-identical patches; real tissue does not repeat exactly).
     Query patches lie on a grid of step ``stride``, candidates at every position, so a copy at any
     offset is matched exactly."""
-    side, stride = _patch_geometry(image.shape)
+    side, _ = _patch_geometry(image.shape)
     candidates = sliding_window_view(image, (side, side)).reshape(-1, side * side).astype(np.float32)
     variance = candidates.var(axis=1)
     queries = _query_index(image.shape)
-    textured = variance > 4.0 * _TINY
-    if textured[queries].sum() < 1 or textured.sum() < 2:
+    excluded = np.where(variance > 4.0 * _TINY, np.float32(0.0), np.float32(np.inf))  # untextured patches
+    if np.isinf(excluded[queries]).all() or np.isfinite(excluded).sum() < 2:
         return 0.0
     squared = (candidates * candidates).sum(axis=1)
-    normalised = squared[queries, None] + squared[None, :]
-    normalised -= 2.0 * (candidates[queries] @ candidates.T)
-    normalised /= side * side * (variance[queries, None] + variance[None, :] + 1e-12)
-    normalised[_overlapping(image.shape)] = np.inf
-    normalised[~textured[queries]] = np.inf
-    normalised[:, ~textured] = np.inf
-    return float(-np.log(max(float(normalised.min()), 0.0) + 1e-6))
+    distance = squared[queries, None] + squared[None, :]
+    distance -= 2.0 * (candidates[queries] @ candidates.T)
+    distance /= side * side * (variance[queries, None] + variance[None, :]) + np.float32(1e-12)
+    distance += _overlap_penalty(image.shape)
+    distance += excluded[queries, None]
+    distance += excluded[None, :]
+    return float(-np.log(max(float(distance.min()), 0.0) + 1e-6))
 
 
 def _patch_geometry(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -432,12 +439,13 @@ def _query_index(shape: tuple[int, ...]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _overlapping(shape: tuple[int, ...]) -> np.ndarray:
-    """Which (query, candidate) pairs of patches overlap (they cannot be evidence of a copy)."""
+def _overlap_penalty(shape: tuple[int, ...]) -> np.ndarray:
+    """``inf`` for (query, candidate) pairs of patches that overlap (no evidence of a copy), else 0."""
     side, _ = _patch_geometry(shape)
     rows, cols = _positions(shape)
     queries = _query_index(shape)
-    return (np.abs(rows[queries, None] - rows[None, :]) < side) & (np.abs(cols[queries, None] - cols[None, :]) < side)
+    overlapping = (np.abs(rows[queries, None] - rows[None, :]) < side) & (np.abs(cols[queries, None] - cols[None, :]) < side)
+    return np.where(overlapping, np.float32(np.inf), np.float32(0.0))
 
 
 def _speckle_correlation(slices: np.ndarray, window: int = 5) -> np.ndarray:
