@@ -155,3 +155,36 @@ def test_pairs_need_a_covariate_conditioned_model(phantom):
     synthesizer = ClinicalSynthesizer().fit(phantom.train.clinical, phantom.train.labels)
     with pytest.raises(InputError, match="conditioned on clinical columns"):
         generate_pairs(Unconditioned(), synthesizer, {0: 2}, seed=0)
+
+
+def test_generate_with_clinical_writes_the_records(tmp_path, capsys):
+    """`genrad generate --with-clinical`: one record per image, in the manifest and the npz, images conditioned on it."""
+    from genrad.cli.main import main
+    from genrad.data import load
+    from genrad.models import VAE
+    from genrad.synthesis import SyntheticSet
+
+    cohort = make_phantom(n=200, seed=2)
+    cohort.save(str(tmp_path / "real.npz"))
+    model = VAE(num_classes=3, covariates=("lesion_diameter_mm",), channels=(8, 16), latent_dim=8)
+    model.fit(cohort.train, max_steps=2, seed=0, progress=False).save(tmp_path / "run")
+    args = ["generate", str(tmp_path / "run"), "--per-class", "0=6,1=6,2=4", "--data", str(tmp_path / "real.npz"),
+            "--seed", "3", "--with-clinical"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path / "a")])
+    assert exit_info.value.code in (0, None), capsys.readouterr().err
+    synthetic = SyntheticSet(tmp_path / "a")
+    manifest = synthetic.manifest
+    columns = list(cohort.train.clinical.columns)
+    assert set(columns) <= set(manifest.columns) and manifest["synthetic"].all()
+    clinical = load(str(tmp_path / "a" / "synthetic.npz")).train.clinical
+    assert sorted(clinical.columns) == sorted(columns)
+    assert set(clinical["sex"]) <= {"F", "M"}
+    assert np.array_equal(clinical["lesion_diameter_mm"], manifest["lesion_diameter_mm"])
+    assert np.array_equal(clinical["age"], manifest["age"])
+    malignant = manifest.loc[manifest["label"] == 2, "lesion_diameter_mm"].mean()
+    assert malignant > manifest.loc[manifest["label"] == 0, "lesion_diameter_mm"].mean()
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "b")])
+    assert (tmp_path / "a" / "synthetic.npz").read_bytes() == (tmp_path / "b" / "synthetic.npz").read_bytes()
+    assert synthetic.record["generation"]["plan"]["covariate_source"] == "sdv-gaussian-copula-per-class"

@@ -24,6 +24,9 @@ def generate_command(
     workers: int = typer.Option(1, "--workers", help="Worker processes (local) or Ray actors."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address; default starts a local Ray."),
     filter_flagged: bool = typer.Option(False, "--filter", help="Drop samples flagged by the per-sample QA (needs --data)."),
+    with_clinical: bool = typer.Option(
+        False, "--with-clinical", help="Also draw a synthetic clinical record per image (per-class SDV copula; needs --data)."
+    ),
 ) -> None:
     """Generate synthetic images into OUT: synthetic.npz (MedMNIST layout), manifest.parquet/.csv, shards/."""
     from genrad.data import load
@@ -46,6 +49,7 @@ def generate_command(
         workers=workers,
         address=address,
         filter=_qa_filter(cohort, seed) if filter_flagged else None,
+        clinical=with_clinical,
     )
     plan = synthetic.record["generation"]["plan"]
     per_class_text = ", ".join(f"{k}: {n}" for k, n in plan["per_class"].items())

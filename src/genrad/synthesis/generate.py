@@ -62,6 +62,7 @@ def generate(
     workers: int = 1,
     address: str | None = None,
     filter: Filter | None = None,  # noqa: A002 - the documented argument name
+    clinical: bool = False,
     progress: bool = True,
 ) -> SyntheticSet:
     """Generate a synthetic dataset into `out` and return it (see the module docstring for the steps).
@@ -71,6 +72,9 @@ def generate(
     as ``filter(images, labels) -> keep`` on each shard (float32 ``[0, 1]`` channel-first images) and
     must return a boolean mask; dropped images stay in the manifest with ``kept=False``. ``synthetic.npz``
     is always written; ``format="png"`` / ``"nifti"`` also exports one file per kept image.
+    ``clinical=True`` draws one synthetic clinical record per image from the real clinical table of
+    `data` (`genrad.scenarios.multimodal.records_for_plan`), conditions the image on it, and writes
+    every record column into the manifest and the npz (``train_clinical__<column>``).
     """
     _check_arguments(seed=seed, shard_size=shard_size, batch_size=batch_size, backend=backend, workers=workers)
     out = Path(out)
@@ -79,6 +83,11 @@ def generate(
     plan = make_plan(
         model, per_class=per_class, balance=balance, multiple=multiple, covariates=covariates, data=cohort, seed=seed
     )
+    records = None
+    if clinical:
+        from genrad.scenarios.multimodal import records_for_plan
+
+        plan, records = records_for_plan(plan, cohort, seed=seed)
     image_shape = tuple(int(s) for s in model.image_shape)
     check_format(format, image_shape)
     generation = {
@@ -117,7 +126,7 @@ def generate(
             "data_hash": None if cohort is None else cohort.content_hash(),
             "privacy": getattr(model, "privacy_", None),  # a DP model's guarantee carries over (post-processing)
         }
-        manifest = _merge(out, tasks, plan, model, cohort, provenance, fmt=format, filter=filter, bar=bar)
+        manifest = _merge(out, tasks, plan, model, cohort, provenance, fmt=format, filter=filter, bar=bar, records=records)
     kept = int(manifest["kept"].sum())
     outputs = {name: hash_file(out / name) for name in (NPZ, MANIFEST, MANIFEST_CSV)}
     write_json(out / RECORD, {**provenance, "n_planned": len(plan), "n_kept": kept, "outputs": outputs, "versions": versions()})
@@ -180,10 +189,11 @@ def _merge(
     fmt: str,
     filter: Filter | None,  # noqa: A002
     bar: Progress,
+    records: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Stream the shards into ``synthetic.npz`` (and per-image files), then write the manifest."""
     keep = np.concatenate([_keep_mask(out, task, filter) for task in tasks])
-    manifest = _manifest(tasks, plan, provenance, keep, fmt)
+    manifest = _manifest(tasks, plan, provenance, keep, fmt, records)
     image_shape = tuple(int(s) for s in model.image_shape)
     layout = _medmnist_layout(np.empty((0, *image_shape), dtype=np.uint8)).shape[1:]
     export_dir = out / f".{fmt}.partial"
@@ -203,6 +213,9 @@ def _merge(
         npz.write("train_labels", kept["label"].to_numpy(dtype=np.int64).reshape(-1, 1))
         for name in plan.covariate_names:
             npz.write(f"{CLINICAL_PREFIX}{name}", kept[name].to_numpy(dtype=np.float64))
+        for name in [] if records is None else [c for c in records.columns if c not in plan.covariate_names]:
+            values = kept[name].to_numpy()
+            npz.write(f"{CLINICAL_PREFIX}{name}", values.astype(str) if values.dtype == object else values)
         npz.write("train_ids", kept["id"].to_numpy().astype(str))
         npz.write("synthetic", np.ones(len(kept), dtype=bool))
         npz.write("class_names", np.asarray(_class_names(model, cohort), dtype=str))
@@ -231,7 +244,8 @@ def _keep_mask(out: Path, task: ShardTask, filter: Filter | None) -> np.ndarray:
 
 
 def _manifest(
-    tasks: list[ShardTask], plan: SamplingPlan, provenance: dict[str, Any], keep: np.ndarray, fmt: str
+    tasks: list[ShardTask], plan: SamplingPlan, provenance: dict[str, Any], keep: np.ndarray, fmt: str,
+    records: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per planned image; ``row`` is its index in ``synthetic.npz`` (-1 when dropped)."""
     n = len(plan)
@@ -246,6 +260,8 @@ def _manifest(
     }
     if plan.covariates is not None:
         columns.update({name: plan.covariates[name].to_numpy(dtype=np.float64) for name in plan.covariate_names})
+    if records is not None:  # the other columns of the synthetic clinical records (clinical=True)
+        columns.update({name: records[name].to_numpy() for name in records.columns if name not in columns})
     if fmt == "npz":
         files = np.where(keep, NPZ, "")
     else:
