@@ -15,12 +15,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from genrad.radiomics.fast.neighbourhood import directions, line_table, neighbours, pair_slices
 
 EPS = float(np.spacing(1))
+_PLANE_CROSS = np.zeros((3, 3, 3), dtype=bool)  # 4-connectivity within a plane, never across planes
+_PLANE_CROSS[1] = ndimage.generate_binary_structure(2, 1)
 
 
 def pyradiomics_order(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -292,18 +295,43 @@ def glrlm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     return dict(zip(values, _nanmean_rows(np.stack(list(values.values())).reshape(len(values), n, n_dirs))))
 
 
-def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
-    """Gray Level Size Zone Matrix features (Thibault et al. 2009).
+def _zones_in_plane(levels: np.ndarray) -> np.ndarray:
+    """Zone label of every voxel for 8-connected zones within each slice (``force2D``).
 
-    Zones are connected components of equal gray level inside the region (8-connected in-plane for
-    2D, 26-connected in 3D), found for the whole batch at once as connected components of one graph
-    whose edges join equal, neighbouring region voxels of the same image.
+    4-connected zones of all gray levels at once are the components of a binary image at twice the
+    resolution, where a voxel's right and lower neighbours are joined when their levels are equal
+    (`scipy.ndimage.label`); zones joined only diagonally are then merged on the small graph of
+    4-connected zones.
     """
-    n = len(levels)
-    n_voxels = levels[0].size
-    flat_levels = levels.ravel()
-    # equal neighbours per direction; a voxel without any is a zone of its own (most voxels of
-    # textured images), so only the others enter the graph
+    n, z, y, x = levels.shape
+    plane = levels.reshape(n * z, y, x)
+    grid = np.zeros((n * z, 2 * y - 1, 2 * x - 1), dtype=bool)
+    grid[:, ::2, ::2] = plane > 0
+    grid[:, ::2, 1::2] = (plane[:, :, :-1] > 0) & (plane[:, :, :-1] == plane[:, :, 1:])
+    grid[:, 1::2, ::2] = (plane[:, :-1, :] > 0) & (plane[:, :-1, :] == plane[:, 1:, :])
+    labels, count = ndimage.label(grid, structure=_PLANE_CROSS)
+    zone = labels[:, ::2, ::2]
+    rows, cols = [], []
+    for one, two in (
+        ((slice(None), slice(None, -1), slice(None, -1)), (slice(None), slice(1, None), slice(1, None))),
+        ((slice(None), slice(None, -1), slice(1, None)), (slice(None), slice(1, None), slice(None, -1))),
+    ):
+        joined = (plane[one] > 0) & (plane[one] == plane[two]) & (zone[one] != zone[two])
+        rows.append(zone[one][joined])
+        cols.append(zone[two][joined])
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    if len(row):
+        graph = csr_matrix((np.ones(len(row)), (row, col)), shape=(count + 1, count + 1))
+        zone = connected_components(graph, directed=False)[1][zone]
+    return zone.ravel()
+
+
+def _zones_by_graph(levels: np.ndarray, force_2d: bool) -> np.ndarray:
+    """Zone label of every voxel: connected components of the graph joining equal neighbours.
+
+    A voxel without an equal neighbour is a zone of its own (most voxels of textured images), so
+    only the others enter the graph.
+    """
     links = []
     linked = np.zeros(levels.shape, dtype=bool)
     for offset in directions(force_2d):
@@ -318,14 +346,29 @@ def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
     cols = np.concatenate([node[dst][same] for _, dst, same in links])
     n_nodes = int(node.ravel()[-1]) + 1 if levels.size else 0
     graph = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_nodes, n_nodes))
-    _, labels = connected_components(graph, directed=False)
-    members = np.flatnonzero(linked.ravel())  # voxel of each node
-    zone_size = np.bincount(labels)
+    zone = np.arange(levels.size, dtype=np.int64) + n_nodes  # singletons: labels of their own
+    zone[linked.ravel()] = connected_components(graph, directed=False)[1]
+    return zone
+
+
+def glszm(levels: np.ndarray, force_2d: bool) -> dict[str, np.ndarray]:
+    """Gray Level Size Zone Matrix features (Thibault et al. 2009).
+
+    Zones are connected components of equal gray level inside the region (8-connected in-plane for
+    2D, 26-connected in 3D), labelled for the whole batch at once.
+    """
+    n = len(levels)
+    n_voxels = levels[0].size
+    flat_levels = levels.ravel()
+    zone = _zones_in_plane(levels) if force_2d else _zones_by_graph(levels, force_2d)
+    inside = np.flatnonzero(flat_levels > 0)
+    zone_of_voxel = zone[inside]
+    zone_size = np.bincount(zone_of_voxel)
+    zones = np.flatnonzero(zone_size)
     representative = np.empty(len(zone_size), dtype=np.int64)
-    representative[labels] = members
-    singles = np.flatnonzero((flat_levels > 0) & ~linked.ravel())
-    first = np.concatenate([representative, singles])
-    zone_size = np.concatenate([zone_size, np.ones(len(singles), dtype=zone_size.dtype)])
+    representative[zone_of_voxel] = inside
+    first = representative[zones]
+    zone_size = zone_size[zones]
     owner = first // n_voxels
     gray_of_zone = flat_levels[first]
     width, longest = int(levels.max()) + 1, int(zone_size.max(initial=0)) + 1
