@@ -10,6 +10,7 @@ from rich.console import Console
 from genrad import __version__
 from genrad.cli.data import data_app
 from genrad.cli.evaluate import evaluate_app
+from genrad.cli.fidelity import fidelity_command
 from genrad.cli.pipeline import demo_command, report_command, run_command
 from genrad.cli.privacy import privacy
 from genrad.cli.models import sample, train
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(evaluate_app, name="evaluate")
+evaluate_app.command("fidelity")(fidelity_command)
 evaluate_app.command("utility")(utility)
 evaluate_app.command("privacy")(privacy)
 app.command("train")(train)

@@ -318,7 +318,7 @@ class SampleQA:
         ``leave_one_out`` the components are the reference's own, each judged against the others."""
         pvalues = np.column_stack([self._pvalue(name, components[name].to_numpy(), leave_one_out) for name in DIRECTIONS])
         smallest = pvalues.argmin(axis=1)
-        score = -np.log10(pvalues[np.arange(len(pvalues)), smallest])
+        score = -np.log10(np.clip(pvalues[np.arange(len(pvalues)), smallest], 1e-300, 1.0))
         return score, np.asarray(list(DIRECTIONS))[smallest]
 
     def _pvalue(self, name: str, values: np.ndarray, leave_one_out: bool) -> np.ndarray:
