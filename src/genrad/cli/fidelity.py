@@ -10,6 +10,7 @@ import typer
 from genrad.errors import InputError
 
 SYNTHETIC_NPZ = "synthetic.npz"
+CACHE_DIR = ".radiomics_cache"
 
 
 def fidelity_command(
@@ -34,6 +35,7 @@ def fidelity_command(
     """FRD, KID, precision/recall/density/coverage, alpha/beta, C2ST and per-feature distances, each
     with a bootstrap CI and its real floor; plus a QA score and flag for every synthetic image."""
     import pandas as pd
+    from rich.console import Console
 
     from genrad.data import load
     from genrad.evaluation.fidelity import feature_table, fidelity
@@ -48,12 +50,15 @@ def fidelity_command(
     synthetic_data = load(synthetic_file)[synthetic_split]
 
     options = {"feature_set": feature_set, "engine": engine, "workers": workers}
-    real_t = feature_table(real_data, name="--real", **options)
-    synthetic_t = feature_table(synthetic_data, name="--synthetic", **options)
-    floor_t = None if floor_data is None else feature_table(floor_data, name="--floor-split", **options)
-    report = fidelity(
-        real_t, synthetic_t, floor_real=floor_t, n_bootstrap=bootstrap, seed=seed, class_names=cohort.class_names, **options
-    )
+    cache = out / CACHE_DIR  # an interrupted extraction resumes from here
+    real_t = feature_table(real_data, name="--real", cache_dir=cache, **options)
+    synthetic_t = feature_table(synthetic_data, name="--synthetic", cache_dir=cache, **options)
+    floor_t = None if floor_data is None else feature_table(floor_data, name="--floor-split", cache_dir=cache, **options)
+    console = Console(stderr=True)
+    with console.status(f"fidelity metrics with {bootstrap} bootstrap replicates"):
+        report = fidelity(
+            real_t, synthetic_t, floor_real=floor_t, n_bootstrap=bootstrap, seed=seed, class_names=cohort.class_names, **options
+        )
     report["provenance"]["sources"] = {
         "real": {"path": real, "split": real_split, "floor_split": floor_name},
         "synthetic": {"path": str(synthetic_file), "split": synthetic_split, "sha256": hash_file(synthetic_file)},
@@ -63,8 +68,10 @@ def fidelity_command(
     reference, calibration = (real_data, None) if floor_data is None else (floor_data, real_data)
     reference_t, calibration_t = (real_t, None) if floor_t is None else (floor_t, real_t)
     qa = SampleQA(false_flag_rate=false_flag_rate, feature_set=feature_set, engine=engine or "fast", seed=seed)
-    qa.fit(reference, calibration, reference_features=reference_t.values, calibration_features=None if calibration_t is None else calibration_t.values)
-    samples = qa.score(synthetic_data, features=synthetic_t.values)
+    with console.status(f"per-sample QA of {len(synthetic_data)} synthetic images"):
+        calibration_features = None if calibration_t is None else calibration_t.values
+        qa.fit(reference, calibration, reference_features=reference_t.values, calibration_features=calibration_features)
+        samples = qa.score(synthetic_data, features=synthetic_t.values)
     samples.insert(0, "index", range(len(samples)))
     samples.insert(1, "label", synthetic_data.labels)
     report["qa"] = {
