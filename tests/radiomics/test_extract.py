@@ -56,8 +56,12 @@ def test_cache_returns_the_stored_table_and_resumes(images: np.ndarray, tmp_path
         extract(images, feature_set="fast", engine="pyradiomics", cache_dir=tmp_path, progress=False)
     assert not list(tmp_path.glob("*.parquet"))  # no partial output under the final name
 
+    def counted(engine, chunk, *args):  # noqa: ANN001, ANN202
+        calls.append(len(chunk))
+        return real_chunk(engine, chunk, *args)
+
     calls.clear()
-    monkeypatch.setattr(extract_module, "extract_chunk", lambda *a: (calls.append(len(a[1])), real_chunk(*a))[1])
+    monkeypatch.setattr(extract_module, "extract_chunk", counted)
     resumed = extract(images, feature_set="fast", engine="pyradiomics", cache_dir=tmp_path, progress=False)
     assert calls == [2, 2]  # the first chunk came from the cache
     assert len(list(tmp_path.glob("*.parquet"))) == 1
