@@ -19,6 +19,8 @@ Usage::
 
     .venv/bin/python benchmarks/privacy.py [--audit] [--dp] [--minutes 10] [--runs vae=runs/vae ...]
         [--epsilon 10] [--dp-steps 1000] [--work bench_privacy] [--threads 1] [--out results.json]
+    # train the families in parallel first (each into --work/runs/NAME), then audit them all:
+    .venv/bin/python benchmarks/privacy.py --train-only --families gan --minutes 10
 
 Prints one JSON object (also written to ``--out``). Run directories are kept under ``--work``.
 """
@@ -108,6 +110,16 @@ def audited(reference: PrivacyAudit, synthetic: Any) -> dict[str, Any]:
     return summary(reference.compute())
 
 
+def train_family(name: str, cohort: Any, args: argparse.Namespace) -> Path:
+    """Train `name` with its default configuration for ``--minutes`` of CPU time (once: kept under ``--work``)."""
+    run_dir = args.work / "runs" / name
+    if not (run_dir / "config.json").exists():
+        model = genrad.models.Generator.registry[name](num_classes=cohort.num_classes, spatial_dims=2)
+        model.fit(cohort.train, max_steps=10**9, seed=args.seed, callbacks=[CpuBudget(args.minutes)], progress=False)
+        model.save(run_dir)
+    return run_dir
+
+
 def audit_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -> dict[str, Any]:
     train = cohort.train
     part: dict[str, Any] = {"anchors": {}, "families": {}}
@@ -117,14 +129,7 @@ def audit_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -
     part["anchors"]["seconds_per_audit"] = round((time.perf_counter() - started) / 2, 1)
     sources = dict(item.split("=", 1) for item in args.runs) if args.runs else {name: None for name in args.families.split(",")}
     for name, path in sources.items():
-        if path is None:
-            run_dir = args.work / "runs" / name
-            if not (run_dir / "config.json").exists():
-                model = genrad.models.Generator.registry[name](num_classes=cohort.num_classes, spatial_dims=2)
-                model.fit(train, max_steps=10**9, seed=args.seed, callbacks=[CpuBudget(args.minutes)], progress=False)
-                model.save(run_dir)
-            path = run_dir
-        synthetic = synthetic_from(Path(path), train, args.seed)
+        synthetic = synthetic_from(Path(path) if path else train_family(name, cohort, args), train, args.seed)
         part["families"][name] = {"source": str(path), **audited(reference, synthetic)}
         print(json.dumps({name: part["families"][name]}), file=sys.stderr)
     memoriser = part["anchors"]["planted_memoriser"]
@@ -198,6 +203,7 @@ def main() -> None:
     parser.add_argument("--families", default="vae,gan,diffusion")
     parser.add_argument("--minutes", type=float, default=10.0, help="CPU-time training budget per family")
     parser.add_argument("--runs", nargs="*", default=[], help="NAME=PATH run directories or synthetic .npz to audit")
+    parser.add_argument("--train-only", action="store_true", help="only train the --families into --work (to run them in parallel)")
     parser.add_argument("--epsilon", type=float, default=10.0)
     parser.add_argument("--dp-steps", type=int, default=1000)
     parser.add_argument("--utility-seeds", type=int, default=3)
@@ -209,6 +215,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cohort = load(args.data)
+    if args.train_only:
+        print(json.dumps({name: str(train_family(name, cohort, args)) for name in args.families.split(",")}))
+        return
     results: dict[str, Any] = {
         "benchmark": "privacy",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
