@@ -15,7 +15,9 @@ Usage::
     .venv/bin/python benchmarks/train_breastmnist.py [--minutes 15] [--families vae,gan,diffusion,baseline]
         [--reference test|val] [--threads 1] [--seed 0] [--out results.json]
 
-Prints one JSON object (also written to ``--out``).
+Prints one JSON object (also written to ``--out``). On a shared machine the models can be trained in
+parallel processes (``--families gan --skip-floor --out gan.json`` ...) and combined with
+``--merge baseline.json gan.json ...``: the budget is CPU time per process, so this changes no figure.
 """
 
 from __future__ import annotations
@@ -179,8 +181,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", default="{}", help='JSON constructor overrides per name; "family" aliases a variant, e.g. \'{"rf": {"family": "diffusion", "scheduler": "rflow"}}\'')
+    parser.add_argument("--skip-floor", action="store_true", help="do not compute the real train-vs-reference FRD")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="combine the JSON results of runs made in parallel processes (one family each) and exit")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.merge:
+        print(json.dumps(merge(args.merge), indent=2))
+        return
     torch.set_num_threads(args.threads)
     cohort = load(args.data)
     results: dict[str, Any] = {
@@ -198,18 +206,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="genrad-bench-") as temp:
         work = Path(temp)
         reference = write_pngs(cohort[args.reference].images, work / f"real_{args.reference}")
-        real_train = write_pngs(cohort.train.images, work / "real_train")
-        results["real_floor_frd"] = round(frd_v1(real_train, reference), 4)
+        if not args.skip_floor:
+            results["real_floor_frd"] = round(frd_v1(write_pngs(cohort.train.images, work / "real_train"), reference), 4)
         for name in args.families.split(","):
             results["families"][name] = run_family(name, cohort, args, reference, work)
-            results["families"][name]["frd_over_floor"] = round(results["families"][name]["frd"] / results["real_floor_frd"], 3)
+            if "real_floor_frd" in results:
+                results["families"][name]["frd_over_floor"] = round(results["families"][name]["frd"] / results["real_floor_frd"], 3)
             if args.out:
                 args.out.write_text(json.dumps(results, indent=2) + "\n")
-    results["summary"] = summarise(results)
+    results["summary"] = summarise(results) if "real_floor_frd" in results else {}
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.write_text(text + "\n")
     print(text)
+
+
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """One result from several runs (same budget and reference): families, the floor, ratios, summary."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    merged = {**runs[0], "families": {}, "merged_from": [str(p) for p in paths]}
+    for run in runs:
+        if run["budget_cpu_minutes"] != merged["budget_cpu_minutes"] or run["reference_split"] != merged["reference_split"]:
+            raise SystemExit(f"cannot merge runs with different budgets or reference splits: {paths}")
+        merged["families"].update(run["families"])
+        if "real_floor_frd" in run:
+            merged["real_floor_frd"] = run["real_floor_frd"]
+    for result in merged["families"].values():
+        result["frd_over_floor"] = round(result["frd"] / merged["real_floor_frd"], 3)
+    merged["summary"] = summarise(merged)
+    return merged
 
 
 def summarise(results: dict[str, Any]) -> dict[str, Any]:

@@ -163,7 +163,8 @@ class Generator:
         images = torch.from_numpy(split.images)
         if tuple(images.shape[1:]) != self.image_shape_:
             mode = "bilinear" if self.spatial_dims == 2 else "trilinear"
-            images = F.interpolate(images, size=self.image_shape_[1:], mode=mode, align_corners=False).clamp(0, 1)
+            images = F.interpolate(images, size=self.image_shape_[1:], mode=mode, align_corners=False,
+                                   antialias=self.spatial_dims == 2).clamp(0, 1)
         return torch.utils.data.TensorDataset(
             self._pad(images * 2.0 - 1.0),
             torch.from_numpy(split.labels),
@@ -199,7 +200,7 @@ class Generator:
         return (image_shape[0],) + (self.image_size,) * self.spatial_dims
 
     def _learn_covariates(self, split: Split) -> None:
-        values = self._covariate_values(split.clinical, len(split), source="fit data", raw=True)
+        values = self._covariate_values(split.clinical, len(split), source="fit data")
         mean = values.mean(axis=0) if values.size else np.zeros(0)
         std = values.std(axis=0) if values.size else np.zeros(0)
         self.covariate_mean_ = [float(v) for v in mean]
@@ -211,7 +212,7 @@ class Generator:
             self.covariate_class_mean_.append([float(v) for v in rows.mean(axis=0)] if len(rows) else [0.0] * len(mean))
             self.covariate_class_std_.append([float(v) for v in rows.std(axis=0)] if len(rows) else [1.0] * len(mean))
 
-    def _covariate_values(self, table: pd.DataFrame | np.ndarray | None, n: int, *, source: str, raw: bool = False) -> np.ndarray:
+    def _covariate_values(self, table: pd.DataFrame | np.ndarray | None, n: int, *, source: str) -> np.ndarray:
         """The covariate columns as float64 ``(n, k)`` in original units (validated)."""
         name = type(self).__name__
         k = len(self.covariates)

@@ -145,7 +145,8 @@ class GAN(Generator):
         channels: generator / discriminator channels per level (None: `default_channels`).
         latent_dim: size of z.
         augment: apply DiffAugment to real and generated images before the discriminator.
-        batch_size, learning_rate, ema_decay: Adam with betas (0, 0.99) for both networks; EMA of G.
+        discriminator_learning_rate: the discriminator's Adam step size (two time-scale update rule, Heusel et al. 2017).
+        batch_size, learning_rate, ema_decay: Adam with betas (0, 0.99) (learning_rate for G); EMA of G.
     """
 
     family = "gan"
@@ -162,6 +163,7 @@ class GAN(Generator):
         channels: Sequence[int] | None = None,
         latent_dim: int = 64,
         augment: bool = True,
+        discriminator_learning_rate: float = 4e-4,
         batch_size: int = 32,
         learning_rate: float = 2e-4,
         ema_decay: float | None = 0.999,
@@ -169,6 +171,7 @@ class GAN(Generator):
         self.channels = None if channels is None else tuple(channels)
         self.latent_dim = latent_dim
         self.augment = augment
+        self.discriminator_learning_rate = discriminator_learning_rate
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
                          batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay)
 
@@ -177,6 +180,7 @@ class GAN(Generator):
             (self.channels is None or (len(self.channels) >= 2 and min(self.channels) >= 1),
              "channels None or at least 2 positive ints", self.channels),
             (self.latent_dim >= 1, "latent_dim >= 1", self.latent_dim),
+            (self.discriminator_learning_rate > 0, "discriminator_learning_rate > 0", self.discriminator_learning_rate),
         ]
 
     def _default_architecture(self, size: int) -> dict[str, Any]:
@@ -192,8 +196,8 @@ class GAN(Generator):
         }
 
     def make_optimizers(self, networks: Mapping[str, nn.Module]) -> dict[str, Optimizer]:
-        return {name: Adam(networks[name].parameters(), lr=self.learning_rate, betas=(0.0, 0.99))
-                for name in ("generator", "discriminator")}
+        rates = {"generator": self.learning_rate, "discriminator": self.discriminator_learning_rate}
+        return {name: Adam(networks[name].parameters(), lr=rate, betas=(0.0, 0.99)) for name, rate in rates.items()}
 
     def training_step(self, batch: Batch, *, networks: Mapping[str, nn.Module], optimizers: Mapping[str, Optimizer],
                       step: int, generator: torch.Generator) -> dict[str, float]:
