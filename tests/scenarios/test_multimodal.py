@@ -3,6 +3,8 @@ table fidelity, and the cross-modal link on the phantom (generated pairs pass, s
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -188,3 +190,12 @@ def test_generate_with_clinical_writes_the_records(tmp_path, capsys):
         main([*args, "--out", str(tmp_path / "b")])
     assert (tmp_path / "a" / "synthetic.npz").read_bytes() == (tmp_path / "b" / "synthetic.npz").read_bytes()
     assert synthetic.record["generation"]["plan"]["covariate_source"] == "sdv-gaussian-copula-per-class"
+
+    # The pairs' fidelity from the command line.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["scenarios", "multimodal", "--data", str(tmp_path / "real.npz"),
+              "--synthetic", str(tmp_path / "a" / "synthetic.npz"), "--out", str(tmp_path / "fidelity")])
+    assert exit_info.value.code in (0, None)
+    report = json.loads((tmp_path / "fidelity" / "multimodal.json").read_text())
+    assert report["cross_modal"][0]["covariate"] == "lesion_diameter_mm"
+    assert 0 <= report["table"]["column_shapes"] <= 1 and report["provenance"]["data_hash"] == cohort.content_hash()
