@@ -80,3 +80,15 @@ def test_breastmnist_augmentation_reduces_the_drop_at_high_severity(breastmnist_
     drops = result["summary"]["mean_drop_at_highest_severity"]
     assert drops[AUGMENTED] < drops[BASELINE]
     assert result["summary"]["perturbations_with_smaller_drop"] > result["summary"]["perturbations"] / 2
+
+
+def test_augment_command_rejects_a_bad_grid_before_work(tmp_path, capsys):
+    from genrad.cli.main import main
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("perturbations: {blur: [3, 1]}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["scenarios", "augment", "--data", str(tmp_path / "absent.npz"), "--grid", str(grid), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "strictly increasing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
