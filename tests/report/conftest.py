@@ -56,7 +56,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _features(cohort.test.images, cohort.test.labels, 1.0).to_parquet(layout.features_real)
     _features(smooth, other.labels, 0.6).to_parquet(layout.features_synthetic)
     scores = np.linspace(0, 1, len(other))
-    pd.DataFrame({"index": np.arange(len(other)), "qa_score": scores, "flagged": scores > 0.95}).to_parquet(layout.samples_parquet)
+    pd.DataFrame({"index": np.arange(len(other)), "qa_score": scores, "qa_flag": scores > 0.95}).to_parquet(layout.samples_parquet)
     layout.privacy_dir.mkdir()
     layout.privacy_json.write_text(json.dumps({"near_copy_rate": {"value": 0.01, "ci": [0.0, 0.02]}, "mia_auc": 0.51}))
     for path in (layout.pairs_png, layout.scaling_png):

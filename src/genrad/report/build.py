@@ -113,7 +113,7 @@ def _flagged_section(layout: RunLayout, synthetic: Any) -> dict[str, Any]:
         return section
     worst = samples.sort_values(score_column, ascending=False).head(8)
     index = worst["index"].to_numpy() if "index" in worst.columns else worst.index.to_numpy()
-    flagged = int(samples["flagged"].sum()) if "flagged" in samples.columns else 0
+    flagged = int(samples["qa_flag"].sum()) if "qa_flag" in samples.columns else 0
     section["paragraphs"] = [
         f"{flagged} of {len(samples)} synthetic images ({flagged / max(len(samples), 1):.1%}) are flagged by the "
         "per-sample QA (threshold calibrated on held-out real images). Highest scores, worst first:"
