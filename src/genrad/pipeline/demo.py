@@ -12,13 +12,14 @@ DEMO_PHANTOM = {"n": 600, "size": 28, "dims": 2}
 
 
 def demo_config(data_path: str, *, seed: int = 0) -> RunConfig:
-    """Small budgets: a one-minute VAE, the fast feature set, a quick utility protocol."""
+    """Small budgets: a VAE of at most 600 steps or 3 minutes, the fast feature set, a quick utility protocol."""
     return RunConfig().with_overrides(
         **{
             "seed": seed,
             "data.path": data_path,
             "train.model": "vae",
-            "train.budget_minutes": 1.0,
+            "train.budget_minutes": 3.0,
+            "train.max_steps": 600,
             "fidelity.feature_set": "fast",
             "fidelity.n_bootstrap": 50,
             "utility.seeds": 2,

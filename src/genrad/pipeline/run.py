@@ -17,6 +17,7 @@ from rich.console import Console
 
 from genrad import __version__
 from genrad.data import Cohort, load
+from genrad.errors import InputError
 from genrad.pipeline.config import STAGES, RunConfig
 from genrad.pipeline.layout import RunLayout
 from genrad.pipeline.stages import fingerprint, run_stage
@@ -126,7 +127,7 @@ def _stage_generate(context: _Context) -> None:
 
     options = context.config.generate
     quality_filter = _quality_filter(context) if options.filter else None
-    generate(
+    synthetic = generate(
         context.layout.model_dir,
         per_class=None if options.multiple is not None else _balanced_counts(context),
         multiple=options.multiple,
@@ -139,6 +140,13 @@ def _stage_generate(context: _Context) -> None:
         filter=quality_filter,
         progress=context.progress,
     )
+    if len(synthetic) == 0:
+        raise InputError(
+            "synthetic images that pass the per-sample QA",
+            f"all {len(synthetic.manifest)} generated images flagged",
+            "train longer (train.budget_minutes / train.max_steps) or set generate.filter: false",
+            source=str(context.layout.synthetic_dir),
+        )
 
 
 def _balanced_counts(context: _Context) -> dict[int, int]:
