@@ -17,7 +17,7 @@ from genrad.evaluation import classifier as classifier_module
 from genrad.evaluation.utility import (
     MULTIPLES,
     Arm,
-    _interval,
+    t_interval,
     arm_counts,
     arm_training_set,
     default_arms,
@@ -68,11 +68,11 @@ def test_training_sets_are_seeded_nested_and_filtered() -> None:
     assert arm_counts(Arm.parse("real@10%+synthetic@1x+balanced"), np.array([30, 10]))["synthetic"].tolist() == [19, 21]
 
 
-def test_interval_is_the_student_t_interval() -> None:
+def test_t_interval_is_the_student_t_interval() -> None:
     values = [0.81, 0.84, 0.86, 0.83, 0.88]
     low, high = stats.t.interval(0.95, 4, loc=np.mean(values), scale=stats.sem(values))
-    assert _interval(values)["ci"] == pytest.approx([low, high])
-    assert _interval([0.5])["ci"] is None
+    assert t_interval(values)["ci"] == pytest.approx([low, high])
+    assert t_interval([0.5])["ci"] is None
 
 
 def test_bad_protocol_inputs_fail_before_training(monkeypatch) -> None:
@@ -118,10 +118,14 @@ def test_keep_mask_from_manifest(tmp_path) -> None:
     import pandas as pd
 
     assert keep_mask_from_manifest(tmp_path / "synthetic.npz") is None
-    pd.DataFrame({"id": [0, 1, 2], "flagged": [False, True, False]}).to_csv(tmp_path / "manifest.csv", index=False)
+    # As `genrad generate` writes it: image 1 was dropped at generation (row -1), rows in npz order.
+    manifest = pd.DataFrame({"id": list("abcd"), "row": [1, -1, 0, 2], "kept": [True, False, True, True]})
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    assert keep_mask_from_manifest(tmp_path / "synthetic.npz") is None
+    manifest.assign(qa_flag=[True, None, False, False]).to_csv(tmp_path / "manifest.csv", index=False)
     assert keep_mask_from_manifest(tmp_path / "synthetic.npz").tolist() == [True, False, True]
-    with pytest.raises(InputError, match="boolean column 'score'"):
-        keep_mask_from_manifest(tmp_path / "synthetic.npz", "score")
+    with pytest.raises(InputError, match="boolean column 'id'"):
+        keep_mask_from_manifest(tmp_path / "synthetic.npz", "id")
 
 
 def test_protocol_detects_a_real_effect_on_the_phantom(tmp_path, one_thread) -> None:  # noqa: F811

@@ -14,47 +14,43 @@ from genrad.errors import InputError
 def utility(
     data: str = typer.Option(..., "--data", help="Real data with train/val/test splits (.npz, folder or 'phantom')."),
     out: Path = typer.Option(..., "--out", help="Output folder: utility.json, scaling.png, runs/ (resume cache)."),
-    synthetic: Path | None = typer.Option(None, "--synthetic", help="synthetic.npz (train_images/train_labels)."),
+    synthetic: Path | None = typer.Option(
+        None, "--synthetic", help="synthetic.npz (train_images/train_labels) or the folder `genrad generate` wrote."
+    ),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds per arm (default 5; 2 with --quick)."),
     multiples: str = typer.Option("0.5,1,2,5,10", "--multiples", help="Synthetic multiples of the real train set."),
     arms: str | None = typer.Option(
         None, "--arms", help="Comma-separated arms, e.g. real,real+augment,real+synthetic@2x+balanced,synthetic@1x."
     ),
     qa_column: str | None = typer.Option(
-        None, "--qa-column", help="Boolean manifest column for the +filtered arms (default: kept / flagged if present)."
+        None, "--qa-column", help="Boolean QA column of the manifest for the +filtered arms (default: qa_flag if present)."
     ),
     ablation: bool = typer.Option(False, "--ablation", help="Add the real-fraction ablation (10/25/50% real)."),
     quick: bool = typer.Option(False, "--quick", help="Bounded cost: 2 seeds, multiple 1x, a small short recipe."),
 ) -> None:
     """Train one classifier recipe on real, re-weighted, augmented and real+synthetic arms; test on real."""
     from genrad.data import load
-    from genrad.evaluation.utility import QUICK, default_arms, keep_mask_from_manifest, plot_scaling, run_protocol
-    from genrad.provenance import write_json
+    from genrad.evaluation.utility import QUICK, evaluate_utility, keep_mask_from_manifest
 
     real = load(data)
+    if synthetic is not None and synthetic.is_dir():
+        synthetic = synthetic / "synthetic.npz"
     synthetic_split = load(synthetic).train if synthetic is not None else None
     keep = keep_mask_from_manifest(synthetic, qa_column) if synthetic is not None else None
-    multiple_list = list(QUICK["multiples"]) if quick else _floats(multiples, "--multiples")
-    if arms is not None:
-        arm_list = [name.strip() for name in arms.split(",") if name.strip()]
-    else:
-        has_synthetic = synthetic_split is not None
-        arm_list = default_arms(multiple_list, synthetic=has_synthetic, filtered=keep is not None, ablation=ablation)
-    payload = run_protocol(
+    arm_list = [name.strip() for name in arms.split(",") if name.strip()] if arms is not None else None
+    payload = evaluate_utility(
         real,
         synthetic_split,
-        arms=arm_list,
+        out=out,
         seeds=seeds if seeds is not None else (QUICK["seeds"] if quick else 5),
-        multiples=multiple_list,
+        multiples=list(QUICK["multiples"]) if quick else _floats(multiples, "--multiples"),
+        arms=arm_list,
         keep=keep,
-        recipe=QUICK["recipe"] if quick else None,
-        cache_dir=out,
+        quick=quick,
+        ablation=ablation,
+        synthetic_source=str(synthetic) if synthetic is not None else None,
         progress=True,
     )
-    payload["provenance"]["synthetic_source"] = str(synthetic) if synthetic is not None else None
-    payload["config"]["quick"] = quick
-    write_json(out / "utility.json", payload)
-    plot_scaling(payload, out / "scaling.png")
     _print_table(payload)
     typer.echo(str(out / "utility.json"))
 

@@ -49,10 +49,10 @@ PROTOCOL_VERSION = 1
 QUICK = {
     "seeds": 2,
     "multiples": (1.0,),
-    "recipe": {"channels": (8, 16, 32, 64), "max_steps": 40, "eval_every": 10, "patience": 2},
+    "recipe": {"channels": (8, 16, 32, 64), "stem_stride": 2, "batch_size": 32, "max_steps": 40, "eval_every": 10, "patience": 2},
 }
-KEEP_COLUMNS = ("kept", "keep", "qa_keep", "qa_kept")
-FLAG_COLUMNS = ("flagged", "flag", "qa_flag", "qa_flagged")
+FLAG_COLUMNS = ("qa_flag", "qa_flagged", "flagged", "flag")
+KEEP_COLUMNS = ("qa_keep", "qa_kept", "keep")  # not "kept": synthetic.npz holds only kept images
 _FIXED_BY_DATA = ("spatial_dims", "in_channels", "num_classes", "class_weight", "augment", "device")
 _MODIFIERS = ("reweight", "augment", "balanced", "filtered")
 
@@ -276,12 +276,56 @@ def run_protocol(
     }
 
 
-def keep_mask_from_manifest(synthetic_path: str | Path, column: str | None = None) -> np.ndarray | None:
-    """The QA keep mask from the manifest beside a ``synthetic.npz`` (None when there is none).
+def evaluate_utility(
+    cohort: Cohort,
+    synthetic: Split | None = None,
+    *,
+    out: str | Path,
+    seeds: int | Sequence[int] = 5,
+    multiples: Sequence[float] = MULTIPLES,
+    arms: Sequence[Arm | str] | None = None,
+    keep: np.ndarray | Callable[[Split], np.ndarray] | None = None,
+    quick: bool = False,
+    ablation: bool = False,
+    synthetic_source: str | None = None,
+    device: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run the protocol with its cache in ``out/runs`` and write ``out/utility.json`` and ``out/scaling.png``.
 
-    Reads ``manifest.parquet`` (or ``manifest.csv``) in the same folder, rows in image order. The
-    column is `column` or the first of `KEEP_COLUMNS` / `FLAG_COLUMNS` present; a column whose name
-    contains "flag" marks images to drop, any other marks images to keep.
+    Without `arms`, the arms are `default_arms` (with ``+filtered`` when `keep` is given, the
+    real-fraction ablation when `ablation`). `quick` uses the small, short `QUICK` recipe.
+    """
+    out = Path(out)
+    if arms is None:
+        arms = default_arms(multiples, synthetic=synthetic is not None, filtered=keep is not None, ablation=ablation)
+    payload = run_protocol(
+        cohort,
+        synthetic,
+        arms=arms,
+        seeds=seeds,
+        multiples=multiples,
+        keep=keep,
+        recipe=QUICK["recipe"] if quick else None,
+        cache_dir=out,
+        device=device,
+        progress=progress,
+    )
+    payload["config"]["quick"] = quick
+    payload["provenance"]["synthetic_source"] = synthetic_source
+    write_json(out / "utility.json", payload)
+    plot_scaling(payload, out / "scaling.png")
+    return payload
+
+
+def keep_mask_from_manifest(synthetic_path: str | Path, column: str | None = None) -> np.ndarray | None:
+    """The QA keep mask over the images of a ``synthetic.npz``, from the manifest beside it.
+
+    Reads ``manifest.parquet`` (or ``manifest.csv``) in the same folder. Rows map to images by the
+    manifest's ``row`` column (``-1``: dropped at generation, not in the npz) or else by order. The
+    column is `column` or the first of `FLAG_COLUMNS` / `KEEP_COLUMNS` present (e.g. ``qa_flag``,
+    written by ``SyntheticSet.add_scores(SampleQA().score(...))``); a column whose name contains
+    "flag" marks images to drop, any other marks images to keep. None when there is no such column.
     """
     import pandas as pd
 
@@ -292,13 +336,18 @@ def keep_mask_from_manifest(synthetic_path: str | Path, column: str | None = Non
             raise InputError("a manifest.parquet or manifest.csv beside the synthetic npz", "none", "drop --qa-column", source=str(folder))
         return None
     table = pd.read_parquet(found[0]) if found[0].suffix == ".parquet" else pd.read_csv(found[0])
-    candidates = [column] if column is not None else [c for c in (*KEEP_COLUMNS, *FLAG_COLUMNS) if c in table.columns]
+    if "row" in table.columns:
+        table = table[table["row"] >= 0].sort_values("row")
+    candidates = [column] if column is not None else [c for c in (*FLAG_COLUMNS, *KEEP_COLUMNS) if c in table.columns]
     if not candidates:
         return None
     name = candidates[0]
-    if name not in table.columns or table[name].dtype != bool:
+    if name not in table.columns or not table[name].isin([True, False]).all():
         raise InputError(
-            f"a boolean column {name!r}", f"columns {list(table.columns)[:8]}", "name the QA column with --qa-column", source=str(found[0])
+            f"a boolean column {name!r} for every image",
+            f"columns {list(table.columns)[:10]}",
+            "score the set with the per-sample QA or name the column with --qa-column",
+            source=str(found[0]),
         )
     values = table[name].to_numpy(dtype=bool)
     return ~values if "flag" in name else values
@@ -393,9 +442,9 @@ def _run_cached(arm: Arm, seed: int, context: _Context, cache: Path | None, save
 
 def _summarise(runs: Sequence[Mapping[str, Any]], rare: int) -> dict[str, Any]:
     metrics = [run["metrics"] for run in runs]
-    summary: dict[str, Any] = {key: _interval([m[key] for m in metrics]) for key in SCALAR_METRICS}
+    summary: dict[str, Any] = {key: t_interval([m[key] for m in metrics]) for key in SCALAR_METRICS}
     num_classes = len(metrics[0]["recall_per_class"])
-    summary["recall_per_class"] = {str(k): _interval([m["recall_per_class"][k] for m in metrics]) for k in range(num_classes)}
+    summary["recall_per_class"] = {str(k): t_interval([m["recall_per_class"][k] for m in metrics]) for k in range(num_classes)}
     summary["rare_class_recall"] = summary["recall_per_class"][str(rare)]
     summary["best_step"] = [run["best_step"] for run in runs]
     return summary
@@ -410,15 +459,15 @@ def _paired(runs: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, 
     deltas = {}
     for key in (*SCALAR_METRICS, "rare_class_recall"):
         differences = [value(a, key) - value(b, key) for a, b in zip(runs, reference, strict=True)]
-        summary = _interval(differences)
+        summary = t_interval(differences)
         spread = np.std(differences, ddof=1) if len(differences) > 1 else 0.0
         summary["p_value"] = float(stats.ttest_1samp(differences, 0.0).pvalue) if spread > 0 else None
         deltas[key] = summary
     return deltas
 
 
-def _interval(values: Sequence[float]) -> dict[str, Any]:
-    """Mean and Student-t confidence interval ``mean +- t_(n-1) s / sqrt(n)`` (None for one value)."""
+def t_interval(values: Sequence[float]) -> dict[str, Any]:
+    """Mean and 95% Student-t confidence interval ``mean +- t_(n-1) s / sqrt(n)`` (None for one value)."""
     array = np.asarray(values, dtype=np.float64)
     mean = float(array.mean())
     if len(array) < 2:

@@ -1,0 +1,74 @@
+"""`genrad evaluate utility`: quick run writes utility.json and scaling.png, resumes, and bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genrad.cli.main import main
+from genrad.data import Cohort
+from utility_toys import blob_cohort, blobs, one_thread  # noqa: F401
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    out, err = capsys.readouterr()
+    return stopped.value.code or 0, out, err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("utility")
+    blob_cohort((40, 20)).save(str(folder / "real.npz"))
+    pool = blobs((60, 60), seed=7)
+    Cohort(splits={"train": pool}, class_names=("c0", "c1")).save(str(folder / "synthetic" / "synthetic.npz"))
+    flags = np.arange(len(pool)) % 4 == 0
+    pd.DataFrame({"id": np.arange(len(pool)), "row": np.arange(len(pool)), "qa_flag": flags}).to_parquet(
+        folder / "synthetic" / "manifest.parquet"
+    )
+    return folder
+
+
+def test_quick_run_writes_outputs_and_resumes(files, tmp_path, capsys, one_thread) -> None:  # noqa: F811
+    out = tmp_path / "utility"
+    args = ["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic", str(files / "synthetic"),
+            "--out", str(out), "--quick"]
+    code, stdout, _ = run(args, capsys)
+    assert code == 0, stdout
+    payload = json.loads((out / "utility.json").read_text())
+    names = [arm["name"] for arm in payload["arms"]]
+    assert names == ["real", "real+reweight", "real+augment", "real+synthetic@1x", "real+synthetic@1x+balanced",
+                     "real+synthetic@1x+filtered", "synthetic@1x"]
+    for arm in payload["arms"]:
+        assert {"auc", "balanced_accuracy", "recall_per_class", "delta_vs_real"} <= set(arm)
+        assert set(arm["auc"]) >= {"mean", "ci"} and len(arm["auc"]["values"]) == 2
+    assert payload["arms"][3]["delta_vs_real"]["auc"]["ci"] is not None
+    assert payload["seeds"] == [0, 1] and payload["config"]["quick"] is True
+    assert payload["provenance"]["versions"]["torch"] and payload["provenance"]["data_hash"]["keep"]
+    assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    assert stdout.strip().endswith("utility.json")
+    (out / "utility.json").unlink()
+    code, _, _ = run(args, capsys)  # every arm-seed is cached: resumes without training
+    assert code == 0 and json.loads((out / "utility.json").read_text()) == payload
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--arms", "real,real+magic"], "arm terms"),
+        (["--multiples", "1,x"], "comma-separated positive numbers"),
+        (["--arms", "real+synthetic@50x"], "synthetic images of class 0"),
+        (["--qa-column", "id"], "boolean column 'id'"),
+    ],
+)
+def test_bad_input_exits_2_without_output(files, tmp_path, capsys, extra, message) -> None:
+    out = tmp_path / "utility"
+    args = ["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic", str(files / "synthetic" / "synthetic.npz"),
+            "--out", str(out), "--quick", *extra]
+    code, _, err = run(args, capsys)
+    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (out / "utility.json").exists()
