@@ -95,7 +95,7 @@ def main() -> None:
     report = {
         "benchmark": "scenarios_breastmnist",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(), "gpu": torch.cuda.is_available()},
+        "machine": {"threads": torch.get_num_threads(), "platform": platform.platform(), "gpu": torch.cuda.is_available()},
         "data": args.data,
         "grid": default_grid().model_dump() if not args.quick else default_grid().quick().model_dump(),
         "copies": args.copies,
