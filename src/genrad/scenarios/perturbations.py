@@ -257,8 +257,8 @@ def perturb(images: np.ndarray, name: str, severity: float, *, seed: int) -> np.
     keys = [int(seed), cell_key(name), cell_key(repr(float(severity)))]
     out = np.empty_like(images)
     # TorchIO draws torch.rand(1) from the global RNG on every call (its probability `p`), and its
-    # seeded Noise reseeds it: fork the global CPU RNG so that the caller's state is left as it was.
-    with torch.random.fork_rng(devices=[]):
+    # seeded Noise reseeds it (CUDA too): fork the global RNGs so that the caller's state is left as it was.
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
         for index, image in enumerate(images):
             rng = np.random.default_rng([*keys, index])
             tensor = torch.from_numpy(np.array(image[:, None] if images.ndim == 4 else image))
