@@ -9,7 +9,7 @@ real-only arm itself is compared with the published MedMNIST v2 ResNet-18 (28 px
 
 Synthetic images come from, in order of preference: ``--synthetic`` (a ``synthetic.npz`` or the
 folder `genrad generate` wrote), ``--run-dir`` (a trained genrad model), or a ``--family`` model
-trained here for ``--train-minutes``. The pool is sized for the largest arm (x ``--pool-margin`` for
+trained here for ``--train-minutes`` of CPU time. The pool is sized for the largest arm (x ``--pool-margin`` for
 the QA filter). Training, generation, QA scores and every arm-seed are cached under ``--out``, so an
 interrupted run resumes: run it in the background, outside the repository::
 
@@ -51,11 +51,13 @@ from genrad.evaluation.utility import (
 )
 from genrad.provenance import versions, write_json
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_breastmnist import CpuBudget  # noqa: E402
+
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "breastmnist.npz"
 # MedMNIST v2 (Yang et al., Scientific Data 2023), Table: BreastMNIST, ResNet-18 (28), test split.
 PUBLISHED = {"model": "ResNet-18 (28)", "auc": 0.901, "accuracy": 0.863}
 PUBLISHED_RANGE_28PX = {"auc": (0.836, 0.919), "accuracy": (0.803, 0.863)}  # all six v2 baselines at 28 px
-FAMILIES = {"vae": "VAE", "gan": "GAN", "diffusion": "Diffusion"}
 
 
 def pool_size(arms: list[Arm], real_counts: np.ndarray, margin: float) -> dict[int, int]:
@@ -75,14 +77,15 @@ def synthesise(args: argparse.Namespace, cohort: Any, per_class: dict[int, int])
         model, origin = genrad.models.load(args.run_dir), {"run_dir": str(args.run_dir)}
     else:
         run_dir = args.out / "model" / args.family
+        options = json.loads(args.family_config)
         if (run_dir / "config.json").exists():
             model = genrad.models.load(run_dir)
         else:
-            family = getattr(genrad.models, FAMILIES[args.family])
-            model = family(spatial_dims=2, num_classes=cohort.num_classes)
-            model.fit(cohort.train, max_minutes=args.train_minutes, seed=args.seed, out_dir=run_dir / "work")
+            family = genrad.models.Generator.registry[args.family]
+            model = family(spatial_dims=2, num_classes=cohort.num_classes, **options)
+            model.fit(cohort.train, max_steps=10**9, seed=args.seed, callbacks=[CpuBudget(args.train_minutes)])
             model.save(run_dir)
-        origin = {"family": args.family, "train_minutes": args.train_minutes, "run_dir": str(run_dir)}
+        origin = {"family": args.family, "options": options, "train_cpu_minutes": args.train_minutes, "run_dir": str(run_dir)}
     synthetic = generate(model, per_class=per_class, out=args.out / "synthetic", seed=args.seed, progress=True)
     return synthetic.npz_path, {**origin, "per_class": per_class, "source": str(synthetic.npz_path)}
 
@@ -156,16 +159,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/genrad-utility-breastmnist"))
     parser.add_argument("--synthetic", type=Path, default=None, help="synthetic.npz or a `genrad generate` folder")
     parser.add_argument("--run-dir", type=Path, default=None, help="a trained genrad model to generate from")
-    parser.add_argument("--family", choices=sorted(FAMILIES), default="diffusion")
-    parser.add_argument("--train-minutes", type=float, default=30.0)
+    parser.add_argument("--family", choices=("vae", "gan", "diffusion"), default="diffusion")
+    parser.add_argument("--family-config", default="{}", help="JSON constructor overrides of the family")
+    parser.add_argument("--train-minutes", type=float, default=30.0, help="CPU-time training budget of the family")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--multiples", default=",".join(f"{m:g}" for m in MULTIPLES))
     parser.add_argument("--no-ablation", dest="ablation", action="store_false")
     parser.add_argument("--no-qa", dest="qa", action="store_false")
-    parser.add_argument("--pool-margin", type=float, default=1.25)
+    parser.add_argument("--pool-margin", type=float, default=1.15, help="extra synthetic images for the QA filter")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator's training and sampling")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="2 seeds, 1x, the small recipe: a smoke test")
+    parser.add_argument("--prepare-only", action="store_true", help="stop after training, generation and QA")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -178,6 +183,9 @@ def main() -> None:
     npz_path, origin = synthesise(args, cohort, per_class)
     pool = load(npz_path).train
     keep = qa_keep(cohort, npz_path) if args.qa else None
+    if args.prepare_only:
+        print(json.dumps({"synthetic": origin, "pool": len(pool), "qa_kept": None if keep is None else int(keep.sum())}))
+        return
     payload = evaluate_utility(
         cohort, pool, out=args.out / "utility", seeds=seeds, multiples=multiples, arms=arms, keep=keep,
         quick=args.quick, synthetic_source=str(npz_path), progress=True,

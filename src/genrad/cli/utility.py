@@ -32,6 +32,7 @@ def utility(
     from genrad.data import load
     from genrad.evaluation.utility import QUICK, evaluate_utility, keep_mask_from_manifest
 
+    multiple_list = _floats(multiples, "--multiples")
     real = load(data)
     if synthetic is not None and synthetic.is_dir():
         synthetic = synthetic / "synthetic.npz"
@@ -43,7 +44,7 @@ def utility(
         synthetic_split,
         out=out,
         seeds=seeds if seeds is not None else (QUICK["seeds"] if quick else 5),
-        multiples=list(QUICK["multiples"]) if quick else _floats(multiples, "--multiples"),
+        multiples=list(QUICK["multiples"]) if quick else multiple_list,
         arms=arm_list,
         keep=keep,
         quick=quick,
