@@ -40,8 +40,9 @@ class TrainConfig(_Section):
 class GenerateConfig(_Section):
     """How many synthetic images, and whether to drop those the per-sample QA flags.
 
-    By default every class gets as many images as the largest real training class (balanced, rare
-    classes first); `multiple` asks for K x the real train set with its class ratio instead.
+    By default every class gets as many images as the largest real training class, or more when the
+    utility protocol's balanced arms need more (rare classes first); `multiple` asks for K x the real
+    train set with its class ratio instead.
     """
 
     multiple: float | None = Field(None, gt=0, description="K x the real train set instead of balancing.")
@@ -59,6 +60,8 @@ class FidelityConfig(_Section):
 
 class PrivacyConfig(_Section):
     enabled: bool = True
+    features: tuple[Literal["embedding", "radiomics"], ...] = ("embedding", "radiomics")
+    n_bootstrap: int = Field(1000, ge=0)
 
 
 class UtilityConfig(_Section):

@@ -22,6 +22,7 @@ def demo_config(data_path: str, *, seed: int = 0) -> RunConfig:
             "train.max_steps": 600,
             "fidelity.feature_set": "fast",
             "fidelity.n_bootstrap": 50,
+            "privacy.n_bootstrap": 200,
             "utility.seeds": 2,
         }
     )

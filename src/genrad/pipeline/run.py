@@ -9,6 +9,7 @@ module only wires them together.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,10 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
     """Run every stage of `config` into `out`, then build the report and return its path."""
     console = console or Console(stderr=True)
     layout = RunLayout(Path(out))
-    layout.root.mkdir(parents=True, exist_ok=True)
     cohort = load(config.data.path, intensity=config.data.intensity)
     for split in (config.data.train_split, config.data.val_split, config.data.test_split):
         cohort[split]  # noqa: B018 - fails early, with the fix, when a split is missing
+    layout.root.mkdir(parents=True, exist_ok=True)
     data_hash = cohort.content_hash()
     _write_run_record(layout, config, data_hash, status="running")
     context = _Context(config=config, layout=layout, cohort=cohort, progress=progress)
@@ -150,9 +151,17 @@ def _stage_generate(context: _Context) -> None:
 
 
 def _balanced_counts(context: _Context) -> dict[int, int]:
-    """Every class as large as the largest real training class, so each class can be evaluated."""
+    """Every class as large as the largest real class, and large enough for the utility arms.
+
+    A balanced utility arm at multiple m tops each class up to about (m + 1) N / K images (N real
+    training images, K classes); 20% spare covers the images the per-sample QA drops.
+    """
     counts = context.train.class_counts(context.cohort.num_classes)
-    return dict.fromkeys(counts, max(counts.values()))
+    largest = max(counts.values())
+    if context.config.utility.enabled:
+        multiple = max(context.config.utility.multiples)
+        largest = max(largest, math.ceil(1.2 * (multiple + 1) * len(context.train) / len(counts)))
+    return dict.fromkeys(counts, largest)
 
 
 def _quality_filter(context: _Context) -> Callable[..., Any]:
@@ -190,6 +199,8 @@ def _stage_privacy(context: _Context) -> None:
         context.test,
         synthetic.split,
         out=context.layout.privacy_dir,
+        features=context.config.privacy.features,
+        n_bootstrap=context.config.privacy.n_bootstrap,
         seed=context.config.seed,
         sources=_sources(context),
         generator={key: synthetic.record.get(key) for key in ("model_config", "privacy", "data_hash")},

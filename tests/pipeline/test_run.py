@@ -1,0 +1,87 @@
+"""`genrad run` end to end on a small phantom: every stage's output, resume after an interruption, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genrad.cli.main import main
+from genrad.data.phantom import make_phantom
+from genrad.pipeline import run as pipeline_run
+from genrad.pipeline.config import RunConfig
+from genrad.pipeline.layout import RunLayout
+
+
+def _config(data: Path) -> RunConfig:
+    return RunConfig().with_overrides(
+        **{
+            "data.path": str(data),
+            "train.max_steps": 30,
+            "generate.filter": False,
+            "fidelity.feature_set": "fast",
+            "fidelity.n_bootstrap": 10,
+            "privacy.features": ["radiomics"],
+            "privacy.n_bootstrap": 50,
+            "utility.seeds": 1,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def phantom_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "phantom.npz"
+    make_phantom(n=180, size=28, seed=0).save(str(path))
+    return path
+
+
+def test_interrupted_run_resumes_at_the_first_incomplete_stage(phantom_path: Path, tmp_path: Path, monkeypatch) -> None:
+    config, layout, ran = _config(phantom_path), RunLayout(tmp_path / "run"), []
+    real_work = dict(pipeline_run._STAGE_WORK)
+
+    def interrupt(context: object) -> None:
+        raise KeyboardInterrupt
+
+    def recording(stage: str):
+        def work(context: object) -> None:
+            ran.append(stage)
+            real_work[stage](context)
+
+        return work
+
+    monkeypatch.setattr(pipeline_run, "_STAGE_WORK", {**{s: recording(s) for s in real_work}, "privacy": interrupt})
+    with pytest.raises(KeyboardInterrupt):
+        pipeline_run.run_pipeline(config, layout.root, progress=False)
+    assert ran == ["data", "train", "generate", "fidelity"]
+    assert not layout.privacy_json.exists() and not layout.report_html.exists()
+
+    ran.clear()
+    monkeypatch.setattr(pipeline_run, "_STAGE_WORK", {s: recording(s) for s in real_work})
+    report = pipeline_run.run_pipeline(config, layout.root, progress=False)
+    assert ran == ["privacy", "utility"]
+    for path in (layout.fidelity_json, layout.samples_parquet, layout.privacy_json, layout.pairs_png, layout.utility_json):
+        assert path.exists(), path
+    html = report.read_text(encoding="utf-8")
+    assert "has not" not in html  # every section has its data
+    record = json.loads(layout.run_json.read_text())
+    assert record["status"] == "complete" and record["data_hash"] and record["versions"]["torch"]
+
+
+def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("train:\n  model: flow\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--config", str(config), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "train.model" in error and "\n" not in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_data_exits_2_before_any_stage(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--data", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "missing.npz" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
