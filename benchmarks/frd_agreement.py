@@ -11,7 +11,9 @@ Prints JSON with both values, the ratio genrad / frd-score and the seconds each 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,7 +53,8 @@ def compare(path: Path, folder: Path, n: int | None, engines: tuple[str, ...]) -
                 Image.fromarray(image).save(target / f"{index:04d}.png")
             folders.append(str(target))
         start = time.perf_counter()
-        anchor = float(frd_score.compute_frd(folders, frd_version="v1", num_workers=1))
+        with contextlib.redirect_stdout(sys.stderr):  # frd-score prints its result; stdout is JSON only
+            anchor = float(frd_score.compute_frd(folders, frd_version="v1", num_workers=1))
         entry: dict[str, Any] = {"n": [len(s) for s in sides], "frd_score": anchor, "frd_score_seconds": time.perf_counter() - start}
         for engine in engines:
             start = time.perf_counter()
