@@ -10,7 +10,6 @@ import typer
 from genrad.errors import InputError
 
 SYNTHETIC_NPZ = "synthetic.npz"
-CACHE_DIR = ".radiomics_cache"
 
 
 def fidelity_command(
@@ -34,61 +33,31 @@ def fidelity_command(
 ) -> None:
     """FRD, KID, precision/recall/density/coverage, alpha/beta, C2ST and per-feature distances, each
     with a bootstrap CI and its real floor; plus a QA score and flag for every synthetic image."""
-    import pandas as pd
-    from rich.console import Console
-
     from genrad.data import load
-    from genrad.evaluation.fidelity import feature_table, fidelity
-    from genrad.evaluation.qa import SampleQA
-    from genrad.provenance import atomic_path, hash_file, versions, write_json
+    from genrad.evaluation.outputs import evaluate_fidelity
+    from genrad.provenance import hash_file
 
     cohort = load(real)
     real_data = cohort[real_split]
     floor_name = _floor_split(floor_split, real_split, cohort)
-    floor_data = None if floor_name is None else cohort[floor_name]
     synthetic_file = _synthetic_file(synthetic)
-    synthetic_data = load(synthetic_file)[synthetic_split]
-
-    options = {"feature_set": feature_set, "engine": engine, "workers": workers}
-    cache = out / CACHE_DIR  # an interrupted extraction resumes from here
-    real_t = feature_table(real_data, name="--real", cache_dir=cache, **options)
-    synthetic_t = feature_table(synthetic_data, name="--synthetic", cache_dir=cache, **options)
-    floor_t = None if floor_data is None else feature_table(floor_data, name="--floor-split", cache_dir=cache, **options)
-    console = Console(stderr=True)
-    with console.status(f"fidelity metrics with {bootstrap} bootstrap replicates"):
-        report = fidelity(
-            real_t, synthetic_t, floor_real=floor_t, n_bootstrap=bootstrap, seed=seed, class_names=cohort.class_names, **options
-        )
-    report["provenance"]["sources"] = {
-        "real": {"path": real, "split": real_split, "floor_split": floor_name},
-        "synthetic": {"path": str(synthetic_file), "split": synthetic_split, "sha256": hash_file(synthetic_file)},
-    }
-
-    # The QA learns the largest real set as its manifold and calibrates on the held-out one.
-    reference, calibration = (real_data, None) if floor_data is None else (floor_data, real_data)
-    reference_t, calibration_t = (real_t, None) if floor_t is None else (floor_t, real_t)
-    qa = SampleQA(false_flag_rate=false_flag_rate, feature_set=feature_set, engine=engine or "fast", seed=seed)
-    with console.status(f"per-sample QA of {len(synthetic_data)} synthetic images"):
-        calibration_features = None if calibration_t is None else calibration_t.values
-        qa.fit(reference, calibration, reference_features=reference_t.values, calibration_features=calibration_features)
-        samples = qa.score(synthetic_data, features=synthetic_t.values)
-    samples.insert(0, "index", range(len(samples)))
-    samples.insert(1, "label", synthetic_data.labels)
-    report["qa"] = {
-        "flagged": int(samples["qa_flag"].sum()),
-        "n": len(samples),
-        "flagged_rate": float(samples["qa_flag"].mean()),
-        "threshold": qa.threshold_,
-        "false_flag_rate": false_flag_rate,
-        "guarantee": qa.guarantee,
-        "n_calibration": qa.n_calibration_,
-        "reasons": {str(k): int(v) for k, v in samples.loc[samples["qa_flag"], "qa_reason"].value_counts().items()},
-    }
-    samples.attrs = {"genrad_versions": versions(), "qa_threshold": qa.threshold_, "seed": seed}
-
-    with atomic_path(out / "samples.parquet") as temp:
-        pd.DataFrame(samples).to_parquet(temp)
-    write_json(out / "fidelity.json", report)
+    report = evaluate_fidelity(
+        real_data,
+        load(synthetic_file)[synthetic_split],
+        out=out,
+        floor_real=None if floor_name is None else cohort[floor_name],
+        class_names=cohort.class_names,
+        feature_set=feature_set,
+        engine=engine,
+        workers=workers,
+        n_bootstrap=bootstrap,
+        false_flag_rate=false_flag_rate,
+        seed=seed,
+        sources={
+            "real": {"path": real, "split": real_split, "floor_split": floor_name},
+            "synthetic": {"path": str(synthetic_file), "split": synthetic_split, "sha256": hash_file(synthetic_file)},
+        },
+    )
     _print_summary(report)
     typer.echo(str(out / "fidelity.json"))
 
