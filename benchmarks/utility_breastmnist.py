@@ -66,6 +66,22 @@ def pool_size(arms: list[Arm], real_counts: np.ndarray, margin: float) -> dict[i
     return {k: int(math.ceil(n * margin)) for k, n in enumerate(needed)}
 
 
+def feasible(arms: list[Arm], cohort: Any, pool: Any, keep: np.ndarray | None) -> tuple[list[Arm], dict[str, str]]:
+    """The arms the pool can serve; the others (e.g. +filtered at 10x when the QA dropped many
+    images) are left out with the reason, instead of failing the whole run."""
+    real_counts = np.bincount(cohort.train.labels, minlength=cohort.num_classes)
+    kept, dropped = [], {}
+    for arm in arms:
+        labels = pool.labels[keep] if arm.filtered else pool.labels
+        available = np.bincount(labels, minlength=cohort.num_classes)
+        wanted = arm_counts(arm, real_counts)["synthetic"]
+        if (wanted > available).any():
+            dropped[arm.name] = f"needs {wanted.tolist()} synthetic images per class, the pool has {available.tolist()}"
+        else:
+            kept.append(arm)
+    return kept, dropped
+
+
 def synthesise(args: argparse.Namespace, cohort: Any, per_class: dict[int, int]) -> tuple[Path, dict[str, Any]]:
     """The synthetic pool's npz path and how it was made (trained / loaded / given)."""
     if args.synthetic is not None:
@@ -164,6 +180,7 @@ def main() -> None:
     parser.add_argument("--train-minutes", type=float, default=30.0, help="CPU-time training budget of the family")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--multiples", default=",".join(f"{m:g}" for m in MULTIPLES))
+    parser.add_argument("--arms", default=None, help="comma-separated arms instead of the full protocol")
     parser.add_argument("--no-ablation", dest="ablation", action="store_false")
     parser.add_argument("--no-qa", dest="qa", action="store_false")
     parser.add_argument("--pool-margin", type=float, default=1.15, help="extra synthetic images for the QA filter")
@@ -180,9 +197,12 @@ def main() -> None:
     seeds = QUICK["seeds"] if args.quick else args.seeds
     arms = default_arms(multiples, filtered=args.qa, ablation=args.ablation and not args.quick)
     per_class = pool_size(arms, np.bincount(cohort.train.labels, minlength=cohort.num_classes), args.pool_margin)
+    if args.arms is not None:  # a subset first (e.g. the core arms); a later full run reuses their cache
+        arms = [Arm.parse(name) for name in args.arms.split(",")]
     npz_path, origin = synthesise(args, cohort, per_class)
     pool = load(npz_path).train
     keep = qa_keep(cohort, npz_path) if args.qa else None
+    arms, dropped = feasible(arms, cohort, pool, keep)
     if args.prepare_only:
         print(json.dumps({"synthetic": origin, "pool": len(pool), "qa_kept": None if keep is None else int(keep.sum())}))
         return
@@ -190,6 +210,7 @@ def main() -> None:
         cohort, pool, out=args.out / "utility", seeds=seeds, multiples=multiples, arms=arms, keep=keep,
         quick=args.quick, synthetic_source=str(npz_path), progress=True,
     )
+    payload["config"]["dropped_arms"] = dropped
     result = {
         "benchmark": "utility_breastmnist",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -202,6 +223,7 @@ def main() -> None:
             "qa_kept_fraction": None if keep is None else round(float(keep.mean()), 4),
         },
         "seeds": payload["seeds"],
+        "dropped_arms": dropped,
         "recipe": payload["config"]["recipe"],
         **summarise(payload),
         "wall_seconds": round(time.perf_counter() - started, 1),
