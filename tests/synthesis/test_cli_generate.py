@@ -64,3 +64,25 @@ def test_bad_plans_exit_2_with_one_line_and_write_nothing(
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error and len(error.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_filter_drops_what_the_per_sample_qa_flags(tmp_path: Path, vae_run_dir: Path, tiny_cohort) -> None:
+    import numpy as np
+
+    from genrad.data import Cohort, Split
+
+    rng = np.random.default_rng(1)
+    val = Split(rng.random((20, 1, 28, 28), dtype=np.float32), np.repeat([0, 1], 10).astype(np.int64), name="val")
+    data = Cohort(splits={"train": tiny_cohort.train, "val": val}, class_names=tiny_cohort.class_names).save(str(tmp_path / "d.npz"))
+    out = tmp_path / "synth"
+    assert _run(["generate", str(vae_run_dir), "--out", str(out), "--multiple", "1", "--data", data, "--filter"]) == 0
+    record = pd.read_json(out / "synthesis.json", typ="series")
+    assert record["merge"]["filter"] == "genrad.evaluation.qa._QAFilter"
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    assert len(manifest) == 40 and manifest["kept"].dtype == bool
+    assert (manifest.loc[~manifest["kept"], "row"] == -1).all()
+
+
+def test_filter_needs_real_data(tmp_path: Path, vae_run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["generate", str(vae_run_dir), "--out", str(tmp_path / "s"), "--per-class", "0=2", "--filter"]) == 2
+    assert "add --data" in capsys.readouterr().err

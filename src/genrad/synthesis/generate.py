@@ -136,7 +136,7 @@ def generate(
 def _check_arguments(*, seed: int, shard_size: int, batch_size: int, backend: str, workers: int) -> None:
     for name, value, low in (("seed", seed, 0), ("shard_size", shard_size, 1), ("batch_size", batch_size, 1), ("workers", workers, 1)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise InputError(f"an integer {name} >= {low}", repr(value), f"give --{name.replace('_', '-')} {max(low, 1)} or more")
+            raise InputError(f"an integer {name} >= {low}", repr(value), f"give --{name.replace('_', '-')} {low} or more")
     if backend not in BACKENDS:
         raise InputError(f"a backend in {BACKENDS}", repr(backend), "choose --backend local or ray")
 
@@ -192,7 +192,12 @@ def _merge(
     records: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Stream the shards into ``synthetic.npz`` (and per-image files), then write the manifest."""
-    keep = np.concatenate([_keep_mask(out, task, filter) for task in tasks])
+    filtering = bar.add_task("filtering", total=len(plan), visible=filter is not None)
+    masks = []
+    for task in tasks:
+        masks.append(_keep_mask(out, task, filter))
+        bar.advance(filtering, len(task))
+    keep = np.concatenate(masks)
     manifest = _manifest(tasks, plan, provenance, keep, fmt, records)
     image_shape = tuple(int(s) for s in model.image_shape)
     layout = _medmnist_layout(np.empty((0, *image_shape), dtype=np.uint8)).shape[1:]
