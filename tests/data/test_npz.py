@@ -132,3 +132,15 @@ def test_breastmnist_round_trip(breastmnist_path, tmp_path):
     assert_round_trip(cohort, tmp_path)
     with np.load(breastmnist_path) as original, np.load(tmp_path / "again.npz") as saved:
         np.testing.assert_array_equal(saved["train_images"], original["train_images"])
+
+
+def test_synthetic_cohort_may_leave_a_class_empty_and_stays_marked(tmp_path) -> None:
+    """A balancing plan tops up the smaller classes only: its file must still load, marked synthetic."""
+    from genrad.errors import InputError
+
+    split = Split(np.zeros((4, 1, 8, 8), np.float32), np.array([1, 1, 2, 2]), name="train")
+    cohort = Cohort(splits={"train": split}, class_names=("a", "b", "c"), synthetic=True)
+    loaded = load_npz(save_npz(cohort, tmp_path / "synthetic.npz"))
+    assert loaded.synthetic and loaded.train.class_counts(3) == {0: 0, 1: 2, 2: 2}
+    with pytest.raises(InputError, match="zero images in class a"):
+        Cohort(splits={"train": split}, class_names=("a", "b", "c"))

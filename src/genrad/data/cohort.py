@@ -85,13 +85,18 @@ class Split:
 
 @dataclass(frozen=True)
 class Cohort:
-    """Images with labels in named splits (train/val/test), class names, spacing and provenance."""
+    """Images with labels in named splits (train/val/test), class names, spacing and provenance.
+
+    `synthetic` marks generated data (genrad's synthetic.npz): such a cohort may have classes with no
+    image, since a balancing plan only tops up the smaller classes.
+    """
 
     splits: Mapping[str, Split]
     class_names: tuple[str, ...]
     spacing: tuple[float, ...] = ()
     source: str = ""
     preprocessing: Mapping[str, Any] = field(default_factory=dict)
+    synthetic: bool = False
 
     def __post_init__(self) -> None:
         if not self.splits:
@@ -114,7 +119,7 @@ class Cohort:
                 source=self.source,
             )
         missing = sorted(set(range(num_classes)) - set(np.unique(all_labels).tolist()))
-        if missing:
+        if missing and not self.synthetic:  # a synthetic top-up set may leave the largest class out
             raise InputError(
                 "at least one image in every class",
                 f"zero images in class {', '.join(self.class_names[k] for k in missing)}",

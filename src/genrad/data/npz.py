@@ -71,6 +71,7 @@ def load_npz(path: str | Path, *, intensity: str = "auto") -> Cohort:
         spacing=spacing,
         source=str(path),
         preprocessing=preprocessing,
+        synthetic="synthetic" in arrays,
     )
 
 
@@ -96,6 +97,8 @@ def save_npz(cohort: Cohort, path: str | Path) -> Path:
     arrays["class_names"] = np.asarray(cohort.class_names, dtype=str)
     arrays["spatial_dims"] = np.asarray(cohort.spatial_dims)
     arrays["spacing"] = np.asarray(cohort.spacing, dtype=np.float64)
+    if cohort.synthetic:
+        arrays["synthetic"] = np.asarray(True)
     arrays["genrad_preprocessing"] = np.asarray(json.dumps(dict(cohort.preprocessing), sort_keys=True))
     with atomic_path(path) as temp, open(temp, "wb") as handle:
         np.savez_compressed(handle, **arrays)
