@@ -7,9 +7,9 @@ from typing import Any
 
 import typer
 
+from genrad.cli.evaluate import synthetic_file as synthetic_file_of
 from genrad.errors import InputError
 
-SYNTHETIC_NPZ = "synthetic.npz"
 
 
 def fidelity_command(
@@ -40,7 +40,7 @@ def fidelity_command(
     cohort = load(real)
     real_data = cohort[real_split]
     floor_name = _floor_split(floor_split, real_split, cohort)
-    synthetic_file = _synthetic_file(synthetic)
+    synthetic_file = synthetic_file_of(synthetic)
     report = evaluate_fidelity(
         real_data,
         load(synthetic_file)[synthetic_split],
@@ -75,19 +75,6 @@ def _floor_split(option: str, real_split: str, cohort: Any) -> str | None:
             source="--floor-split",
         )
     return option
-
-
-def _synthetic_file(path: Path) -> Path:
-    if path.is_dir():
-        if not (path / SYNTHETIC_NPZ).exists():
-            raise InputError(
-                f"a folder holding {SYNTHETIC_NPZ} (written by `genrad generate`)",
-                f"no {SYNTHETIC_NPZ} in {path}",
-                "point --synthetic at the .npz file or the generate output folder",
-                source="--synthetic",
-            )
-        return path / SYNTHETIC_NPZ
-    return path
 
 
 def _print_summary(report: dict[str, Any]) -> None:

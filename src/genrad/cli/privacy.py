@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from genrad.cli.evaluate import synthetic_file
 from genrad.errors import InputError
 
-SYNTHETIC_NPZ = "synthetic.npz"
 SYNTHESIS_RECORD = "synthesis.json"
 
 
@@ -34,8 +34,8 @@ def privacy(
 ) -> None:
     """Audit a synthetic set for memorisation: near-copy rate, DCR (ratio) and membership-inference AUC."""
     from genrad.data import load
-    from genrad.evaluation.privacy import PrivacyAudit
-    from genrad.provenance import atomic_path, hash_file, write_json
+    from genrad.evaluation.outputs import evaluate_privacy
+    from genrad.provenance import hash_file
 
     if train == holdout and train_split == holdout_split:
         raise InputError(
@@ -44,64 +44,37 @@ def privacy(
             "pass --holdout-split test (or another file with --holdout)",
             source="--holdout-split",
         )
-    synthetic_file = _synthetic_file(synthetic)
-    train_data = load(train)[train_split]
-    holdout_data = load(holdout)[holdout_split]
-    synthetic_data = load(synthetic_file)[synthetic_split]
-    names = tuple(name.strip() for name in features.split(",") if name.strip())
-    audit = PrivacyAudit(names, quantile=quantile, max_shift=max_shift, top_k=top_k, n_bootstrap=bootstrap, seed=seed)
-    console = Console(stderr=True)
-    with console.status(f"fitting the reference ({', '.join(('pixel', *names))}) on {len(train_data)} training images"):
-        audit.fit(train_data, holdout_data)
-    _stream(audit, synthetic_data.images, chunk_size)
-    result = audit.compute()
-    result["provenance"]["sources"] = {
-        "train": {"path": train, "split": train_split},
-        "holdout": {"path": holdout, "split": holdout_split},
-        "synthetic": {"path": str(synthetic_file), "split": synthetic_split, "sha256": hash_file(synthetic_file)},
-    }
-    result["generator"] = _generator_record(synthetic_file)
-    audit.plot_pairs(out / "pairs.png")
-    with atomic_path(out / "privacy_samples.csv") as temp:
-        audit.per_sample().to_csv(temp, index_label="index")
-    write_json(out / "privacy.json", result)
+    synthetic_path = synthetic_file(synthetic)
+    result = evaluate_privacy(
+        load(train)[train_split],
+        load(holdout)[holdout_split],
+        load(synthetic_path)[synthetic_split],
+        out=out,
+        features=tuple(name.strip() for name in features.split(",") if name.strip()),
+        quantile=quantile,
+        max_shift=max_shift,
+        n_bootstrap=bootstrap,
+        top_k=top_k,
+        chunk_size=chunk_size,
+        seed=seed,
+        sources={
+            "train": {"path": train, "split": train_split},
+            "holdout": {"path": holdout, "split": holdout_split},
+            "synthetic": {"path": str(synthetic_path), "split": synthetic_split, "sha256": hash_file(synthetic_path)},
+        },
+        generator=_generator_record(synthetic_path),
+    )
     _print_summary(result)
     typer.echo(str(out / "privacy.json"))
 
 
-def _synthetic_file(path: Path) -> Path:
-    if path.is_dir():
-        if not (path / SYNTHETIC_NPZ).exists():
-            raise InputError(
-                f"a folder holding {SYNTHETIC_NPZ} (written by `genrad generate`)",
-                f"no {SYNTHETIC_NPZ} in {path}",
-                "point --synthetic at the .npz file or the generate output folder",
-                source="--synthetic",
-            )
-        return path / SYNTHETIC_NPZ
-    return path
-
-
-def _generator_record(synthetic_file: Path) -> dict[str, Any] | None:
+def _generator_record(path: Path) -> dict[str, Any] | None:
     """The generating run's record beside the synthetic file (incl. its DP guarantee), when present."""
-    record = synthetic_file.parent / SYNTHESIS_RECORD
+    record = path.parent / SYNTHESIS_RECORD
     if not record.exists():
         return None
     payload = json.loads(record.read_text(encoding="utf-8"))
     return {key: payload.get(key) for key in ("model_config", "privacy", "data_hash") if key in payload}
-
-
-def _stream(audit: Any, images: Any, chunk_size: int) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    if chunk_size < 1:
-        raise InputError("--chunk-size >= 1", str(chunk_size), "pass a positive chunk size", source="--chunk-size")
-    columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task("audit", total=len(images))
-        for start in range(0, len(images), chunk_size):
-            audit.update(images[start : start + chunk_size])
-            bar.advance(task, len(images[start : start + chunk_size]))
 
 
 def _print_summary(result: dict[str, Any]) -> None:

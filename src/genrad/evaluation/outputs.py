@@ -51,7 +51,6 @@ def evaluate_fidelity(
     from genrad.evaluation.qa import SampleQA
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     options = {"feature_set": feature_set, "engine": engine, "workers": workers}
     cache = out / FEATURE_CACHE
@@ -116,10 +115,9 @@ def evaluate_privacy(
 
     if chunk_size < 1:
         raise InputError("chunk_size >= 1", str(chunk_size), "pass a positive chunk size", source="--chunk-size")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    console = console or Console(stderr=True)
     audit = PrivacyAudit(tuple(features), quantile=quantile, max_shift=max_shift, top_k=top_k, n_bootstrap=n_bootstrap, seed=seed)
+    out = Path(out)
+    console = console or Console(stderr=True)
     with console.status(f"fitting the reference ({', '.join(('pixel', *features))}) on {len(train)} training images"):
         audit.fit(train, holdout)
     images = synthetic.images
