@@ -12,7 +12,8 @@ DEMO_PHANTOM = {"n": 600, "size": 28, "dims": 2}
 
 
 def demo_config(data_path: str, *, seed: int = 0) -> RunConfig:
-    """Small budgets: a VAE of at most 600 steps or 3 minutes, the fast feature set, a quick utility protocol.
+    """Small budgets: a VAE of at most 600 steps or 3 minutes, the fast feature set, a privacy audit in
+    pixel and radiomic space (no embedding to train), a quick utility protocol.
 
     The demo keeps every generated image (the per-sample QA still scores and reports them): a model
     trained for a few minutes may have most samples flagged, and the demo must always reach its report.
@@ -27,6 +28,7 @@ def demo_config(data_path: str, *, seed: int = 0) -> RunConfig:
             "generate.filter": False,
             "fidelity.feature_set": "fast",
             "fidelity.n_bootstrap": 50,
+            "privacy.features": ["radiomics"],
             "privacy.n_bootstrap": 200,
             "utility.seeds": 2,
         }
