@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from genrad.cli.evaluate import synthetic_file
 from genrad.errors import InputError
 
 
@@ -34,8 +35,7 @@ def utility(
 
     multiple_list = _floats(multiples, "--multiples")
     real = load(data)
-    if synthetic is not None and synthetic.is_dir():
-        synthetic = synthetic / "synthetic.npz"
+    synthetic = synthetic_file(synthetic) if synthetic is not None else None
     synthetic_split = load(synthetic).train if synthetic is not None else None
     keep = keep_mask_from_manifest(synthetic, qa_column) if synthetic is not None else None
     arm_list = [name.strip() for name in arms.split(",") if name.strip()] if arms is not None else None
