@@ -142,8 +142,8 @@ def dp_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -> d
     train = cohort.train
     work = args.work / "dp"
     arms: dict[str, Any] = {}
-    reference = write_pngs(cohort.test.images, work / "png" / "real_test")
-    floor = frd_v1(write_pngs(train.images, work / "png" / "real_train"), reference)
+    test_pngs = write_pngs(cohort.test.images, work / "png" / "real_test")
+    floor = frd_v1(write_pngs(train.images, work / "png" / "real_train"), test_pngs)
     for name in ("non_private", "dp"):
         run_dir = work / "runs" / name
         if (run_dir / "config.json").exists():
@@ -160,7 +160,7 @@ def dp_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -> d
             model.save(run_dir)
             (run_dir / "benchmark.json").write_text(json.dumps({"train_seconds": seconds}))
         synthetic = sample_like_train(model, train, args.seed)
-        frd = frd_v1(write_pngs(synthetic.images, work / "png" / name), reference)
+        frd = frd_v1(write_pngs(synthetic.images, work / "png" / name), test_pngs)
         utility = run_protocol(
             cohort,
             synthetic,
