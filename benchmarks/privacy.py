@@ -129,8 +129,8 @@ def audit_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -
     part["anchors"]["seconds_per_audit"] = round((time.perf_counter() - started) / 2, 1)
     sources = dict(item.split("=", 1) for item in args.runs) if args.runs else {name: None for name in args.families.split(",")}
     for name, path in sources.items():
-        synthetic = synthetic_from(Path(path) if path else train_family(name, cohort, args), train, args.seed)
-        part["families"][name] = {"source": str(path), **audited(reference, synthetic)}
+        source = Path(path) if path else train_family(name, cohort, args)
+        part["families"][name] = {"source": str(source), **audited(reference, synthetic_from(source, train, args.seed))}
         print(json.dumps({name: part["families"][name]}), file=sys.stderr)
     memoriser = part["anchors"]["planted_memoriser"]
     for entry in part["families"].values():
