@@ -34,3 +34,5 @@ def test_metric_verdicts_compare_with_the_real_floor() -> None:
     assert "indistinguishable" in metric_verdict("c2st_auc", 0.53, 0.51)
     assert "tells synthetic from real" in metric_verdict("c2st_auc", 0.95, 0.5)
     assert metric_verdict("frd", 3.0, None) == ""
+    assert "worse than two real sets" in metric_verdict("kid", 2.5e4, -0.01)
+    assert "as close to real" in metric_verdict("kid", -0.002, -0.01)

@@ -119,7 +119,9 @@ def metric_verdict(name: str, value: float, floor: float | None) -> str:
             return "indistinguishable from real, like two real sets"
         return "a classifier tells synthetic from real" if value > 0.75 else "partly distinguishable from real"
     if name in _LOWER_IS_BETTER:
-        ratio = value / floor if floor else float("inf")
+        if floor <= 0:  # unbiased estimators (KID) can be <= 0 between real sets: no ratio then
+            return "as close to real as two real sets" if value <= 0 else f"worse than two real sets (floor {floor:.3g})"
+        ratio = value / floor
         if ratio <= 1.15:
             return f"as close to real as two real sets ({ratio:.2f}x the floor)"
         return f"{ratio:.2f}x the real floor: synthetic images differ from real"
