@@ -575,6 +575,13 @@ class PrivacyAudit:
             raise InputError("0.5 <= quantile < 1", str(self.quantile), "use e.g. 0.99", source="PrivacyAudit")
         if not 0 < self.duplicate_ncc <= 1:
             raise InputError("0 < duplicate_ncc <= 1", str(self.duplicate_ncc), "use e.g. 0.97", source="PrivacyAudit")
+        if self.n_bootstrap < 1 or not 0 < self.confidence < 1 or self.top_k < 0:
+            raise InputError(
+                "n_bootstrap >= 1, 0 < confidence < 1 and top_k >= 0",
+                f"n_bootstrap={self.n_bootstrap}, confidence={self.confidence}, top_k={self.top_k}",
+                "pass valid settings (e.g. --bootstrap 1000)",
+                source="PrivacyAudit",
+            )
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "spaces_"):
