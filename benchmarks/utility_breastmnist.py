@@ -102,7 +102,9 @@ def synthesise(args: argparse.Namespace, cohort: Any, per_class: dict[int, int])
             model.fit(cohort.train, max_steps=10**9, seed=args.seed, callbacks=[CpuBudget(args.train_minutes)])
             model.save(run_dir)
         origin = {"family": args.family, "options": options, "train_cpu_minutes": args.train_minutes, "run_dir": str(run_dir)}
-    synthetic = generate(model, per_class=per_class, out=args.out / "synthetic", seed=args.seed, progress=True)
+    synthetic = generate(
+        model, per_class=per_class, out=args.out / "synthetic", seed=args.seed, workers=args.workers, progress=True
+    )
     return synthetic.npz_path, {**origin, "per_class": per_class, "source": str(synthetic.npz_path)}
 
 
@@ -186,6 +188,7 @@ def main() -> None:
     parser.add_argument("--pool-margin", type=float, default=1.15, help="extra synthetic images for the QA filter")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator's training and sampling")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="generation processes")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 1x, the small recipe: a smoke test")
     parser.add_argument("--prepare-only", action="store_true", help="stop after training, generation and QA")
     args = parser.parse_args()
