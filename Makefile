@@ -3,6 +3,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.genrad-installed
+# frd-score and pyradiomics open their UTF-8 YAML configs with the locale encoding (ASCII on bare CI images).
+export PYTHONUTF8 := 1
 
 .PHONY: install demo test test-slow benchmarks clean
 

@@ -22,7 +22,7 @@ def _frd_name(name: str) -> str:
 
 @pytest.mark.parametrize("dims", [2, 3])
 def test_frd_v1_settings_are_frd_scores(dims: int) -> None:
-    config = yaml.safe_load(Path(frd.V1_CONFIG_2D if dims == 2 else frd.V1_CONFIG_3D).read_text())
+    config = yaml.safe_load(Path(frd.V1_CONFIG_2D if dims == 2 else frd.V1_CONFIG_3D).read_text(encoding="utf-8"))
     params = FEATURE_SETS["frd_v1"].params(dims)
     assert params["setting"] == config["setting"]
     assert params["imageType"] == {**config["imageType"], "LoG": {"sigma": frd.V1_DEFAULT_LOG_SIGMA}}

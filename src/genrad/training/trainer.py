@@ -182,7 +182,7 @@ class Trainer:
                     info = StepInfo(self.step, losses, self._rate, self._elapsed)
                     status = " ".join(f"{k} {v:.4f}" for k, v in losses.items()) + f"  {self._rate:.0f} img/s"
                     bar.update(task, completed=self.step, status=status)
-                    requested = any(bool(callback(info)) for callback in callbacks)
+                    requested = any([bool(callback(info)) for callback in callbacks])  # call every callback
                     due = self.step % self.checkpoint_every == 0 or time.perf_counter() - last_checkpoint > 60 * self.checkpoint_minutes
                     stop = requested or interrupt.requested or self._done(max_steps, deadline)
                     if due and not stop:
