@@ -37,7 +37,7 @@ COVARIATE = "lesion_diameter_mm"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="real phantom images (70% train)")
+    parser.add_argument("--n", type=int, default=2000, help="real phantom images (70%% train)")
     parser.add_argument("--pool", type=int, default=12000, help="phantom images behind the retrieval generators")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--vae-steps", type=int, default=3000)

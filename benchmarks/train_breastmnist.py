@@ -13,7 +13,7 @@ prediction, Adam, no EMA, no guidance, DDIM sampling in 50 steps.
 Usage::
 
     .venv/bin/python benchmarks/train_breastmnist.py [--minutes 15] [--families vae,gan,diffusion,baseline]
-        [--reference test|val] [--threads 1] [--seed 0] [--out results.json]
+        [--reference test|val] [--threads 1] [--seed 0] [--keep runs/] [--out results.json]
 
 Prints one JSON object (also written to ``--out``). On a shared machine the models can be trained in
 parallel processes (``--families gan --skip-floor --out gan.json`` ...) and combined with
@@ -152,6 +152,8 @@ def run_family(name: str, cohort: Any, args: argparse.Namespace, reference: Path
         model = family(num_classes=cohort.num_classes, spatial_dims=2, **options)
         model.fit(split, max_steps=10**9, seed=args.seed, callbacks=[budget], progress=False)
         steps, batch_size, config = model.step_, model.batch_size, model.config
+        if args.keep:
+            model.save(args.keep / name)
     train_cpu, train_wall = budget.spent(), time.perf_counter() - wall
     labels = class_ratio_labels(split, len(split))
     cpu, wall = time.process_time(), time.perf_counter()
@@ -184,6 +186,8 @@ def main() -> None:
     parser.add_argument("--skip-floor", action="store_true", help="do not compute the real train-vs-reference FRD")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="combine the JSON results of runs made in parallel processes (one family each) and exit")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="save each trained genrad model to KEEP/NAME (for benchmarks/privacy.py and utility_breastmnist.py)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.merge:

@@ -10,6 +10,7 @@ from genrad.models import GAN, VAE, Diffusion
 from genrad.models.blocks import ConditionEmbedding, default_channels
 from genrad.models.diffusion import diffusion_channels
 from genrad.models.gan import _shift, diff_augment
+from genrad.models.vae import LatentPrior
 
 
 def test_diff_augment_is_seeded_differentiable_and_shape_preserving() -> None:
@@ -50,6 +51,25 @@ def test_condition_embedding_adds_covariates() -> None:
     plain = embedding((labels, torch.zeros(2, 2)))
     assert torch.equal(plain, embedding.classes(labels))
     assert not torch.equal(plain, embedding((labels, torch.ones(2, 2))))
+
+
+def test_vae_latent_prior_follows_the_covariates() -> None:
+    """The fitted prior recovers a per-class linear covariate -> latent link and the residual spread."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(2).repeat_interleave(500)
+    covariates = torch.randn((1000, 1), generator=generator)
+    slope = torch.tensor([[1.0, -2.0, 0.0], [0.0, 0.5, 3.0]])  # per class: latent means = slope[y] * c + y
+    mu = slope[labels] * covariates + labels[:, None] + 0.1 * torch.randn((1000, 3), generator=generator)
+    prior = LatentPrior(num_classes=2, latent_dim=3, num_covariates=1)
+    prior.fit(mu, torch.full_like(mu, -10.0), labels, covariates)
+    z = prior.sample(labels, covariates, torch.randn((1000, 3), generator=generator))
+    for k in range(2):
+        rows = labels == k
+        fitted = torch.linalg.lstsq(torch.cat([torch.ones(500, 1), covariates[rows]], dim=1), z[rows]).solution
+        torch.testing.assert_close(fitted[1], slope[k], atol=0.05, rtol=0)
+        torch.testing.assert_close(fitted[0], torch.full((3,), float(k)), atol=0.05, rtol=0)
+    residual = z - slope[labels] * covariates - labels[:, None]
+    assert 0.08 < float(residual.std()) < 0.12
 
 
 def test_vae_kl_annealing_and_temperature() -> None:

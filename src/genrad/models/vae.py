@@ -13,8 +13,8 @@ Opacus can compute per-sample gradients (DP-SGD; see `genrad.training.Trainer`).
 
 Sampling is one decoder pass. With ``latent_prior="class_gaussian"`` (default), z is drawn from a
 Gaussian fitted per class to the encoder's posteriors on the training images after training (ex-post
-density estimation, Ghosh et al. 2020), which removes the mismatch between the aggregate posterior
-and N(0, I) that makes short-trained VAEs produce blurry, class-ambiguous samples. These per-class
+density estimation, Ghosh et al. 2020; its mean is linear in the covariates), which removes the mismatch
+between the aggregate posterior and N(0, I) that makes short-trained VAEs produce blurry, class-ambiguous samples. These per-class
 latent statistics are computed from the raw training data without noise: use ``latent_prior="standard"``
 (z ~ N(0, I)) for differentially private training.
 """
@@ -72,29 +72,42 @@ class VAENet(nn.Module):
 
 
 class LatentPrior(nn.Module):
-    """Per-class Gaussian over z: buffers ``mean`` (K, L) and ``scale_tril`` (K, L, L); N(0, I) until fitted."""
+    """Per-class Gaussian over z whose mean is linear in the covariates: ``z | y, c ~ N(W[y] @ [1, c], S[y] S[y]^T)``.
 
-    def __init__(self, num_classes: int, latent_dim: int) -> None:
+    Buffers ``weight`` (K, 1 + P, L) and ``scale_tril`` (K, L, L); N(0, I) until fitted. With covariates the
+    encoder's posterior means still carry covariate information (the encoder sees the image), so a prior
+    that ignored them would decode every record's image from the same latent distribution and lose the
+    covariate -> image link (a linear-Gaussian conditional density in latent space, cf. Ghosh et al. 2020).
+    """
+
+    def __init__(self, num_classes: int, latent_dim: int, num_covariates: int = 0) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.zeros(num_classes, latent_dim))
+        self.register_buffer("weight", torch.zeros(num_classes, 1 + num_covariates, latent_dim))
         self.register_buffer("scale_tril", torch.eye(latent_dim).repeat(num_classes, 1, 1))
 
-    def sample(self, labels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """``mean[y] + scale_tril[y] @ noise`` for standard-normal `noise` (B, L)."""
-        return self.mean[labels] + (self.scale_tril[labels] @ noise.unsqueeze(-1)).squeeze(-1)
+    def sample(self, labels: torch.Tensor, covariates: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``W[y] @ [1, c] + scale_tril[y] @ noise`` for standard-normal `noise` (B, L)."""
+        design = torch.cat([covariates.new_ones((len(covariates), 1)), covariates], dim=1)
+        mean = torch.einsum("bp,bpl->bl", design, self.weight[labels])
+        return mean + (self.scale_tril[labels] @ noise.unsqueeze(-1)).squeeze(-1)
 
     @torch.no_grad()
-    def fit(self, mu: torch.Tensor, logvar: torch.Tensor, labels: torch.Tensor) -> None:
-        """Moment-match the aggregate posterior of each class: mean of mu, cov(mu) + mean posterior variance."""
-        for k in range(self.mean.shape[0]):
+    def fit(self, mu: torch.Tensor, logvar: torch.Tensor, labels: torch.Tensor, covariates: torch.Tensor) -> None:
+        """Per class: ridge regression of the posterior means on [1, c]; covariance = residual + mean posterior variance."""
+        design = torch.cat([covariates.new_ones((len(covariates), 1)), covariates], dim=1).double()
+        for k in range(self.weight.shape[0]):
             rows = labels == k
-            if int(rows.sum()) < 2:
+            if int(rows.sum()) < design.shape[1] + 1:
                 continue
-            centred = mu[rows] - mu[rows].mean(dim=0)
-            covariance = centred.T @ centred / (len(centred) - 1) + torch.diag(logvar[rows].exp().mean(dim=0))
-            covariance += 1e-4 * torch.eye(len(covariance), device=mu.device)
-            self.mean[k] = mu[rows].mean(dim=0)
-            self.scale_tril[k] = torch.linalg.cholesky(covariance.double()).to(covariance.dtype)
+            a, b = design[rows], mu[rows].double()
+            ridge = 1e-3 * torch.eye(a.shape[1], dtype=a.dtype, device=a.device)
+            ridge[0, 0] = 0.0  # do not shrink the intercept
+            weight = torch.linalg.solve(a.T @ a + ridge, a.T @ b)
+            residual = b - a @ weight
+            covariance = residual.T @ residual / (len(b) - a.shape[1]) + torch.diag(logvar[rows].exp().mean(dim=0).double())
+            covariance += 1e-4 * torch.eye(len(covariance), dtype=covariance.dtype, device=mu.device)
+            self.weight[k] = weight.to(self.weight.dtype)
+            self.scale_tril[k] = torch.linalg.cholesky(covariance).to(self.scale_tril.dtype)
 
 
 class VAE(Generator):
@@ -163,7 +176,7 @@ class VAE(Generator):
         return {
             "vae": VAENet(self.spatial_dims, self.net_shape_[0], self.net_shape_[1:], self.architecture_["channels"],
                           self.latent_dim, self.num_classes, len(self.covariates)),
-            "prior": LatentPrior(self.num_classes, self.latent_dim),
+            "prior": LatentPrior(self.num_classes, self.latent_dim, len(self.covariates)),
         }
 
     def make_optimizers(self, networks: Mapping[str, nn.Module]) -> dict[str, Optimizer]:
@@ -196,11 +209,11 @@ class VAE(Generator):
             _, mu, logvar = net(x, labels, covariates, torch.zeros((len(x), self.latent_dim), device=self.device_))
             moments.append((mu, logvar))
         self.networks_["prior"].fit(torch.cat([m for m, _ in moments]), torch.cat([v for _, v in moments]),
-                                    dataset.tensors[1].to(self.device_))
+                                    dataset.tensors[1].to(self.device_), dataset.tensors[2].to(self.device_))
 
     def _generate(self, labels: torch.Tensor, covariates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         noise = self.temperature * torch.randn((len(labels), self.latent_dim), generator=generator)
-        labels = labels.to(self.device_)
-        z = self.networks_["prior"].sample(labels, noise.to(self.device_))
-        condition = condition_vector(labels, covariates.to(self.device_), self.num_classes)
+        labels, covariates = labels.to(self.device_), covariates.to(self.device_)
+        z = self.networks_["prior"].sample(labels, covariates, noise.to(self.device_))
+        condition = condition_vector(labels, covariates, self.num_classes)
         return self.network("vae").decode(z, condition)
