@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import gaussian_filter
 from sklearn.metrics import roc_auc_score
 
 from genrad.data import load
@@ -69,7 +70,7 @@ def test_nearest_matches_brute_force():
 def test_pixel_space_is_ncc_and_finds_flips_and_shifts():
     rng = np.random.default_rng(1)
     images = torch.tensor(rng.random((5, 1, 20, 20)), dtype=torch.float32)
-    space = PixelSpace(max_shift=2).fit(images)
+    space = PixelSpace(max_shift=2, smooth=0).fit(images)
     references = space.references(images)
     same = nearest(space.queries(images), references)
     np.testing.assert_allclose(same.distance, 0, atol=2e-3)
@@ -112,6 +113,19 @@ def test_phantom_memoriser_caught_and_fresh_draws_not(phantom):
     assert honest["mia_auc"]["ci"][0] < 0.5 < honest["mia_auc"]["ci"][1]
     assert 0.9 < honest["dcr_ratio"]["value"] < 1.1
     assert honest["holdout_duplicates"]["count"] == 0
+
+
+def test_smooth_generator_is_not_called_a_copier(phantom):
+    """Blurred new patients correlate better with training images than textured held-out images do: the
+    raw-pixel rule flags them; smoothing every image and the train/held-out ratio screen do not."""
+    fresh = make_phantom(n=400, size=28, seed=1).train.images
+    blurred = np.stack([gaussian_filter(image, (0, 2, 2)) for image in fresh]).astype(np.float32)
+    raw = PrivacyAudit(features=(), smooth=0, n_bootstrap=20).fit(phantom.train, phantom.test)
+    raw.update(blurred)
+    assert raw.compute()["near_copy_rate"]["close_rate"] > 0.4  # what a distance-only rule would report
+    audited = audit(phantom.train, phantom.test, blurred, features=(), n_bootstrap=200)
+    assert audited["near_copy_rate"]["value"] <= 0.05
+    assert audited["mia_auc"]["ci"][0] < 0.5 < audited["mia_auc"]["ci"][1]
 
 
 def test_breastmnist_memoriser_caught_and_unseen_real_images_not(breastmnist):

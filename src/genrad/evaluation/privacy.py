@@ -5,6 +5,9 @@ that distance with the same statistic for real held-out images, which the model 
 
 - ``pixel`` (always; the primary space): normalised cross-correlation (NCC) of the images, maximised
   over mirror flips and shifts of up to ``max_shift`` pixels, so flipped or shifted copies are caught.
+  Every image (synthetic, training, held-out) is first smoothed with the same Gaussian (``smooth``
+  pixels): without it, a blurry synthetic image correlates better with a textured training image than
+  any textured held-out image does, and smooth generators would be called copiers.
   NCC is the inner product of zero-mean, unit-norm images, so ``sqrt(2 - 2 NCC)`` is their Euclidean
   distance, the pixel-space distance used below;
 - ``embedding``: Euclidean distance between unit vectors of `ContrastiveEmbedding`, an encoder genrad
@@ -18,8 +21,15 @@ Statistics (per space; the top-level figures are the pixel space's):
   networks", PVLDB 11(10)): median over synthetic images of the distance to the nearest training
   image; ``dcr_ratio`` divides it by the median held-out-to-train DCR. Below 1, synthetic images are
   closer to the training set than new patients are: a sign of memorisation.
-- Near-copy flag: a synthetic image is flagged when it is closer to a training image than all but a
-  fraction ``1 - quantile`` of held-out images are (`near_copy_threshold`); near-copy search as in
+- Near-copy flag: a synthetic image is flagged when (a) it is closer to a training image than all but
+  a fraction ``1 - quantile`` of held-out images are (`near_copy_threshold`), and (b) it is specific to
+  the training set: its train/held-out distance ratio ``d(x, train) / d(x, held-out)`` is below all but
+  ``1 - specificity_quantile`` of the same ratio for held-out images (leave-one-out among the held-out
+  set). (a) sets the false-positive rate; (b) is a looser screen (default 0.95, because near-relatives of
+  training images among the held-out set lower some held-out ratios); the
+  train-versus-holdout comparison of Platzer & Reutterer 2021 ("Holdout-based empirical assessment of
+  mixed-type synthetic data", Front. Big Data 4). (b) keeps smooth or generic images, which lie close
+  to every real image and as close to unseen ones, from being called copies. Near-copy search as in
   Somepalli et al. 2023, "Diffusion art or digital forgery?" (CVPR) and, on medical images, Akbar et
   al. 2024, "Beware of diffusion models for synthesizing medical images" (MIDL).
 - Membership inference: the distance-based attack of Chen et al. 2020 ("GAN-Leaks", CCS): a record is
@@ -83,20 +93,23 @@ class Nearest:
     reference_distance: np.ndarray  # (Nr,) distance of each reference to its closest query
 
 
-def nearest(queries: torch.Tensor, references: torch.Tensor) -> Nearest:
+def nearest(queries: torch.Tensor, references: torch.Tensor, exclude: np.ndarray | None = None) -> Nearest:
     """Closest reference of each query, minimised over query variants.
 
     Args:
         queries: ``(Nq, V, D)``: V variants (e.g. mirrored / shifted copies) of each query vector.
         references: ``(Nr, D)``.
+        exclude: ``(Nq,)`` index of a reference each query may not match (itself, for leave-one-out).
     """
     n_variants, dim = queries.shape[1:]
     n_refs = len(references)
     rows = max(1, _MAX_ELEMENTS // (n_variants * max(n_refs, dim)))
     distance, index, variant = [], [], []
     reference_distance = torch.full((n_refs,), math.inf)
-    for chunk in queries.split(rows):
+    for start, chunk in zip(range(0, len(queries), rows), queries.split(rows)):
         pairwise = torch.cdist(chunk.reshape(-1, dim), references).reshape(len(chunk), n_variants, n_refs)
+        if exclude is not None:
+            pairwise[torch.arange(len(chunk)), :, torch.as_tensor(exclude[start : start + len(chunk)])] = math.inf
         best_over_variants, best_variant = pairwise.min(dim=1)
         row_distance, row_index = best_over_variants.min(dim=1)
         distance.append(row_distance)
@@ -111,12 +124,17 @@ def nearest(queries: torch.Tensor, references: torch.Tensor) -> Nearest:
     )
 
 
-def search(space: Space, images: torch.Tensor, references: Sequence[torch.Tensor]) -> list[Nearest]:
-    """`nearest` of `images`, as queries of `space`, among each reference set, in memory-bounded batches."""
+def search(
+    space: Space, images: torch.Tensor, references: Sequence[torch.Tensor], exclude: np.ndarray | None = None
+) -> list[Nearest]:
+    """`nearest` of `images`, as queries of `space`, among each reference set, in memory-bounded batches.
+
+    `exclude` (one reference index per image) applies to every reference set."""
     per_image = math.prod(space.queries(images[:1]).shape[1:])
+    batch = max(1, _MAX_ELEMENTS // per_image)
     parts = [
-        [nearest(queries, reference) for reference in references]
-        for queries in (space.queries(batch) for batch in images.split(max(1, _MAX_ELEMENTS // per_image)))
+        [nearest(queries, reference, None if exclude is None else exclude[start : start + batch]) for reference in references]
+        for start, queries in zip(range(0, len(images), batch), (space.queries(chunk) for chunk in images.split(batch)))
     ]
     return [
         Nearest(
@@ -132,6 +150,28 @@ def search(space: Space, images: torch.Tensor, references: Sequence[torch.Tensor
 def near_copy_threshold(holdout_distance: np.ndarray, quantile: float = 0.99) -> float:
     """Distance below which at most ``1 - quantile`` of held-out images lie (their ``1 - quantile`` quantile)."""
     return float(np.quantile(holdout_distance, 1.0 - quantile))
+
+
+def near_copies(
+    synthetic: np.ndarray, holdout: np.ndarray, quantile: float = 0.99, specificity_quantile: float = 0.95
+) -> np.ndarray:
+    """Near-copy flags of synthetic images, calibrated on held-out images (module docstring, rule (a) and (b)).
+
+    Args:
+        synthetic: ``(Ns, 2)``: per synthetic image, distance to the closest training image and the
+            train/held-out distance ratio.
+        holdout: ``(Nh, 2)``: the same for unseen held-out images (ratio leave-one-out).
+    """
+    close = synthetic[:, 0] < near_copy_threshold(holdout[:, 0], quantile)
+    specific = synthetic[:, 1] < near_copy_threshold(holdout[:, 1], specificity_quantile)
+    return close & specific
+
+
+def near_copy_rate(
+    synthetic: np.ndarray, holdout: np.ndarray, quantile: float = 0.99, specificity_quantile: float = 0.95
+) -> float:
+    """Fraction of `near_copies` (same arguments)."""
+    return float(near_copies(synthetic, holdout, quantile, specificity_quantile).mean())
 
 
 def membership_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
@@ -199,16 +239,19 @@ def _standardise(vectors: torch.Tensor) -> torch.Tensor:
 class PixelSpace:
     """Images as zero-mean unit-norm vectors; queries in every mirror flip and shift of <= max_shift.
 
-    References are cropped by `max_shift` on every side; query variants are same-size windows displaced
-    by up to `max_shift` pixels, so a query-reference inner product is their NCC at that displacement.
+    Images are Gaussian-smoothed (standard deviation `smooth` pixels at working resolution, reflected
+    borders; 0 turns it off). References are cropped by `max_shift` on every side; query variants are
+    same-size windows displaced by up to `max_shift` pixels, so a query-reference inner product is
+    their NCC at that displacement.
     """
 
     name = "pixel"
 
-    def __init__(self, max_shift: int = 2, flip: bool = True, max_side: int = 64) -> None:
+    def __init__(self, max_shift: int = 2, flip: bool = True, max_side: int = 64, smooth: float = 1.0) -> None:
         self.max_shift = max_shift
         self.flip = flip
         self.max_side = max_side
+        self.smooth = smooth
 
     def fit(self, train: torch.Tensor) -> PixelSpace:
         spatial = working_resolution(train[:1], self.max_side).shape[2:]
@@ -225,12 +268,12 @@ class PixelSpace:
         return self
 
     def references(self, images: torch.Tensor) -> torch.Tensor:
-        small = working_resolution(images, self.max_side)
+        small = self._prepare(images)
         window = tuple(slice(self.max_shift, n - self.max_shift) for n in small.shape[2:])
         return _standardise(small[(..., *window)].flatten(1))
 
     def queries(self, images: torch.Tensor) -> torch.Tensor:
-        small, s = working_resolution(images, self.max_side), self.max_shift
+        small, s = self._prepare(images), self.max_shift
         views = []
         for axes, offset in self.variants_:
             window = tuple(slice(s + o, n - s + o) for o, n in zip(offset, small.shape[2:]))
@@ -241,6 +284,16 @@ class PixelSpace:
         """The variant that matched, e.g. ``"flip x, shift (1, 0)"``: the synthetic image, mirrored in x,
         is the training image shifted by 1 pixel along y."""
         return _describe(*self.variants_[variant], self.spatial_dims_)
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        from monai.networks.layers.convutils import gaussian_1d
+        from monai.networks.layers.simplelayers import separable_filtering
+
+        small = working_resolution(images, self.max_side)
+        if not self.smooth:
+            return small
+        kernel = gaussian_1d(torch.tensor(float(self.smooth)), truncated=4.0)
+        return separable_filtering(small, [kernel] * (small.ndim - 2), mode="reflect")
 
 
 class EmbeddingSpace:
@@ -325,12 +378,15 @@ class PrivacyAudit:
         features: feature spaces audited beside the pixel space: ``"embedding"``, ``"radiomics"``.
         quantile: calibration level of the near-copy flag (at most ``1 - quantile`` of unseen held-out
             images are flagged).
+        specificity_quantile: calibration level of the train/held-out distance-ratio screen.
         duplicate_ncc: held-out images at least this correlated with a training image are duplicates.
         max_shift: largest shift (pixels, at working resolution) tried by the pixel space. The pixel
             space tries ``2**d (2 max_shift + 1)**d`` variants per image (d spatial axes): for 3D
             volumes prefer ``max_shift=1`` and a smaller ``max_side`` (e.g. 16).
         flip: also try mirror images (every combination of axes).
         max_side: images whose largest side exceeds this are area-downsampled for pixel / embedding.
+        smooth: Gaussian standard deviation (pixels at working resolution) applied to every image before
+            the pixel-space NCC; 0 compares raw pixels.
         embedding: the encoder of the embedding space (default: `ContrastiveEmbedding(seed=seed)`).
         top_k: closest synthetic/training pairs kept for `plot_pairs`.
         n_bootstrap, confidence: bootstrap resamples and interval level.
@@ -342,10 +398,12 @@ class PrivacyAudit:
         features: Sequence[str] = ("embedding", "radiomics"),
         *,
         quantile: float = 0.99,
+        specificity_quantile: float = 0.95,
         duplicate_ncc: float = 0.97,
         max_shift: int = 2,
         flip: bool = True,
         max_side: int = 64,
+        smooth: float = 1.0,
         embedding: ContrastiveEmbedding | None = None,
         radiomics_feature_set: str = "fast",
         top_k: int = 16,
@@ -355,10 +413,12 @@ class PrivacyAudit:
     ) -> None:
         self.features = tuple(features)
         self.quantile = quantile
+        self.specificity_quantile = specificity_quantile
         self.duplicate_ncc = duplicate_ncc
         self.max_shift = max_shift
         self.flip = flip
         self.max_side = max_side
+        self.smooth = smooth
         self.embedding = embedding
         self.radiomics_feature_set = radiomics_feature_set
         self.top_k = top_k
@@ -373,10 +433,12 @@ class PrivacyAudit:
         return {
             "features": list(self.features),
             "quantile": self.quantile,
+            "specificity_quantile": self.specificity_quantile,
             "duplicate_ncc": self.duplicate_ncc,
             "max_shift": self.max_shift,
             "flip": self.flip,
             "max_side": self.max_side,
+            "smooth": self.smooth,
             "embedding": embedding.config if "embedding" in self.features else None,
             "radiomics_feature_set": self.radiomics_feature_set if "radiomics" in self.features else None,
             "top_k": self.top_k,
@@ -407,9 +469,22 @@ class PrivacyAudit:
                 source="holdout",
             )
         unseen = holdout_images[torch.as_tensor(~self.duplicates_)]
+        if len(unseen) < 2:
+            raise InputError(
+                "at least 2 held-out images that are not copies of training images",
+                f"{len(unseen)} of {len(holdout_images)}",
+                "pass a larger held-out split disjoint from the training split",
+                source="holdout",
+            )
         self.holdout_references_ = [space.references(unseen) for space in self.spaces_]
         self.holdout_distance_ = holdout_distance[~self.duplicates_]
+        itself = np.arange(len(unseen))
+        to_other_holdout = np.stack(
+            [search(s, unseen, [r], exclude=itself)[0].distance for s, r in zip(self.spaces_, self.holdout_references_)], axis=1
+        )
+        self.holdout_ratio_ = _ratio(self.holdout_distance_, to_other_holdout)
         self.thresholds_ = np.array([near_copy_threshold(d, self.quantile) for d in self.holdout_distance_.T])
+        self.ratio_thresholds_ = np.array([near_copy_threshold(r, self.specificity_quantile) for r in self.holdout_ratio_.T])
         self.train_images_ = train_images
         self.data_hashes_ = {"train": hash_arrays(train_images.numpy()), "holdout": hash_arrays(holdout_images.numpy())}
         self.reset()
@@ -419,11 +494,12 @@ class PrivacyAudit:
         """Forget the synthetic images seen so far (the fitted reference is kept)."""
         self._check_fitted()
         self._distance: list[np.ndarray] = []
+        self._ratio: list[np.ndarray] = []
         self._index: list[np.ndarray] = []
         self._variant: list[np.ndarray] = []
         self._member = np.full((len(self.spaces_), len(self.train_images_)), np.inf)
         self._nonmember = np.full((len(self.spaces_), len(self.holdout_distance_)), np.inf)
-        self._pairs: list[tuple[float, int, np.ndarray, int, int]] = []
+        self._pairs: list[tuple[float, int, np.ndarray, int, int, bool]] = []
         self._digest = hashlib.sha256()
         self._seen = 0
 
@@ -437,15 +513,21 @@ class PrivacyAudit:
             found_train, found_holdout = search(space, images, [train_ref, holdout_ref])
             to_train.append(found_train)
             to_holdout.append(found_holdout)
-        self._distance.append(np.stack([n.distance for n in to_train], axis=1))
+        distance = np.stack([n.distance for n in to_train], axis=1)
+        ratio = _ratio(distance, np.stack([n.distance for n in to_holdout], axis=1))
+        self._distance.append(distance)
+        self._ratio.append(ratio)
         self._index.append(np.stack([n.index for n in to_train], axis=1))
         self._variant.append(to_train[0].variant)
         self._member = np.minimum(self._member, np.stack([n.reference_distance for n in to_train]))
         self._nonmember = np.minimum(self._nonmember, np.stack([n.reference_distance for n in to_holdout]))
         pixel = to_train[0]
+        flagged = self._flags(distance[:, 0], ratio[:, 0], 0)
         for i in np.argsort(pixel.distance, kind="stable")[: self.top_k]:
             image = images[i].numpy()
-            self._pairs.append((float(pixel.distance[i]), self._seen + int(i), image, int(pixel.index[i]), int(pixel.variant[i])))
+            self._pairs.append(
+                (float(pixel.distance[i]), self._seen + int(i), image, int(pixel.index[i]), int(pixel.variant[i]), bool(flagged[i]))
+            )
         self._pairs = sorted(self._pairs, key=lambda pair: (pair[0], pair[1]))[: self.top_k]
         self._seen += len(images)
 
@@ -455,8 +537,8 @@ class PrivacyAudit:
         self._check_fitted()
         if not self._seen:
             raise InputError("at least one synthetic image", "none", "call update(synthetic) before compute()", source="PrivacyAudit")
-        synthetic = np.concatenate(self._distance)
-        spaces = {space.name: self._space_summary(k, synthetic[:, k]) for k, space in enumerate(self.spaces_)}
+        synthetic, ratio = np.concatenate(self._distance), np.concatenate(self._ratio)
+        spaces = {space.name: self._space_summary(k, synthetic[:, k], ratio[:, k]) for k, space in enumerate(self.spaces_)}
         pixel = spaces["pixel"]
         return {
             "near_copy_rate": pixel["near_copy_rate"],
@@ -487,10 +569,11 @@ class PrivacyAudit:
     def per_sample(self) -> pd.DataFrame:
         """One row per synthetic image: near-copy flag, NCC, and per space its DCR and nearest training index."""
         self._check_fitted()
-        distance, index = np.concatenate(self._distance), np.concatenate(self._index)
+        distance, ratio, index = np.concatenate(self._distance), np.concatenate(self._ratio), np.concatenate(self._index)
         table: dict[str, np.ndarray] = {
-            "near_copy": distance[:, 0] < self.thresholds_[0],
+            "near_copy": self._flags(distance[:, 0], ratio[:, 0], 0),
             "ncc": 1 - distance[:, 0] ** 2 / 2,
+            "train_holdout_ratio": ratio[:, 0],
         }
         for k, space in enumerate(self.spaces_):
             table[f"dcr_{space.name}"] = distance[:, k]
@@ -511,31 +594,43 @@ class PrivacyAudit:
         for ax in axes.flat:
             ax.set_axis_off()
         threshold = 1 - self.thresholds_[0] ** 2 / 2
-        for k, (distance, synthetic_id, image, train_id, variant) in enumerate(self._pairs):
+        for k, (distance, synthetic_id, image, train_id, variant, flagged) in enumerate(self._pairs):
             left, right = axes[k // per_row, 2 * (k % per_row)], axes[k // per_row, 2 * (k % per_row) + 1]
             left.imshow(_display(image), cmap="gray", vmin=0, vmax=1)
             right.imshow(_display(self.train_images_[train_id].numpy()), cmap="gray", vmin=0, vmax=1)
-            flag = " near-copy" if distance < self.thresholds_[0] else ""
+            flag = " near-copy" if flagged else ""
             left.set_title(f"synthetic {synthetic_id}\nncc {1 - distance**2 / 2:.3f}{flag}", fontsize=7)
             right.set_title(f"train {train_id}\n{self.spaces_[0].describe(variant)}", fontsize=7)
-        figure.suptitle(f"Closest synthetic (left) / training (right) pairs; near-copy when ncc > {threshold:.3f}", fontsize=9)
+        figure.suptitle(
+            f"Closest synthetic (left) / training (right) pairs; near-copy when ncc > {threshold:.3f}"
+            f" and train/held-out distance ratio < {self.ratio_thresholds_[0]:.3f}",
+            fontsize=9,
+        )
         figure.tight_layout()
         path = Path(path)
         with atomic_path(path) as temp:
             figure.savefig(temp, format="png", dpi=110)
         return path
 
-    def _space_summary(self, k: int, synthetic: np.ndarray) -> dict[str, Any]:
+    def _flags(self, distance: np.ndarray, ratio: np.ndarray, k: int) -> np.ndarray:
+        return (distance < self.thresholds_[k]) & (ratio < self.ratio_thresholds_[k])
+
+    def _space_summary(self, k: int, synthetic: np.ndarray, ratio: np.ndarray) -> dict[str, Any]:
         holdout, quantile = self.holdout_distance_[:, k], self.quantile
         members, nonmembers = -self._member[k], -self._nonmember[k]
         threshold = float(self.thresholds_[k])
+        flags = self._flags(synthetic, ratio, k)
+        paired_synthetic, paired_holdout = np.stack([synthetic, ratio], axis=1), np.stack([holdout, self.holdout_ratio_[:, k]], axis=1)
         summary: dict[str, Any] = {
             "near_copy_rate": {
-                "value": float((synthetic < threshold).mean()),
-                "ci": self._ci(lambda s, h: float((s < near_copy_threshold(h, quantile)).mean()), synthetic, holdout),
-                "count": int((synthetic < threshold).sum()),
+                "value": float(flags.mean()),
+                "ci": self._ci(lambda s, h: near_copy_rate(s, h, quantile, self.specificity_quantile), paired_synthetic, paired_holdout),
+                "count": int(flags.sum()),
                 "threshold": threshold,
+                "ratio_threshold": float(self.ratio_thresholds_[k]),
+                "close_rate": float((synthetic < threshold).mean()),
                 "quantile": self.quantile,
+                "specificity_quantile": self.specificity_quantile,
             },
             "dcr": {"value": float(np.median(synthetic)), "ci": self._ci(np.median, synthetic), "holdout": float(np.median(holdout))},
             "dcr_ratio": {
@@ -558,7 +653,7 @@ class PrivacyAudit:
         return bootstrap_ci(statistic, *samples, n_resamples=self.n_bootstrap, confidence=self.confidence, seed=self.seed)
 
     def _make_spaces(self) -> list[Space]:
-        spaces: list[Space] = [PixelSpace(self.max_shift, self.flip, self.max_side)]
+        spaces: list[Space] = [PixelSpace(self.max_shift, self.flip, self.max_side, self.smooth)]
         if "embedding" in self.features:
             spaces.append(EmbeddingSpace(self.embedding or ContrastiveEmbedding(seed=self.seed), self.flip, self.max_side))
         if "radiomics" in self.features:
@@ -571,10 +666,17 @@ class PrivacyAudit:
             raise InputError(
                 f"features among {FEATURE_SPACES}", repr(unknown), "choose listed feature spaces (or none)", source="PrivacyAudit"
             )
-        if not 0.5 <= self.quantile < 1:
-            raise InputError("0.5 <= quantile < 1", str(self.quantile), "use e.g. 0.99", source="PrivacyAudit")
+        if not (0.5 <= self.quantile < 1 and 0.5 <= self.specificity_quantile < 1):
+            raise InputError(
+                "0.5 <= quantile < 1 and 0.5 <= specificity_quantile < 1",
+                f"quantile={self.quantile}, specificity_quantile={self.specificity_quantile}",
+                "use e.g. 0.99 and 0.95",
+                source="PrivacyAudit",
+            )
         if not 0 < self.duplicate_ncc <= 1:
             raise InputError("0 < duplicate_ncc <= 1", str(self.duplicate_ncc), "use e.g. 0.97", source="PrivacyAudit")
+        if self.smooth < 0:
+            raise InputError("smooth >= 0 (pixels)", str(self.smooth), "use e.g. 1.0, or 0 for raw pixels", source="PrivacyAudit")
         if self.n_bootstrap < 1 or not 0 < self.confidence < 1 or self.top_k < 0:
             raise InputError(
                 "n_bootstrap >= 1, 0 < confidence < 1 and top_k >= 0",
@@ -598,6 +700,11 @@ def audit(train: Any, holdout: Any, synthetic: Any, *, chunk_size: int = 512, **
     for chunk in images.split(chunk_size):
         privacy.update(chunk)
     return privacy.compute()
+
+
+def _ratio(to_train: np.ndarray, to_holdout: np.ndarray) -> np.ndarray:
+    """Train/held-out distance ratio (1 when both are 0: an image equal to both is not specific to train)."""
+    return np.where(to_holdout > 0, to_train / np.maximum(to_holdout, 1e-12), np.where(to_train > 0, np.inf, 1.0))
 
 
 def _ncc_to_distance(ncc: float) -> float:
