@@ -87,7 +87,7 @@ def save_npz(cohort: Cohort, path: str | Path) -> Path:
         raise InputError("an output file name ending in .npz", found, "name the output FILE.npz", source=str(path))
     arrays: dict[str, np.ndarray] = {}
     for name, split in cohort.splits.items():
-        arrays[f"{name}_images"] = _medmnist_layout(_compact(split.images))
+        arrays[f"{name}_images"] = medmnist_layout(_compact(split.images))
         arrays[f"{name}_labels"] = split.labels.reshape(-1, 1)
         for prefix, table in ((_CLINICAL, split.clinical), (_TRUTH, split.truth)):
             if table is not None:
@@ -144,7 +144,7 @@ def _channel_first(images: np.ndarray, spatial_dims: int | None, *, name: str, s
     )
 
 
-def _medmnist_layout(images: np.ndarray) -> np.ndarray:
+def medmnist_layout(images: np.ndarray) -> np.ndarray:
     if images.shape[1] == 1:
         return images[:, 0]
     return np.moveaxis(images, 1, -1)

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from genrad import __version__
-from genrad.data.npz import _medmnist_layout
+from genrad.data.npz import medmnist_layout
 from genrad.errors import InputError
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.synthesis.backends import BACKENDS, ModelSource, load_model, run_shards
@@ -200,7 +200,7 @@ def _merge(
     keep = np.concatenate(masks)
     manifest = _manifest(tasks, plan, provenance, keep, fmt, records)
     image_shape = tuple(int(s) for s in model.image_shape)
-    layout = _medmnist_layout(np.empty((0, *image_shape), dtype=np.uint8)).shape[1:]
+    layout = medmnist_layout(np.empty((0, *image_shape), dtype=np.uint8)).shape[1:]
     export_dir = out / f".{fmt}.partial"
     if fmt != "npz":
         shutil.rmtree(export_dir, ignore_errors=True)
@@ -211,7 +211,7 @@ def _merge(
             for task in tasks:
                 mask = keep[task.start : task.start + len(task)]
                 images = read_shard_images(out, task)[mask]
-                member.write(np.ascontiguousarray(_medmnist_layout(images)).tobytes())
+                member.write(np.ascontiguousarray(medmnist_layout(images)).tobytes())
                 if fmt != "npz":
                     _export(export_dir, fmt, images, manifest.iloc[task.start : task.start + len(task)][mask])
                 bar.advance(merging, len(task))
