@@ -145,7 +145,7 @@ def _channel_first(images: np.ndarray, spatial_dims: int | None, *, name: str, s
 
 
 def medmnist_layout(images: np.ndarray) -> np.ndarray:
-    """Channel-first images as MedMNIST stores them: ``(N, H, W[, D])`` for one channel, channels last otherwise."""
+    """Channel-first images as MedMNIST stores them: ``(N, *spatial)`` for one channel, channels last otherwise."""
     if images.shape[1] == 1:
         return images[:, 0]
     return np.moveaxis(images, 1, -1)
