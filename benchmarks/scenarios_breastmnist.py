@@ -3,7 +3,8 @@
 For each seed, `genrad.scenarios.augment.augment` trains the utility protocol's classifier (MONAI
 ResNet-10, `genrad.evaluation.classifier.Classifier` defaults) twice with early stopping on the real
 validation split: ``real`` (real training images only) and ``real+scenarios`` (real + `--copies`
-perturbed copies of the real training images, each with a uniformly drawn cell of the default grid).
+perturbed copies of the pool, each with a uniformly drawn cell of the default grid). The pool is the
+real training split or, with ``--synthetic PATH``, a genrad synthetic set (its ``synthetic.npz``).
 Both are swept over the default grid (11 perturbations x 4 severities) on the real test split.
 
 Reported: the real-only classifier's robustness table (AUC per cell, with the Spearman correlation of
@@ -13,6 +14,7 @@ highest severity for both classifiers. The anchor is the real-only classifier of
 
     python benchmarks/scenarios_breastmnist.py                    # 3 seeds, 2 copies (~30 min on 2 cores)
     python benchmarks/scenarios_breastmnist.py --seeds 0 --quick   # a few minutes
+    python benchmarks/scenarios_breastmnist.py --synthetic OUT/synthetic   # perturb synthetic images
 
 Prints one JSON object.
 """
@@ -58,17 +60,23 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--copies", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="short training recipe, extreme severities only")
+    parser.add_argument("--synthetic", default=None, help="synthetic.npz (or its folder) to perturb instead of the real train split")
     parser.add_argument("--out", default=None, help="keep outputs here (default: a temporary folder)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cohort = load(args.data)
+    pool = None
+    if args.synthetic:
+        path = Path(args.synthetic)
+        pool = load(path / "synthetic.npz" if path.is_dir() else path).train
     seeds = [int(s) for s in args.seeds.split(",")]
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="scenarios_bench_"))
     runs = []
     for seed in seeds:
         start = time.perf_counter()
-        result = augment(cohort, default_grid(), root / f"seed{seed}", seed=seed, copies=args.copies, quick=args.quick, progress=False)
+        result = augment(cohort, default_grid(), root / f"seed{seed}", seed=seed, copies=args.copies, quick=args.quick,
+                         pool=pool, progress=False)
         baseline_cells = json.loads((root / f"seed{seed}" / BASELINE / "stress.json").read_text())
         summary = result["summary"]
         highest = summary["highest_severity"]
@@ -99,6 +107,7 @@ def main() -> None:
         "data": args.data,
         "grid": default_grid().model_dump() if not args.quick else default_grid().quick().model_dump(),
         "copies": args.copies,
+        "pool": args.synthetic or "real train split",
         "quick": args.quick,
         "seeds": seeds,
         "runs": runs,
