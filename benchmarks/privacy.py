@@ -42,7 +42,7 @@ import torch
 
 import genrad.models
 from genrad.data import Split, load
-from genrad.evaluation.privacy import PrivacyAudit
+from genrad.evaluation.privacy import PrivacyAudit, planted_memoriser
 from genrad.evaluation.utility import run_protocol
 from genrad.provenance import versions
 from genrad.training.dp import PRIVATE_SETTINGS, fit_private
@@ -53,24 +53,6 @@ from train_breastmnist import CpuBudget, class_ratio_labels, frd_v1, write_pngs 
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "breastmnist.npz"
 DP_VAE = {"channels": [16, 32, 64, 128], "batch_size": 64, "kl_warmup_steps": 200, **PRIVATE_SETTINGS["vae"]}
-
-
-def memorise(images: np.ndarray, seed: int, noise: float = 0.02) -> np.ndarray:
-    """The planted memoriser: each training image with Gaussian noise, in turn as is, mirrored
-    left-right, mirrored up-down, or shifted by up to 2 pixels (edges replicated)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for k, image in enumerate(images):
-        if k % 4 == 1:
-            image = image[..., ::-1]
-        elif k % 4 == 2:
-            image = image[..., ::-1, :]
-        elif k % 4 == 3:
-            dy, dx = rng.integers(-2, 3, size=2)
-            padded = np.pad(image, ((0, 0), (2, 2), (2, 2)), mode="edge")
-            image = padded[:, 2 + dy : 2 + dy + image.shape[1], 2 + dx : 2 + dx + image.shape[2]]
-        out.append(image + noise * rng.standard_normal(image.shape))
-    return np.clip(np.stack(out), 0, 1).astype(np.float32)
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +106,7 @@ def audit_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -
     train = cohort.train
     part: dict[str, Any] = {"anchors": {}, "families": {}}
     started = time.perf_counter()
-    part["anchors"]["planted_memoriser"] = audited(reference, memorise(train.images, args.seed))
+    part["anchors"]["planted_memoriser"] = audited(reference, planted_memoriser(train.images, seed=args.seed))
     part["anchors"]["real_val"] = audited(reference, cohort.val)
     part["anchors"]["seconds_per_audit"] = round((time.perf_counter() - started) / 2, 1)
     sources = dict(item.split("=", 1) for item in args.runs) if args.runs else {name: None for name in args.families.split(",")}

@@ -19,27 +19,8 @@ from genrad.evaluation.privacy import (
     membership_auc,
     near_copy_threshold,
     nearest,
+    planted_memoriser,
 )
-
-
-def memorise(images: np.ndarray, n: int, *, noise: float, seed: int = 0) -> np.ndarray:
-    """A planted memoriser: training images (each used in turn) with Gaussian noise, and in turn
-    as is, mirrored left-right, mirrored up-down, or shifted by up to 2 pixels (edges replicated)."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(np.resize(np.arange(len(images)), n))
-    out = []
-    for k, index in enumerate(order):
-        image = images[index]
-        if k % 4 == 1:
-            image = image[..., ::-1]
-        elif k % 4 == 2:
-            image = image[..., ::-1, :]
-        elif k % 4 == 3:
-            dy, dx = rng.integers(-2, 3, size=2)
-            padded = np.pad(image, ((0, 0), (2, 2), (2, 2)), mode="edge")
-            image = padded[:, 2 + dy : 2 + dy + image.shape[1], 2 + dx : 2 + dx + image.shape[2]]
-        out.append(image + noise * rng.standard_normal(image.shape))
-    return np.clip(np.stack(out), 0, 1).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +83,7 @@ def test_membership_auc_matches_sklearn_and_bootstrap_is_seeded():
 
 def test_phantom_memoriser_caught_and_fresh_draws_not(phantom):
     train, holdout = phantom.train, phantom.test
-    memoriser = memorise(train.images, len(train), noise=0.05)
+    memoriser = planted_memoriser(train.images, noise=0.05)
     caught = audit(train, holdout, memoriser, features=(), n_bootstrap=200)
     assert caught["near_copy_rate"]["value"] >= 0.99
     assert caught["mia_auc"]["value"] > 0.95 and caught["mia_auc"]["ci"][0] > 0.9
@@ -133,7 +114,7 @@ def test_breastmnist_memoriser_caught_and_unseen_real_images_not(breastmnist):
     privacy = PrivacyAudit(features=(), n_bootstrap=200).fit(train, test)
     # BreastMNIST's test split shares many near-identical images with train: found and set aside
     assert privacy.duplicates_.mean() > 0.25
-    privacy.update(memorise(train.images, len(train), noise=0.02))
+    privacy.update(planted_memoriser(train.images, noise=0.02))
     caught = privacy.compute()
     assert caught["near_copy_rate"]["value"] >= 0.99
     assert caught["mia_auc"]["value"] > 0.95
@@ -154,7 +135,7 @@ def test_breastmnist_memoriser_caught_and_unseen_real_images_not(breastmnist):
 
 def test_streaming_in_chunks_equals_one_pass_and_is_deterministic(phantom, tmp_path):
     train, holdout = phantom.train, phantom.test
-    copies, fresh = memorise(train.images, 150, noise=0.05), make_phantom(n=300, size=28, seed=2).train.images[:150]
+    copies, fresh = planted_memoriser(train.images, 150, noise=0.05), make_phantom(n=300, size=28, seed=2).train.images[:150]
     synthetic = np.concatenate([copies, fresh])
     whole = audit(train, holdout, synthetic, features=(), n_bootstrap=100)
     streamed = PrivacyAudit(features=(), n_bootstrap=100).fit(train, holdout)
@@ -173,7 +154,7 @@ def test_embedding_and_radiomics_spaces(phantom):
     train, holdout = phantom.train.subset(np.arange(150)), phantom.test
     embedding = ContrastiveEmbedding(steps=30, batch_size=64)
     privacy = PrivacyAudit(features=("embedding", "radiomics"), embedding=embedding, n_bootstrap=100).fit(train, holdout)
-    privacy.update(memorise(train.images, len(train), noise=0.02))
+    privacy.update(planted_memoriser(train.images, noise=0.02))
     result = privacy.compute()
     assert list(result["spaces"]) == ["pixel", "embedding", "radiomics"]
     for space in result["spaces"].values():

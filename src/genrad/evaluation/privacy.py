@@ -702,6 +702,27 @@ def audit(train: Any, holdout: Any, synthetic: Any, *, chunk_size: int = 512, **
     return privacy.compute()
 
 
+def planted_memoriser(images: np.ndarray, n: int | None = None, *, noise: float = 0.02, seed: int = 0) -> np.ndarray:
+    """A known copier to check an audit with: `n` training images (each used in turn, shuffled) with
+    Gaussian noise, in turn as is, mirrored left-right, mirrored up-down, or shifted by up to 2 pixels
+    (edges replicated). `images` are 2D, ``(N, C, H, W)`` in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(np.resize(np.arange(len(images)), len(images) if n is None else n))
+    out = []
+    for k, index in enumerate(order):
+        image = images[index]
+        if k % 4 == 1:
+            image = image[..., ::-1]
+        elif k % 4 == 2:
+            image = image[..., ::-1, :]
+        elif k % 4 == 3:
+            dy, dx = rng.integers(-2, 3, size=2)
+            padded = np.pad(image, ((0, 0), (2, 2), (2, 2)), mode="edge")
+            image = padded[:, 2 + dy : 2 + dy + image.shape[1], 2 + dx : 2 + dx + image.shape[2]]
+        out.append(image + noise * rng.standard_normal(image.shape))
+    return np.clip(np.stack(out), 0, 1).astype(np.float32)
+
+
 def _ratio(to_train: np.ndarray, to_holdout: np.ndarray) -> np.ndarray:
     """Train/held-out distance ratio (1 when both are 0: an image equal to both is not specific to train)."""
     return np.where(to_holdout > 0, to_train / np.maximum(to_holdout, 1e-12), np.where(to_train > 0, np.inf, 1.0))
