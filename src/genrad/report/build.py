@@ -205,9 +205,11 @@ def _privacy_section(layout: RunLayout) -> dict[str, Any]:
         rows.append([{"text": name}, {"text": _format(entry), "num": True}, {"text": _format_ci(ci)}])
     section["tables"].append({"caption": "Memorization audit", "columns": ["metric", "value", "95% CI"], "rows": rows})
     section["paragraphs"] = [
-        "A near-copy is a synthetic image closer to a training image than real unseen images typically are "
-        "(threshold calibrated on held-out vs train pairs). A membership-inference AUC near 0.5 means an attacker "
-        "cannot tell training patients from unseen ones using the synthetic data."
+        "A near-copy is a synthetic image closer to a training image than real unseen images are (threshold "
+        "calibrated on held-out vs train pairs, images lightly smoothed) and closer to the training set than to "
+        "the held-out set, relative to unseen images: a blurry image that resembles every patient is not a copy of "
+        "one. A membership-inference AUC near 0.5 means an attacker cannot tell training patients from unseen ones "
+        "using the synthetic data."
     ]
     if layout.pairs_png.exists():
         section["figures"] = [{"src": figures.file_data_uri(str(layout.pairs_png)), "caption": "Closest synthetic / training pairs."}]
