@@ -9,6 +9,11 @@ audit existing generators instead of training. Anchors in the same run: a plante
 images with noise 0.02, flips and shifts; must be caught) and the real val split (real unseen
 images; only its duplicates of train images may be flagged).
 
+Part 0, the flag itself (``--accept``): on the phantom (400 images, 28 px), a planted memoriser, new
+patients (an independent phantom draw) and the same new patients blurred (a smooth generator), with
+the default audit and with the raw-pixel rule (``smooth=0``); on BreastMNIST, planted memorisers and
+the val images that are not duplicates of a training image. Pixel space only.
+
 Part 2, DP (``--dp``): the VAE is trained twice with the same configuration and number of steps,
 without and with DP-SGD (``--epsilon``), then compared on fidelity (FRD v1 of frd-score to the test
 split, anchored by the real train-vs-test FRD, as in `train_breastmnist.py`), utility
@@ -17,7 +22,7 @@ on real + synthetic, tested on the real test split, over ``--utility-seeds`` see
 
 Usage::
 
-    .venv/bin/python benchmarks/privacy.py [--audit] [--dp] [--minutes 10] [--runs vae=runs/vae ...]
+    .venv/bin/python benchmarks/privacy.py [--accept] [--audit] [--dp] [--minutes 10] [--runs vae=runs/vae ...]
         [--epsilon 10] [--dp-steps 1000] [--work bench_privacy] [--threads 1] [--out results.json]
     # train the families in parallel first (each into --work/runs/NAME), then audit them all:
     .venv/bin/python benchmarks/privacy.py --train-only --families gan --minutes 10
@@ -177,9 +182,51 @@ def dp_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -> d
     }
 
 
+def figures(result: dict[str, Any]) -> dict[str, Any]:
+    """Near-copy rate, MIA AUC and DCR ratio with their intervals, and the distance-only flag rate."""
+    out = {key: {"value": round(result[key]["value"], 4), "ci": [round(v, 4) for v in result[key]["ci"]]}
+           for key in ("near_copy_rate", "mia_auc", "dcr_ratio")}
+    out["close_rate"] = round(result["near_copy_rate"]["close_rate"], 4)
+    return out
+
+
+def accept_part(cohort: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Part 0 (module docstring)."""
+    from scipy.ndimage import gaussian_filter
+
+    from genrad.data.phantom import make_phantom
+
+    part: dict[str, Any] = {}
+    phantom = make_phantom(n=400, size=28, seed=0)
+    fresh = make_phantom(n=400, size=28, seed=1).train.images
+    blurred = np.stack([gaussian_filter(image, (0, 2, 2)) for image in fresh]).astype(np.float32)
+    for rule, smooth in (("default", 1.0), ("raw_pixels", 0.0)):
+        audit = PrivacyAudit(features=(), smooth=smooth, n_bootstrap=args.bootstrap, seed=args.seed).fit(phantom.train, phantom.test)
+        sets = {"memoriser_noise0.05": planted_memoriser(phantom.train.images, noise=0.05, seed=args.seed),
+                "new_patients": fresh, "new_patients_blurred": blurred}
+        for name, images in sets.items():
+            audit.reset()
+            audit.update(images)
+            part[f"phantom/{rule}/{name}"] = figures(audit.compute())
+    audit = PrivacyAudit(features=(), n_bootstrap=args.bootstrap, seed=args.seed).fit(cohort.train, cohort.test)
+    part["breastmnist/test_duplicates"] = round(float(audit.duplicates_.mean()), 4)
+    for noise in (0.02, 0.03):
+        audit.reset()
+        audit.update(planted_memoriser(cohort.train.images, noise=noise, seed=args.seed))
+        part[f"breastmnist/memoriser_noise{noise}"] = figures(audit.compute())
+    audit.reset()
+    audit.update(cohort.val.images)
+    unseen = (audit.per_sample()["ncc"] < audit.duplicate_ncc).to_numpy()
+    audit.reset()
+    audit.update(cohort.val.images[unseen])
+    part["breastmnist/val_unseen"] = {"n": int(unseen.sum()), **figures(audit.compute())}
+    return part
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--accept", action="store_true", help="the near-copy flag on planted memorisers and smooth images (part 0)")
     parser.add_argument("--audit", action="store_true", help="audit every family (part 1)")
     parser.add_argument("--dp", action="store_true", help="non-private vs DP VAE (part 2)")
     parser.add_argument("--families", default="vae,gan,diffusion")
@@ -208,13 +255,16 @@ def main() -> None:
         "data": str(args.data),
         "versions": versions(),
     }
-    started = time.perf_counter()
-    reference = PrivacyAudit(n_bootstrap=args.bootstrap, seed=args.seed).fit(cohort.train, cohort.test)
-    results["audit_reference_seconds"] = round(time.perf_counter() - started, 1)
-    if args.audit or not args.dp:
-        results["audit"] = audit_part(cohort, reference, args)
-    if args.dp:
-        results["dp"] = dp_part(cohort, reference, args)
+    if args.accept:
+        results["accept"] = accept_part(cohort, args)
+    if args.audit or args.dp or not args.accept:
+        started = time.perf_counter()
+        reference = PrivacyAudit(n_bootstrap=args.bootstrap, seed=args.seed).fit(cohort.train, cohort.test)
+        results["audit_reference_seconds"] = round(time.perf_counter() - started, 1)
+        if args.audit or not args.dp:
+            results["audit"] = audit_part(cohort, reference, args)
+        if args.dp:
+            results["dp"] = dp_part(cohort, reference, args)
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.write_text(text + "\n")
