@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="short training recipe, extreme severities only")
     parser.add_argument("--synthetic", default=None, help="synthetic.npz (or its folder) to perturb instead of the real train split")
+    parser.add_argument("--pool-size", type=int, default=None, help="a seeded random subset of the synthetic pool (default: all of it)")
     parser.add_argument("--out", default=None, help="keep outputs here (default: a temporary folder)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -70,6 +71,8 @@ def main() -> None:
     if args.synthetic:
         path = Path(args.synthetic)
         pool = load(path / "synthetic.npz" if path.is_dir() else path).train
+        if args.pool_size is not None and args.pool_size < len(pool):
+            pool = pool.subset(np.sort(np.random.default_rng(0).choice(len(pool), args.pool_size, replace=False)))
     seeds = [int(s) for s in args.seeds.split(",")]
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="scenarios_bench_"))
     runs = []
@@ -108,6 +111,7 @@ def main() -> None:
         "grid": default_grid().model_dump() if not args.quick else default_grid().quick().model_dump(),
         "copies": args.copies,
         "pool": args.synthetic or "real train split",
+        "pool_size": len(pool) if pool is not None else len(cohort.train),
         "quick": args.quick,
         "seeds": seeds,
         "runs": runs,
