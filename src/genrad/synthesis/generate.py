@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -312,5 +313,6 @@ def _progress(enabled: bool) -> Progress:
         MofNCompleteColumn(),
         _ImagesPerSecond(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
         disable=not enabled,
     )
