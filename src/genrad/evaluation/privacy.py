@@ -21,15 +21,15 @@ Statistics (per space; the top-level figures are the pixel space's):
   networks", PVLDB 11(10)): median over synthetic images of the distance to the nearest training
   image; ``dcr_ratio`` divides it by the median held-out-to-train DCR. Below 1, synthetic images are
   closer to the training set than new patients are: a sign of memorisation.
-- Near-copy flag: a synthetic image is flagged when (a) it is closer to a training image than all but
-  a fraction ``1 - quantile`` of held-out images are (`near_copy_threshold`), and (b) it is specific to
-  the training set: its train/held-out distance ratio ``d(x, train) / d(x, held-out)`` is below all but
-  ``1 - specificity_quantile`` of the same ratio for held-out images (leave-one-out among the held-out
-  set). (a) sets the false-positive rate; (b) is a looser screen (default 0.95, because near-relatives of
-  training images among the held-out set lower some held-out ratios); the
-  train-versus-holdout comparison of Platzer & Reutterer 2021 ("Holdout-based empirical assessment of
-  mixed-type synthetic data", Front. Big Data 4). (b) keeps smooth or generic images, which lie close
-  to every real image and as close to unseen ones, from being called copies. Near-copy search as in
+- Near-copy flag (`near_copies`): a synthetic image is flagged when (a) it is closer to a training
+  image than all but a fraction ``1 - quantile`` of held-out images are (`near_copy_threshold`), and
+  (b) it is specific to the training set: its train/held-out distance ratio ``d(x, train) /
+  d(x, held-out)`` is below all but ``1 - specificity_quantile`` of the same ratio for held-out images
+  (leave-one-out among them), the train-versus-holdout comparison of Platzer & Reutterer 2021
+  ("Holdout-based empirical assessment of mixed-type synthetic data", Front. Big Data 4). (a) sets
+  the false-positive rate; (b) keeps smooth or generic images, which lie as close to unseen patients
+  as to training ones, from being called copies. (b) is a looser screen (default 0.95): held-out
+  images with a near-relative in the training set have low ratios themselves. Near-copy search as in
   Somepalli et al. 2023, "Diffusion art or digital forgery?" (CVPR) and, on medical images, Akbar et
   al. 2024, "Beware of diffusion models for synthesizing medical images" (MIDL).
 - Membership inference: the distance-based attack of Chen et al. 2020 ("GAN-Leaks", CCS): a record is
@@ -613,14 +613,18 @@ class PrivacyAudit:
         return path
 
     def _flags(self, distance: np.ndarray, ratio: np.ndarray, k: int) -> np.ndarray:
-        return (distance < self.thresholds_[k]) & (ratio < self.ratio_thresholds_[k])
+        return near_copies(np.stack([distance, ratio], axis=1), self._holdout_pairs(k), self.quantile, self.specificity_quantile)
+
+    def _holdout_pairs(self, k: int) -> np.ndarray:
+        """``(Nh, 2)``: each unseen held-out image's distance to train and its train/held-out ratio (space k)."""
+        return np.stack([self.holdout_distance_[:, k], self.holdout_ratio_[:, k]], axis=1)
 
     def _space_summary(self, k: int, synthetic: np.ndarray, ratio: np.ndarray) -> dict[str, Any]:
         holdout, quantile = self.holdout_distance_[:, k], self.quantile
         members, nonmembers = -self._member[k], -self._nonmember[k]
         threshold = float(self.thresholds_[k])
         flags = self._flags(synthetic, ratio, k)
-        paired_synthetic, paired_holdout = np.stack([synthetic, ratio], axis=1), np.stack([holdout, self.holdout_ratio_[:, k]], axis=1)
+        paired_synthetic, paired_holdout = np.stack([synthetic, ratio], axis=1), self._holdout_pairs(k)
         summary: dict[str, Any] = {
             "near_copy_rate": {
                 "value": float(flags.mean()),
