@@ -13,10 +13,10 @@ Opacus can compute per-sample gradients (DP-SGD; see `genrad.training.Trainer`).
 
 Sampling is one decoder pass. With ``latent_prior="class_gaussian"`` (default), z is drawn from a
 Gaussian fitted per class to the encoder's posteriors on the training images after training (ex-post
-density estimation, Ghosh et al. 2020; its mean is linear in the covariates), which removes the mismatch
-between the aggregate posterior and N(0, I) that makes short-trained VAEs produce blurry, class-ambiguous samples. These per-class
-latent statistics are computed from the raw training data without noise: use ``latent_prior="standard"``
-(z ~ N(0, I)) for differentially private training.
+density estimation, Ghosh et al. 2020; its mean is linear in the covariates), which removes the
+mismatch between the aggregate posterior and N(0, I) that makes short-trained VAEs produce blurry,
+class-ambiguous samples. These per-class latent statistics are computed from the raw training data
+without noise: use ``latent_prior="standard"`` (z ~ N(0, I)) for differentially private training.
 """
 
 from __future__ import annotations
