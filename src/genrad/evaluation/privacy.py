@@ -133,7 +133,10 @@ def search(
     per_image = math.prod(space.queries(images[:1]).shape[1:])
     batch = max(1, _MAX_ELEMENTS // per_image)
     parts = [
-        [nearest(queries, reference, None if exclude is None else exclude[start : start + batch]) for reference in references]
+        [
+            nearest(queries, reference, None if exclude is None else exclude[start : start + batch])
+            for reference in references
+        ]
         for start, queries in zip(range(0, len(images), batch), (space.queries(chunk) for chunk in images.split(batch)))
     ]
     return [
@@ -480,7 +483,8 @@ class PrivacyAudit:
         self.holdout_distance_ = holdout_distance[~self.duplicates_]
         itself = np.arange(len(unseen))
         to_other_holdout = np.stack(
-            [search(s, unseen, [r], exclude=itself)[0].distance for s, r in zip(self.spaces_, self.holdout_references_)], axis=1
+            [search(s, unseen, [r], exclude=itself)[0].distance for s, r in zip(self.spaces_, self.holdout_references_)],
+            axis=1,
         )
         self.holdout_ratio_ = _ratio(self.holdout_distance_, to_other_holdout)
         self.thresholds_ = np.array([near_copy_threshold(d, self.quantile) for d in self.holdout_distance_.T])
@@ -526,7 +530,8 @@ class PrivacyAudit:
         for i in np.argsort(pixel.distance, kind="stable")[: self.top_k]:
             image = images[i].numpy()
             self._pairs.append(
-                (float(pixel.distance[i]), self._seen + int(i), image, int(pixel.index[i]), int(pixel.variant[i]), bool(flagged[i]))
+                (float(pixel.distance[i]), self._seen + int(i), image, int(pixel.index[i]), int(pixel.variant[i]),
+                 bool(flagged[i]))
             )
         self._pairs = sorted(self._pairs, key=lambda pair: (pair[0], pair[1]))[: self.top_k]
         self._seen += len(images)
@@ -613,7 +618,8 @@ class PrivacyAudit:
         return path
 
     def _flags(self, distance: np.ndarray, ratio: np.ndarray, k: int) -> np.ndarray:
-        return near_copies(np.stack([distance, ratio], axis=1), self._holdout_pairs(k), self.quantile, self.specificity_quantile)
+        synthetic = np.stack([distance, ratio], axis=1)
+        return near_copies(synthetic, self._holdout_pairs(k), self.quantile, self.specificity_quantile)
 
     def _holdout_pairs(self, k: int) -> np.ndarray:
         """``(Nh, 2)``: each unseen held-out image's distance to train and its train/held-out ratio (space k)."""
@@ -628,7 +634,9 @@ class PrivacyAudit:
         summary: dict[str, Any] = {
             "near_copy_rate": {
                 "value": float(flags.mean()),
-                "ci": self._ci(lambda s, h: near_copy_rate(s, h, quantile, self.specificity_quantile), paired_synthetic, paired_holdout),
+                "ci": self._ci(
+                    lambda s, h: near_copy_rate(s, h, quantile, self.specificity_quantile), paired_synthetic, paired_holdout
+                ),
                 "count": int(flags.sum()),
                 "threshold": threshold,
                 "ratio_threshold": float(self.ratio_thresholds_[k]),
@@ -680,7 +688,9 @@ class PrivacyAudit:
         if not 0 < self.duplicate_ncc <= 1:
             raise InputError("0 < duplicate_ncc <= 1", str(self.duplicate_ncc), "use e.g. 0.97", source="PrivacyAudit")
         if self.smooth < 0:
-            raise InputError("smooth >= 0 (pixels)", str(self.smooth), "use e.g. 1.0, or 0 for raw pixels", source="PrivacyAudit")
+            raise InputError(
+                "smooth >= 0 (pixels)", str(self.smooth), "use e.g. 1.0, or 0 for raw pixels", source="PrivacyAudit"
+            )
         if self.n_bootstrap < 1 or not 0 < self.confidence < 1 or self.top_k < 0:
             raise InputError(
                 "n_bootstrap >= 1, 0 < confidence < 1 and top_k >= 0",
