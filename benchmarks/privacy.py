@@ -182,12 +182,9 @@ def dp_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -> d
     }
 
 
-def figures(result: dict[str, Any]) -> dict[str, Any]:
-    """Near-copy rate, MIA AUC and DCR ratio with their intervals, and the distance-only flag rate."""
-    out = {key: {"value": round(result[key]["value"], 4), "ci": [round(v, 4) for v in result[key]["ci"]]}
-           for key in ("near_copy_rate", "mia_auc", "dcr_ratio")}
-    out["close_rate"] = round(result["near_copy_rate"]["close_rate"], 4)
-    return out
+def with_close_rate(result: dict[str, Any]) -> dict[str, Any]:
+    """`summary`, plus the share of images a distance-only rule would flag (no train/held-out ratio screen)."""
+    return {**summary(result), "close_rate": round(result["near_copy_rate"]["close_rate"], 4)}
 
 
 def accept_part(cohort: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -207,19 +204,19 @@ def accept_part(cohort: Any, args: argparse.Namespace) -> dict[str, Any]:
         for name, images in sets.items():
             audit.reset()
             audit.update(images)
-            part[f"phantom/{rule}/{name}"] = figures(audit.compute())
+            part[f"phantom/{rule}/{name}"] = with_close_rate(audit.compute())
     audit = PrivacyAudit(features=(), n_bootstrap=args.bootstrap, seed=args.seed).fit(cohort.train, cohort.test)
     part["breastmnist/test_duplicates"] = round(float(audit.duplicates_.mean()), 4)
     for noise in (0.02, 0.03):
         audit.reset()
         audit.update(planted_memoriser(cohort.train.images, noise=noise, seed=args.seed))
-        part[f"breastmnist/memoriser_noise{noise}"] = figures(audit.compute())
+        part[f"breastmnist/memoriser_noise{noise}"] = with_close_rate(audit.compute())
     audit.reset()
     audit.update(cohort.val.images)
     unseen = (audit.per_sample()["ncc"] < audit.duplicate_ncc).to_numpy()
     audit.reset()
     audit.update(cohort.val.images[unseen])
-    part["breastmnist/val_unseen"] = {"n": int(unseen.sum()), **figures(audit.compute())}
+    part["breastmnist/val_unseen"] = {"n": int(unseen.sum()), **with_close_rate(audit.compute())}
     return part
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from genrad.cli.evaluate import synthetic_file
 from genrad.data import load
 from genrad.scenarios import default_grid
 from genrad.scenarios.augment import AUGMENTED, BASELINE, augment
@@ -69,8 +70,7 @@ def main() -> None:
     cohort = load(args.data)
     pool = None
     if args.synthetic:
-        path = Path(args.synthetic)
-        pool = load(path / "synthetic.npz" if path.is_dir() else path).train
+        pool = load(synthetic_file(Path(args.synthetic))).train
         if args.pool_size is not None and args.pool_size < len(pool):
             pool = pool.subset(np.sort(np.random.default_rng(0).choice(len(pool), args.pool_size, replace=False)))
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 import genrad.models
+from genrad.cli.evaluate import synthetic_file
 from genrad.data import load
 from genrad.evaluation.utility import (
     MULTIPLES,
@@ -85,7 +86,7 @@ def feasible(arms: list[Arm], cohort: Any, pool: Any, keep: np.ndarray | None) -
 def synthesise(args: argparse.Namespace, cohort: Any, per_class: dict[int, int]) -> tuple[Path, dict[str, Any]]:
     """The synthetic pool's npz path and how it was made (trained / loaded / given)."""
     if args.synthetic is not None:
-        path = args.synthetic / "synthetic.npz" if args.synthetic.is_dir() else args.synthetic
+        path = synthetic_file(args.synthetic)
         return path, {"source": str(path)}
     from genrad.synthesis import generate
 
