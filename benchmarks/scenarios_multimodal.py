@@ -6,7 +6,12 @@ Real data: the phantom (lesion diameter drives the drawn lesion). Clinical recor
 - ``retrieval``: a truth-conditioned reference, phantom images of the requested class and nearest
   diameter from an independent phantom draw (`RetrievalGenerator`): should pass;
 - ``class_only``: the same pool, ignoring the records: should fail;
-- ``vae``: a genrad `VAE` trained on the real training split with ``covariates=("lesion_diameter_mm",)``.
+- ``vae``: a genrad `VAE` trained on the real training split with ``covariates=("lesion_diameter_mm",)``;
+- ``diffusion``: a genrad `Diffusion` trained the same way (``--diffusion-steps``, sampled with
+  ``--guidance``; 1 = the conditional model without classifier-free guidance, which would exaggerate
+  the covariate's effect).
+
+``--load NAME=RUN_DIR`` uses a saved model instead of training one (e.g. a run kept with ``--keep``).
 
 For each generator and seed, `multimodal_fidelity` reports the within-class Spearman correlation of
 lesion diameter with the radiomic feature chosen on the real validation split, real vs synthetic, the
@@ -14,6 +19,7 @@ difference interval, and the shuffled-pairs control; plus the SDMetrics table sc
 
     python benchmarks/scenarios_multimodal.py                        # 5 seeds, VAE 3000 steps
     python benchmarks/scenarios_multimodal.py --seeds 0 --vae-steps 300   # quick
+    python benchmarks/scenarios_multimodal.py --vae-steps 0 --diffusion-steps 2500 --keep runs/
 
 Prints one JSON object.
 """
@@ -26,8 +32,12 @@ import json
 import platform
 import time
 
+from pathlib import Path
+
 import numpy as np
 import torch
+
+import genrad.models
 
 from genrad.data.phantom import make_phantom
 from genrad.scenarios.multimodal import ClinicalSynthesizer, RetrievalGenerator, generate_pairs, multimodal_fidelity
@@ -40,7 +50,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="real phantom images (70%% train)")
     parser.add_argument("--pool", type=int, default=12000, help="phantom images behind the retrieval generators")
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--vae-steps", type=int, default=3000)
+    parser.add_argument("--vae-steps", type=int, default=3000, help="0: no VAE")
+    parser.add_argument("--diffusion-steps", type=int, default=0, help="0: no diffusion model")
+    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the diffusion sampler")
+    parser.add_argument("--sampling-steps", type=int, default=None, help="diffusion sampler steps (default: the model's)")
+    parser.add_argument("--load", action="append", default=[], metavar="NAME=RUN_DIR",
+                        help="use a saved model for NAME (vae or diffusion) instead of training it")
+    parser.add_argument("--keep", type=Path, default=None, help="save each trained model to KEEP/NAME")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,12 +68,21 @@ def main() -> None:
         "retrieval": RetrievalGenerator(pool, [COVARIATE]),
         "class_only": RetrievalGenerator(pool, [COVARIATE], use_covariates=False),
     }
-    if args.vae_steps:
-        from genrad.models import VAE
-
-        generators["vae"] = VAE(num_classes=real.num_classes, covariates=(COVARIATE,)).fit(
-            real.train, max_steps=args.vae_steps, seed=0, progress=False
-        )
+    loaded = dict(item.split("=", 1) for item in args.load)
+    for name, steps in (("vae", args.vae_steps), ("diffusion", args.diffusion_steps)):
+        if name in loaded:
+            generators[name] = genrad.models.load(loaded[name])
+        elif steps:
+            family = genrad.models.Generator.registry[name]
+            generators[name] = family(num_classes=real.num_classes, covariates=(COVARIATE,)).fit(
+                real.train, max_steps=steps, seed=0, progress=False
+            )
+            if args.keep:
+                generators[name].save(args.keep / name)
+    if "diffusion" in generators:
+        generators["diffusion"].guidance_scale = args.guidance
+        if args.sampling_steps:
+            generators["diffusion"].num_inference_steps = args.sampling_steps
     training_seconds = time.perf_counter() - start
     pairs = None
     results: dict[str, list[dict]] = {name: [] for name in generators}
@@ -91,6 +116,10 @@ def main() -> None:
         "machine": {"threads": torch.get_num_threads(), "platform": platform.platform(), "gpu": torch.cuda.is_available()},
         "real": {"n": args.n, "train": len(real.train), "pairs": pairs},
         "vae_steps": args.vae_steps,
+        "diffusion_steps": args.diffusion_steps,
+        "guidance": args.guidance,
+        "sampling_steps": getattr(generators.get("diffusion"), "num_inference_steps", None),
+        "loaded": loaded,
         "training_seconds": round(training_seconds, 1),
         "summary": summary,
         "runs": results,
