@@ -7,9 +7,9 @@ Real data: the phantom (lesion diameter drives the drawn lesion). Clinical recor
   diameter from an independent phantom draw (`RetrievalGenerator`): should pass;
 - ``class_only``: the same pool, ignoring the records: should fail;
 - ``vae``: a genrad `VAE` trained on the real training split with ``covariates=("lesion_diameter_mm",)``;
-- ``diffusion``: a genrad `Diffusion` trained the same way (``--diffusion-steps``, sampled with
-  ``--guidance``; 1 = the conditional model without classifier-free guidance, which would exaggerate
-  the covariate's effect).
+- ``diffusion``: a genrad `Diffusion` trained the same way (``--diffusion-steps``), sampled with
+  ``--guidance`` (1, the default, is the conditional model alone; classifier-free guidance above 1
+  strengthens the covariate's effect: on the phantom 1.5 over-states the real link, 1.25 matches it).
 
 ``--load NAME=RUN_DIR`` uses a saved model instead of training one (e.g. a run kept with ``--keep``).
 
@@ -31,14 +31,12 @@ import datetime as dt
 import json
 import platform
 import time
-
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import genrad.models
-
 from genrad.data.phantom import make_phantom
 from genrad.scenarios.multimodal import ClinicalSynthesizer, RetrievalGenerator, generate_pairs, multimodal_fidelity
 
@@ -59,6 +57,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="save each trained model to KEEP/NAME")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    loaded = dict(item.split("=", 1) for item in args.load if "=" in item)
+    if len(loaded) != len(args.load) or not set(loaded) <= {"vae", "diffusion"}:
+        parser.error(f"--load: expected NAME=RUN_DIR with NAME vae or diffusion, found {args.load}")
     torch.set_num_threads(args.threads)
     real = make_phantom(n=args.n, seed=0)
     pool = make_phantom(n=args.pool, seed=7).train
@@ -68,7 +69,6 @@ def main() -> None:
         "retrieval": RetrievalGenerator(pool, [COVARIATE]),
         "class_only": RetrievalGenerator(pool, [COVARIATE], use_covariates=False),
     }
-    loaded = dict(item.split("=", 1) for item in args.load)
     for name, steps in (("vae", args.vae_steps), ("diffusion", args.diffusion_steps)):
         if name in loaded:
             generators[name] = genrad.models.load(loaded[name])
