@@ -274,7 +274,6 @@ def main() -> None:
         reference = write_pngs(cohort[args.reference].images, work / f"real_{args.reference}")
         if not args.skip_floor:
             results["anchors"] = anchors(cohort, reference, work, args.blur)
-            results["real_floor_frd"] = results["anchors"]["real_floor"]["frd"]
         for name in args.families.split(","):
             results["families"][name] = run_family(name, cohort, args, reference, work)
             if "anchors" in results:
@@ -297,7 +296,7 @@ def merge(paths: list[Path]) -> dict[str, Any]:
             raise SystemExit(f"cannot merge runs with different budgets or reference splits: {paths}")
         merged["families"].update(run["families"])
         if "anchors" in run:
-            merged["anchors"], merged["real_floor_frd"] = run["anchors"], run["real_floor_frd"]
+            merged["anchors"] = run["anchors"]
     for result in merged["families"].values():
         add_floor_ratios(result, merged["anchors"]["real_floor"])
     merged["summary"] = summarise(merged)

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
 from rich.progress import Progress, TimeElapsedColumn
 from scipy import stats
 
@@ -39,6 +38,7 @@ from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
 from genrad.evaluation.classification import classification_metrics
 from genrad.evaluation.classifier import Classifier
+from genrad.progress import progress_bar
 from genrad.provenance import hash_arrays, versions, write_json
 from genrad.training.seeding import derive_seed
 
@@ -243,7 +243,7 @@ def run_protocol(
     jobs = [(seed, arm) for seed in seed_list for arm in arm_list]
     context = _Context(real, synthetic, keep_mask, recipe_config, hashes, device)
     cache = Path(cache_dir) if cache_dir is not None else None
-    with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=Console(stderr=True), disable=not progress) as bar:
+    with progress_bar(*Progress.get_default_columns(), TimeElapsedColumn(), disable=not progress) as bar:
         task = bar.add_task("utility", total=len(jobs))
         for seed, arm in jobs:
             bar.update(task, description=f"{arm.name} seed {seed}")

@@ -98,8 +98,9 @@ def extract_chunk(
 def _run_chunks(
     volumes: Volumes, feature_set: FeatureSet, engine: str, workers: int, cache: Path | None, progress: bool
 ) -> tuple[list[str], np.ndarray]:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    from genrad.progress import progress_bar
 
     n = len(volumes)
     size = max(1, min(CHUNK_SIZE[engine], -(-n // workers)))
@@ -110,7 +111,7 @@ def _run_chunks(
         done = {b: stored for b in bounds if (stored := _load_part(cache, b)) is not None}
     todo = [b for b in bounds if b not in done]
     columns = [TextColumn(f"radiomics ({engine}, {feature_set.name})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
+    with progress_bar(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task("images", total=n, completed=sum(stop - start for start, stop in done))
 
         def finish(b: tuple[int, int], result: tuple[list[str], np.ndarray]) -> None:

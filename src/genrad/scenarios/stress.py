@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from scipy.stats import rankdata
 
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
 from genrad.evaluation.classification import classification_metrics
+from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.scenarios.grid import Grid
 from genrad.scenarios.perturbations import PERTURBATIONS, perturb
@@ -142,7 +142,7 @@ def evaluate_grid(
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     cells = [(CLEAN, 0.0), *grid.cells()]
     columns = [TextColumn("stress {task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
+    with progress_bar(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task("", total=len(cells))
         for perturbation, severity in cells:
             bar.update(task, description=f"{perturbation} {severity:g}")

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from genrad import __version__
 from genrad.data.npz import medmnist_layout
 from genrad.errors import InputError
+from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.synthesis.backends import BACKENDS, ModelSource, load_model, run_shards
 from genrad.synthesis.dataset import CLINICAL_PREFIX, MANIFEST, MANIFEST_CSV, NPZ, PLAN, RECORD, SyntheticSet, write_manifest
@@ -307,12 +307,11 @@ class _ImagesPerSecond(ProgressColumn):
 
 
 def _progress(enabled: bool) -> Progress:
-    return Progress(
+    return progress_bar(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         _ImagesPerSecond(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
         disable=not enabled,
     )

@@ -46,11 +46,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.utils.data import DataLoader, Sampler
 
 from genrad.errors import InputError
+from genrad.progress import progress_bar
 from genrad.training.checkpoint import (
     CONFIG,
     STATE,
@@ -304,13 +304,12 @@ class Trainer:
         save_grid(images, self.out_dir / SAMPLES / f"step_{self.step:07d}.png", columns=per_class)
 
     def _progress_bar(self, total: int | None) -> Progress:
-        return Progress(
+        return progress_bar(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[status]}"),
-            console=Console(stderr=True),
             disable=not self.progress,
         )
 
