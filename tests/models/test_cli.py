@@ -51,6 +51,9 @@ def test_train_resume_and_sample(toy_npz: Path, tmp_path: Path, capsys: pytest.C
         (["train", "--data", "{tmp}/missing.npz", "--model", "vae", "--out", "{tmp}/r"], "no such file"),
         (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--covariates", "weight"], "missing"),
         (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--resume"], "checkpoint to resume"),
+        (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--precision", "fp16"], "precision one of"),
+        (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--precision", "bf16", "--dp", "--epsilon", "8"],
+         "precision 'fp32' for DP"),
         (["sample", "{tmp}", "--n", "2", "--out", "{tmp}/x.npz"], "config.json"),
     ],
 )

@@ -69,6 +69,18 @@ def test_fit_is_reproducible(family: str, fitted: Generator) -> None:
     assert other.model_hash() != fitted.model_hash()
 
 
+def test_bf16_precision_is_reproducible_and_keeps_float32_weights(family: str, fitted: Generator) -> None:
+    mixed = tiny(family, precision="bf16").fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
+    assert mixed.model_hash() == tiny(family, precision="bf16").fit(toy_split(), max_steps=STEPS, seed=0,
+                                                                    progress=False).model_hash()
+    assert mixed.model_hash() != fitted.model_hash()  # the steps really ran in bfloat16
+    assert all(p.dtype == torch.float32 for net in mixed.networks_.values() for p in net.parameters())
+    images = mixed.sample(4, labels=[0, 1, 0, 1], generator=0)
+    assert images.dtype == torch.float32 and bool(torch.isfinite(images).all())
+    with pytest.raises(InputError, match="precision one of"):
+        tiny(family, precision="fp16")
+
+
 def test_bad_arguments_name_the_class(family: str, fitted: Generator) -> None:
     name = type(fitted).__name__
     for call in (

@@ -92,6 +92,9 @@ def test_bad_budgets_and_families_are_refused(train_split, tmp_path):
             fit_private(small_vae(), train_split, max_steps=4, progress=False, **kwargs)
     with pytest.raises(InputError, match="latent_prior='standard'"):
         fit_private(VAE(num_classes=3, latent_prior="class_gaussian"), train_split, epsilon=4.0, max_steps=2, progress=False)
+    with pytest.raises(InputError, match="precision 'fp32'"):
+        fit_private(VAE(num_classes=3, latent_prior="standard", precision="bf16"), train_split, epsilon=4.0, max_steps=2,
+                    progress=False)
     with pytest.raises(InputError, match="family with DP"):
         fit_private(GAN(num_classes=3), train_split, epsilon=4.0, max_steps=2, progress=False)
     plain = tmp_path / "plain"

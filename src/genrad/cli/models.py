@@ -22,6 +22,8 @@ def train(
     epsilon: float | None = typer.Option(None, "--epsilon", help="DP budget: --max-steps steps spend at most this."),
     delta: float | None = typer.Option(None, "--delta", help="DP delta (default min(1e-5, 1/(10 n)))."),
     max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="DP per-image gradient clipping norm."),
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="fp32, or bf16: mixed-precision steps (~1.7x the steps per CPU-minute on AVX512-BF16 CPUs)."),
 ) -> None:
     """Train a conditional generator (VAE, GAN or diffusion) and write its run directory."""
     from genrad.data import load
@@ -36,7 +38,7 @@ def train(
 
     generator = Generator.registry[model](
         num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
-        **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
+        precision=precision, **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
     )
     if dp or epsilon is not None:
         from genrad.training.dp import fit_private

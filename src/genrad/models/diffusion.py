@@ -61,6 +61,7 @@ class Diffusion(Generator):
         guidance_scale: classifier-free guidance weight (1 = conditional model only, no guidance).
         condition_dropout: probability of training on the null condition.
         batch_size, learning_rate, ema_decay: AdamW and EMA of the UNet (used for sampling).
+        precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
     """
 
     family = "diffusion"
@@ -84,6 +85,7 @@ class Diffusion(Generator):
         batch_size: int = 32,
         learning_rate: float = 5e-4,
         ema_decay: float | None = 0.999,
+        precision: str = "fp32",
     ) -> None:
         self.channels = None if channels is None else tuple(channels)
         self.num_res_blocks = num_res_blocks
@@ -93,7 +95,8 @@ class Diffusion(Generator):
         self.guidance_scale = guidance_scale
         self.condition_dropout = condition_dropout
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
-                         batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay)
+                         batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
+                         precision=precision)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [

@@ -126,6 +126,7 @@ class VAE(Generator):
             use it for differentially private training).
         temperature: scale of the sampling noise of z (below 1 trades diversity for sharpness).
         batch_size, learning_rate, ema_decay: optimisation (Adam) and EMA of the decoder weights.
+        precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
     """
 
     family = "vae"
@@ -148,6 +149,7 @@ class VAE(Generator):
         batch_size: int = 32,
         learning_rate: float = 1e-3,
         ema_decay: float | None = 0.995,
+        precision: str = "fp32",
     ) -> None:
         self.channels = None if channels is None else tuple(channels)
         self.latent_dim = latent_dim
@@ -156,7 +158,8 @@ class VAE(Generator):
         self.latent_prior = latent_prior
         self.temperature = temperature
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
-                         batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay)
+                         batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
+                         precision=precision)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [

@@ -161,6 +161,9 @@ class PrivateTrainer(Trainer):
             arguments = ", ".join(f"{key}={value!r}" for key, value in required.items())
             raise InputError(f"{type(model).__name__}({arguments}) for DP training", str(found),
                              f"construct the model with {arguments} (the CLI does so with --dp)")
+        if model.precision != "fp32":
+            raise InputError("precision 'fp32' for DP training", repr(model.precision),
+                             "drop --precision bf16 (Opacus' per-sample gradients are float32)")
         super().__init__(model, data, seed=seed, out_dir=out_dir, progress=progress)
         n = len(self.dataset)
         self.epsilon = epsilon

@@ -208,9 +208,10 @@ class Trainer:
     def _train_one(self, batch: Any) -> dict[str, float]:
         device = self.model.device_
         batch = tuple(t.to(device) for t in batch)
-        losses = self.model.training_step(
-            batch, networks=self.networks, optimizers=self.optimizers, step=self.step, generator=self.generator
-        )
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.model.precision == "bf16"):
+            losses = self.model.training_step(
+                batch, networks=self.networks, optimizers=self.optimizers, step=self.step, generator=self.generator
+            )
         for name, average in self.model.ema_.items():
             average.update(self.model.networks_[name], self.step)
         self.step += 1
