@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from conftest import toy_split
 
+from genrad.errors import InputError
 from genrad.models import GAN, VAE, Diffusion
 from genrad.models.blocks import ConditionEmbedding, default_channels
 from genrad.models.diffusion import diffusion_channels
@@ -95,3 +98,21 @@ def test_padding_is_invisible() -> None:
     dataset = model.model_space(toy_split())
     assert dataset.tensors[0].shape[1:] == (1, 32, 32)
     assert torch.allclose(model._crop(dataset.tensors[0]), torch.from_numpy(toy_split().images) * 2 - 1)
+
+
+def test_noise_schedules_and_checkpoints_saved_before_the_option(tmp_path) -> None:
+    model = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=2, batch_size=8)
+    betas = model._noise_scheduler().betas
+    assert float(betas[0]) == pytest.approx(1e-4) and float(betas[-1]) == pytest.approx(0.02)
+    scaled = Diffusion(num_classes=2, noise_schedule="scaled_linear")._noise_scheduler().betas
+    assert float(scaled[0]) == pytest.approx(0.0015) and float(scaled[-1]) == pytest.approx(0.0195)
+    with pytest.raises(InputError, match="noise_schedule one of"):
+        Diffusion(num_classes=2, noise_schedule="cosine")
+    model.fit(toy_split(), max_steps=1, progress=False).save(tmp_path)
+    config_path = tmp_path / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["config"]["noise_schedule"]  # as written before the option existed
+    config_path.write_text(json.dumps(config))
+    older = Diffusion.load(tmp_path)
+    assert older.noise_schedule == "scaled_linear"  # the schedule such models were trained with
+    assert Diffusion.from_config(older.config).noise_schedule == "scaled_linear"

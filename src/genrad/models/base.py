@@ -54,6 +54,9 @@ class Generator:
     default_steps: ClassVar[int] = 2000
     ema_networks: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Generator]]] = {}
+    earlier_defaults: ClassVar[dict[str, Any]] = {}
+    """Arguments added with a default other than the behaviour before them: checkpoints saved without
+    them are loaded with these values, so an older model keeps the settings it was trained with."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -457,7 +460,7 @@ class Generator:
         if cls is not Generator and not issubclass(family_cls, cls):
             raise InputError(f"a {cls.__name__} checkpoint", f"a {family_cls.__name__} checkpoint",
                              f"load it with {family_cls.__name__}.load or genrad.models.load", source=source)
-        model = family_cls.from_config(checkpoint.config.get("config", {}))
+        model = family_cls.from_config({**family_cls.earlier_defaults, **checkpoint.config.get("config", {})})
         model.restore(checkpoint, source=source)
         return model
 
