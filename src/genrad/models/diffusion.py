@@ -145,10 +145,13 @@ class Diffusion(Generator):
     def make_optimizers(self, networks: Mapping[str, nn.Module]) -> dict[str, Optimizer]:
         return {"unet": AdamW(networks["unet"].parameters(), lr=self.learning_rate, weight_decay=0.0)}
 
-    def _noise_scheduler(self) -> DDPMScheduler:
+    def _schedule_arguments(self) -> dict[str, Any]:
+        """The beta schedule and v-prediction, shared by the training (DDPM) and sampling (DDIM) schedulers."""
         schedule, beta_start, beta_end = NOISE_SCHEDULES[self.noise_schedule]
-        return DDPMScheduler(self.num_train_timesteps, schedule=schedule, beta_start=beta_start, beta_end=beta_end,
-                             prediction_type="v_prediction")
+        return {"schedule": schedule, "beta_start": beta_start, "beta_end": beta_end, "prediction_type": "v_prediction"}
+
+    def _noise_scheduler(self) -> DDPMScheduler:
+        return DDPMScheduler(self.num_train_timesteps, **self._schedule_arguments())
 
     def training_step(self, batch: Batch, *, networks: Mapping[str, nn.Module], optimizers: Mapping[str, Optimizer],
                       step: int, generator: torch.Generator) -> dict[str, float]:
@@ -198,9 +201,7 @@ class Diffusion(Generator):
             for t, next_t in zip(timesteps, timesteps[1:] + [0.0], strict=True):
                 x, _ = sampler.step(self._guided(x, t, labels, covariates), t, x, next_t)
             return x
-        schedule, beta_start, beta_end = NOISE_SCHEDULES[self.noise_schedule]
-        sampler = DDIMScheduler(self.num_train_timesteps, schedule=schedule, beta_start=beta_start, beta_end=beta_end,
-                                prediction_type="v_prediction", clip_sample=True)
+        sampler = DDIMScheduler(self.num_train_timesteps, clip_sample=True, **self._schedule_arguments())
         sampler.set_timesteps(self.num_inference_steps, device=device)
         for t in sampler.timesteps.tolist():
             x, _ = sampler.step(self._guided(x, t, labels, covariates), int(t), x)
