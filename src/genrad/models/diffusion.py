@@ -61,8 +61,8 @@ class Diffusion(Generator):
         scheduler: "ddim" (DDPM training, v-prediction, DDIM sampling) or "rflow" (rectified flow).
         num_train_timesteps: T of the noise schedule.
         noise_schedule: "ddim" only: "linear" (betas 1e-4 to 0.02) or "scaled_linear" (0.0015 to 0.0195), see
-            `NOISE_SCHEDULES`. On BreastMNIST "linear" scored FRD 4.08 against 4.35 with the real set first
-            (docs/benchmarks.md).
+            `NOISE_SCHEDULES`. On BreastMNIST, with the real set first, "linear" scored FRD 4.08-4.18 (3 sample
+            sets, 2 models) against 4.35 for "scaled_linear" (docs/benchmarks.md).
         num_inference_steps: sampling steps (50 by default: on BreastMNIST one model scored FRD 8.22 with 25 DDIM
             steps and 6.46 with 50; 100 gained little more; docs/benchmarks.md).
         guidance_scale: classifier-free guidance weight (1 = conditional model only, no guidance).
