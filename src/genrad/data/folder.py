@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.progress import track
+from rich.progress import Progress
 
 from genrad.data.cohort import MIN_SPATIAL_SIZE, SPLIT_NAMES, Cohort, Split
 from genrad.data.intensity import normalise_intensity
 from genrad.data.splits import stratified_split
 from genrad.errors import InputError
+from genrad.progress import progress_bar
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SITK_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
@@ -73,8 +73,8 @@ def load_folder(
         table, split_origin, found_classes = _subfolder_table(root)
     names, labels = _encode_labels(table["label"], class_names or found_classes or None, source=str(root))
     files = list(table["filename"])
-    raws = [_read(file) for file in track(files, "reading images", transient=True, disable=len(files) < 100,
-                                          console=Console(stderr=True))]
+    with progress_bar(*Progress.get_default_columns(), transient=True, disable=len(files) < 100) as bar:
+        raws = [_read(file) for file in bar.track(files, description="reading images")]
     pixels, spacing, record = _stack(raws, files, size=size, channels=channels)
     for tag in dicom_tags:
         if tag in table.columns:
