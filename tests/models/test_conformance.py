@@ -170,3 +170,23 @@ def test_3d_and_image_size(family: str) -> None:
     assert model.sample(2, labels=[0, 1]).shape == (2, 1, 12, 12, 12)
     resized = tiny(family, image_size=16).fit(toy_split(n=8), max_steps=2, progress=False)
     assert resized.sample(2).shape == (2, 1, 16, 16)
+
+
+def test_intensity_gamma_models_the_square_root_domain(family: str, fitted: Generator, tmp_path: Path) -> None:
+    model = tiny(family, intensity_gamma=2.0).fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
+    pixels = torch.from_numpy(toy_split().images)
+    assert torch.allclose(model.to_model_space(pixels), 2 * pixels.sqrt() - 1, atol=1e-6)
+    assert torch.allclose(model.from_model_space(model.to_model_space(pixels)), pixels, atol=1e-6)
+    # one model-space error costs a dark pixel (0.01) ~1/5 of what it costs in the linear domain
+    dark = torch.full((1,), 0.01)
+    linear_error = fitted.from_model_space(fitted.to_model_space(dark) + 0.02) - dark
+    square_root_error = model.from_model_space(model.to_model_space(dark) + 0.02) - dark
+    assert float(square_root_error) < 0.25 * float(linear_error)
+    images = model.sample(4, labels=[0, 1, 0, 1], generator=0)
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    model.save(tmp_path)
+    assert genrad.models.load(tmp_path).intensity_gamma == 2.0
+    assert torch.equal(genrad.models.load(tmp_path).sample(4, generator=3), model.sample(4, generator=3))
+    assert model.model_hash() != fitted.model_hash()
+    with pytest.raises(InputError, match=r"intensity_gamma in \[0.25, 4\]"):
+        tiny(family, intensity_gamma=0.0)

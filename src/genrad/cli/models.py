@@ -24,6 +24,9 @@ def train(
     max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="DP per-image gradient clipping norm."),
     precision: str = typer.Option("fp32", "--precision",
                                   help="fp32, or bf16: mixed-precision steps (~1.7x the steps per CPU-minute on AVX512-BF16 CPUs)."),
+    intensity_gamma: float = typer.Option(1.0, "--intensity-gamma",
+                                          help="Model pixels**(1/G): 2 is a square-root domain, for signal-dependent noise "
+                                               "such as ultrasound speckle."),
 ) -> None:
     """Train a conditional generator (VAE, GAN or diffusion) and write its run directory."""
     from genrad.data import load
@@ -38,7 +41,7 @@ def train(
 
     generator = Generator.registry[model](
         num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
-        precision=precision, **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
+        precision=precision, intensity_gamma=intensity_gamma, **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
     )
     if dp or epsilon is not None:
         from genrad.training.dp import fit_private

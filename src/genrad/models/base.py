@@ -6,8 +6,13 @@ beside ``model.safetensors``, as diffusers' ``from_config`` does). `fit` learns 
 channel-first, on the CPU, shaped like the training images. Everything the model learned from the
 data ends in ``_`` (``image_shape_``, ``covariate_mean_``, ``data_hash_``, ``networks_`` ...).
 
-Inside, images live in "model space": scaled to ``[-1, 1]`` and padded (replicate) to a size the
-networks can halve ``levels`` times (28 -> 32); samples are cropped back, which the user never sees.
+Inside, images live in "model space": raised to ``1 / intensity_gamma``, scaled to ``[-1, 1]`` and
+padded (replicate) to a size the networks can halve ``levels`` times (28 -> 32); samples are cropped
+and mapped back, which the user never sees. ``intensity_gamma = 2`` (a square-root domain) suits
+images whose noise grows with the signal, such as ultrasound speckle (multiplicative, Burckhardt 1978):
+the inverse map ``x = y**2`` has slope ``2 y``, so the generator's residual errors shrink where the
+image is dark. Dark, flat regions are where radiomic texture features (size-zone and run-length
+matrices on finely binned gray levels) are most sensitive to small errors.
 
 ``precision="bf16"`` runs each training step under ``torch.autocast`` in bfloat16 (weights,
 optimizer states and EMA stay float32; Micikevicius et al. 2018, mixed-precision training): on a CPU
@@ -74,6 +79,7 @@ class Generator:
         learning_rate: float = 2e-4,
         ema_decay: float | None = 0.999,
         precision: str = "fp32",
+        intensity_gamma: float = 1.0,
     ) -> None:
         self.num_classes = num_classes
         self.spatial_dims = spatial_dims
@@ -83,6 +89,7 @@ class Generator:
         self.learning_rate = learning_rate
         self.ema_decay = ema_decay
         self.precision = precision
+        self.intensity_gamma = intensity_gamma
         self._check_arguments()
 
     # ------------------------------------------------------------------ configuration
@@ -117,6 +124,8 @@ class Generator:
             (self.learning_rate > 0, "learning_rate > 0", self.learning_rate),
             (self.ema_decay is None or 0.0 <= self.ema_decay < 1.0, "ema_decay None or in [0, 1)", self.ema_decay),
             (self.precision in PRECISIONS, f"precision one of {PRECISIONS}", self.precision),
+            (isinstance(self.intensity_gamma, (int, float)) and 0.25 <= self.intensity_gamma <= 4,
+             "intensity_gamma in [0.25, 4]", self.intensity_gamma),
             (all(isinstance(c, str) for c in self.covariates) and len(set(self.covariates)) == len(self.covariates),
              "distinct covariate column names", self.covariates),
         ]
@@ -171,7 +180,7 @@ class Generator:
         return split
 
     def model_space(self, split: Split) -> torch.utils.data.TensorDataset:
-        """The training tensors: images scaled to ``[-1, 1]`` and padded, labels, standardised covariates."""
+        """The training tensors: images in model space (`to_model_space`), labels, standardised covariates."""
         self._check_fitted()
         images = torch.from_numpy(split.images)
         if tuple(images.shape[1:]) != self.image_shape_:
@@ -179,10 +188,18 @@ class Generator:
             images = F.interpolate(images, size=self.image_shape_[1:], mode=mode, align_corners=False,
                                    antialias=self.spatial_dims == 2).clamp(0, 1)
         return torch.utils.data.TensorDataset(
-            self._pad(images * 2.0 - 1.0),
+            self._pad(self.to_model_space(images)),
             torch.from_numpy(split.labels),
             self._standardise(self._covariate_values(split.clinical, len(split), source="fit data")),
         )
+
+    def to_model_space(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in ``[0, 1]`` -> ``2 x**(1 / intensity_gamma) - 1`` in ``[-1, 1]``."""
+        return 2.0 * images.clamp(0.0, 1.0) ** (1.0 / self.intensity_gamma) - 1.0
+
+    def from_model_space(self, values: torch.Tensor) -> torch.Tensor:
+        """The inverse of `to_model_space` (values clipped to ``[-1, 1]`` first)."""
+        return ((values.clamp(-1.0, 1.0) + 1.0) / 2.0) ** self.intensity_gamma
 
     def _as_split(self, data: Split | Cohort) -> Split:
         if isinstance(data, Cohort):
@@ -357,7 +374,7 @@ class Generator:
         if not chunks:
             return torch.zeros((0, *self.image_shape_), dtype=torch.float32)
         images = self._crop(torch.cat([c.float().cpu() for c in chunks]))
-        return ((images.clamp(-1.0, 1.0) + 1.0) / 2.0).contiguous()
+        return self.from_model_space(images).contiguous()
 
     def draw_labels(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """`n` labels drawn from the training class frequencies."""

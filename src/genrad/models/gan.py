@@ -148,6 +148,7 @@ class GAN(Generator):
         discriminator_learning_rate: the discriminator's Adam step size (two time-scale update rule, Heusel et al. 2017).
         batch_size, learning_rate, ema_decay: Adam with betas (0, 0.99) (learning_rate for G); EMA of G.
         precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
+        intensity_gamma: the networks model ``x**(1 / intensity_gamma)`` (2: square-root domain; see `genrad.models.base`).
     """
 
     family = "gan"
@@ -169,6 +170,7 @@ class GAN(Generator):
         learning_rate: float = 2e-4,
         ema_decay: float | None = 0.999,
         precision: str = "fp32",
+        intensity_gamma: float = 1.0,
     ) -> None:
         self.channels = None if channels is None else tuple(channels)
         self.latent_dim = latent_dim
@@ -176,7 +178,7 @@ class GAN(Generator):
         self.discriminator_learning_rate = discriminator_learning_rate
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
                          batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
-                         precision=precision)
+                         precision=precision, intensity_gamma=intensity_gamma)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [

@@ -127,6 +127,7 @@ class VAE(Generator):
         temperature: scale of the sampling noise of z (below 1 trades diversity for sharpness).
         batch_size, learning_rate, ema_decay: optimisation (Adam) and EMA of the decoder weights.
         precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
+        intensity_gamma: the networks model ``x**(1 / intensity_gamma)`` (2: square-root domain; see `genrad.models.base`).
     """
 
     family = "vae"
@@ -150,6 +151,7 @@ class VAE(Generator):
         learning_rate: float = 1e-3,
         ema_decay: float | None = 0.995,
         precision: str = "fp32",
+        intensity_gamma: float = 1.0,
     ) -> None:
         self.channels = None if channels is None else tuple(channels)
         self.latent_dim = latent_dim
@@ -159,7 +161,7 @@ class VAE(Generator):
         self.temperature = temperature
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
                          batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
-                         precision=precision)
+                         precision=precision, intensity_gamma=intensity_gamma)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [
