@@ -35,6 +35,7 @@ class TrainConfig(_Section):
     budget_minutes: float = Field(5.0, gt=0)
     max_steps: int | None = Field(None, gt=0)
     covariates: tuple[str, ...] = ()
+    intensity_gamma: float = Field(1.0, ge=0.25, le=4.0, description="Model pixels**(1/G); 2 for speckled ultrasound.")
 
 
 class GenerateConfig(_Section):

@@ -111,6 +111,7 @@ def _stage_train(context: _Context) -> None:
         num_classes=context.cohort.num_classes,
         spatial_dims=context.cohort.spatial_dims,
         covariates=train.covariates,
+        intensity_gamma=train.intensity_gamma,
     )
     model.fit(
         context.train,
