@@ -6,6 +6,7 @@ the interface contract, reproducibility, persistence, tamper detection and bit-i
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,7 @@ def test_fit_is_reproducible(family: str, fitted: Generator) -> None:
     assert other.model_hash() != fitted.model_hash()
 
 
+@pytest.mark.filterwarnings("ignore:.*bfloat16 is emulated")
 def test_bf16_precision_is_reproducible_and_keeps_float32_weights(family: str, fitted: Generator) -> None:
     mixed = tiny(family, precision="bf16").fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
     assert mixed.model_hash() == tiny(family, precision="bf16").fit(toy_split(), max_steps=STEPS, seed=0,
@@ -79,6 +81,16 @@ def test_bf16_precision_is_reproducible_and_keeps_float32_weights(family: str, f
     assert images.dtype == torch.float32 and bool(torch.isfinite(images).all())
     with pytest.raises(InputError, match="precision one of"):
         tiny(family, precision="fp16")
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_warns(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("genrad.training.trainer.native_bf16", lambda device: False)
+    with pytest.warns(UserWarning, match="emulated"):
+        tiny(family, precision="bf16").fit(toy_split(), max_steps=1, progress=False)
+    monkeypatch.setattr("genrad.training.trainer.native_bf16", lambda device: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny(family, precision="bf16").fit(toy_split(), max_steps=1, progress=False)
 
 
 def test_bad_arguments_name_the_class(family: str, fitted: Generator) -> None:

@@ -39,6 +39,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ from genrad.training.checkpoint import (
     restore_optimizers,
     save_checkpoint,
 )
+from genrad.training.device import native_bf16
 from genrad.training.seeding import make_generator
 
 if TYPE_CHECKING:
@@ -123,6 +125,9 @@ class Trainer:
         self.log_every = log_every
         self.progress = progress
         split = model.prepare(data, seed=seed)
+        if model.precision == "bf16" and not native_bf16(model.device_):
+            warnings.warn(f"{type(model).__name__}(precision='bf16') on a CPU without AVX512-BF16 or AMX: bfloat16 is "
+                          "emulated and each step is many times slower than float32; pass precision='fp32'", stacklevel=3)
         self.dataset = model.model_space(split)
         self.networks = dict(model.networks_.items())
         self.optimizers = model.make_optimizers(self.networks)
