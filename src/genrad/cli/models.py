@@ -27,6 +27,9 @@ def train(
     intensity_gamma: float = typer.Option(1.0, "--intensity-gamma",
                                           help="Model pixels**(1/G): 2 is a square-root domain, for signal-dependent noise "
                                                "such as ultrasound speckle."),
+    black_level: float = typer.Option(0.0, "--black-level",
+                                      help="The data's display floor in [0, 1) units (e.g. 1/255 = 0.0039 for BreastMNIST): "
+                                           "clipped regions come out flat at it."),
 ) -> None:
     """Train a conditional generator (VAE, GAN or diffusion) and write its run directory."""
     from genrad.data import load
@@ -41,7 +44,8 @@ def train(
 
     generator = Generator.registry[model](
         num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
-        precision=precision, intensity_gamma=intensity_gamma, **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
+        precision=precision, intensity_gamma=intensity_gamma, black_level=black_level,
+        **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
     )
     if dp or epsilon is not None:
         from genrad.training.dp import fit_private

@@ -12,7 +12,11 @@ and mapped back, which the user never sees. ``intensity_gamma = 2`` (a square-ro
 images whose noise grows with the signal, such as ultrasound speckle (multiplicative, Burckhardt 1978):
 the inverse map ``x = y**2`` has slope ``2 y``, so the generator's residual errors shrink where the
 image is dark. Dark, flat regions are where radiomic texture features (size-zone and run-length
-matrices on finely binned gray levels) are most sensitive to small errors.
+matrices on finely binned gray levels) are most sensitive to small errors. ``black_level`` is the
+display floor: B-mode ultrasound clips echoes below it (shadows, outside the field of view) to one flat
+value. It maps to -1, the edge of model space, so a region the network places at or below -1 comes out
+exactly flat at the floor, as clipped regions are in the data; with ``intensity_gamma = 2`` the map's
+slope is zero there, so small network errors near the floor do not change the 8-bit value either.
 
 ``precision="bf16"`` runs each training step under ``torch.autocast`` in bfloat16 (weights,
 optimizer states and EMA stay float32; Micikevicius et al. 2018, mixed-precision training): on a CPU
@@ -80,6 +84,7 @@ class Generator:
         ema_decay: float | None = 0.999,
         precision: str = "fp32",
         intensity_gamma: float = 1.0,
+        black_level: float = 0.0,
     ) -> None:
         self.num_classes = num_classes
         self.spatial_dims = spatial_dims
@@ -90,6 +95,7 @@ class Generator:
         self.ema_decay = ema_decay
         self.precision = precision
         self.intensity_gamma = intensity_gamma
+        self.black_level = black_level
         self._check_arguments()
 
     # ------------------------------------------------------------------ configuration
@@ -126,6 +132,8 @@ class Generator:
             (self.precision in PRECISIONS, f"precision one of {PRECISIONS}", self.precision),
             (isinstance(self.intensity_gamma, (int, float)) and 0.25 <= self.intensity_gamma <= 4,
              "intensity_gamma in [0.25, 4]", self.intensity_gamma),
+            (isinstance(self.black_level, (int, float)) and 0.0 <= self.black_level < 0.5,
+             "black_level in [0, 0.5)", self.black_level),
             (all(isinstance(c, str) for c in self.covariates) and len(set(self.covariates)) == len(self.covariates),
              "distinct covariate column names", self.covariates),
         ]
@@ -194,12 +202,15 @@ class Generator:
         )
 
     def to_model_space(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in ``[0, 1]`` -> ``2 x**(1 / intensity_gamma) - 1`` in ``[-1, 1]``."""
-        return 2.0 * images.clamp(0.0, 1.0) ** (1.0 / self.intensity_gamma) - 1.0
+        """Images in ``[0, 1]`` -> ``2 u**(1 / intensity_gamma) - 1`` in ``[-1, 1]``, ``u = (x - b) / (1 - b)``
+        clipped at 0, ``b = black_level``."""
+        b = self.black_level
+        return 2.0 * ((images.clamp(b, 1.0) - b) / (1.0 - b)) ** (1.0 / self.intensity_gamma) - 1.0
 
     def from_model_space(self, values: torch.Tensor) -> torch.Tensor:
-        """The inverse of `to_model_space` (values clipped to ``[-1, 1]`` first)."""
-        return ((values.clamp(-1.0, 1.0) + 1.0) / 2.0) ** self.intensity_gamma
+        """The inverse of `to_model_space` (values clipped to ``[-1, 1]`` first: -1 and below is the black level)."""
+        b = self.black_level
+        return b + (1.0 - b) * ((values.clamp(-1.0, 1.0) + 1.0) / 2.0) ** self.intensity_gamma
 
     def _as_split(self, data: Split | Cohort) -> Split:
         if isinstance(data, Cohort):

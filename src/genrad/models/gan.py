@@ -149,6 +149,7 @@ class GAN(Generator):
         batch_size, learning_rate, ema_decay: Adam with betas (0, 0.99) (learning_rate for G); EMA of G.
         precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
         intensity_gamma: the networks model ``x**(1 / intensity_gamma)`` (2: square-root domain; see `genrad.models.base`).
+        black_level: the data's display floor (pixels at or below it are clipped regions), mapped to -1.
     """
 
     family = "gan"
@@ -171,6 +172,7 @@ class GAN(Generator):
         ema_decay: float | None = 0.999,
         precision: str = "fp32",
         intensity_gamma: float = 1.0,
+        black_level: float = 0.0,
     ) -> None:
         self.channels = None if channels is None else tuple(channels)
         self.latent_dim = latent_dim
@@ -178,7 +180,8 @@ class GAN(Generator):
         self.discriminator_learning_rate = discriminator_learning_rate
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
                          batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
-                         precision=precision, intensity_gamma=intensity_gamma)
+                         precision=precision, intensity_gamma=intensity_gamma,
+                         black_level=black_level)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [

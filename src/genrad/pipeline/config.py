@@ -36,6 +36,7 @@ class TrainConfig(_Section):
     max_steps: int | None = Field(None, gt=0)
     covariates: tuple[str, ...] = ()
     intensity_gamma: float = Field(1.0, ge=0.25, le=4.0, description="Model pixels**(1/G); 2 for speckled ultrasound.")
+    black_level: float = Field(0.0, ge=0.0, lt=0.5, description="Display floor in [0, 1) units; clipped regions come out flat.")
 
 
 class GenerateConfig(_Section):

@@ -112,6 +112,7 @@ def _stage_train(context: _Context) -> None:
         spatial_dims=context.cohort.spatial_dims,
         covariates=train.covariates,
         intensity_gamma=train.intensity_gamma,
+        black_level=train.black_level,
     )
     model.fit(
         context.train,

@@ -1,0 +1,50 @@
+"""The intensity map into model space: square-root domain (`intensity_gamma`) and display floor (`black_level`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genrad.errors import InputError
+from genrad.models import Diffusion
+
+BLACK = 1 / 255
+
+
+def model(**options: float) -> Diffusion:
+    return Diffusion(num_classes=2, **options)
+
+
+@pytest.mark.parametrize("options", [{}, {"intensity_gamma": 2.0}, {"intensity_gamma": 3.0, "black_level": BLACK}])
+def test_round_trip_above_the_black_level(options: dict[str, float]) -> None:
+    pixels = torch.linspace(BLACK, 1.0, 256)
+    mapped = model(**options).to_model_space(pixels)
+    assert float(mapped.min()) >= -1.0 and float(mapped.max()) == pytest.approx(1.0)
+    assert torch.allclose(model(**options).from_model_space(mapped), pixels, atol=1e-6)
+
+
+def test_square_root_domain_shrinks_errors_in_dark_pixels() -> None:
+    linear, square_root = model(), model(intensity_gamma=2.0)
+    dark, bright = torch.tensor([0.02]), torch.tensor([0.8])
+    def cost(m: Diffusion, x: torch.Tensor) -> float:  # pixel error of one model-space error of 0.02
+        return float(m.from_model_space(m.to_model_space(x) + 0.02) - x)
+    assert cost(square_root, dark) < 0.3 * cost(linear, dark)
+    assert cost(square_root, bright) < 2.0 * cost(linear, bright)  # at most the map's slope, 2 sqrt(x)
+
+
+def test_black_level_makes_a_noisy_floor_region_flat_in_8_bits() -> None:
+    noise = 0.02 * torch.randn(400, generator=torch.Generator().manual_seed(0))
+    floor = model(intensity_gamma=2.0, black_level=BLACK)
+    eight_bit = torch.round(floor.from_model_space(-1.0 + noise) * 255)
+    assert set(eight_bit.tolist()) == {1.0}  # a clipped region comes out as one flat value
+    plain = model(intensity_gamma=2.0)  # the same network error around the floor value without a black level
+    level = plain.to_model_space(torch.tensor(BLACK))
+    assert len(set(torch.round(plain.from_model_space(level + noise) * 255).tolist())) >= 2
+    assert float(floor.to_model_space(torch.tensor(0.0))) == -1.0  # below the floor is the floor
+
+
+@pytest.mark.parametrize(("options", "message"), [({"intensity_gamma": 0.0}, r"intensity_gamma in \[0.25, 4\]"),
+                                                 ({"black_level": 0.5}, r"black_level in \[0, 0.5\)")])
+def test_bad_intensity_options_are_refused(options: dict[str, float], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        model(**options)
