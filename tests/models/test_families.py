@@ -137,3 +137,20 @@ def test_min_snr_weights_follow_hang_et_al_and_change_training() -> None:
         Diffusion(num_classes=2, scheduler="rflow", min_snr_gamma=5.0)
     with pytest.raises(InputError, match="min_snr_gamma"):
         Diffusion(num_classes=2, min_snr_gamma=0.0)
+
+
+def test_sampling_eta_adds_seeded_noise_only_when_asked() -> None:
+    model = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=3, batch_size=8).fit(
+        toy_split(), max_steps=2, progress=False)
+    deterministic = model.sample(3, generator=torch.Generator().manual_seed(0))
+    model.sampling_eta = 1.0
+    stochastic = model.sample(3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(stochastic, model.sample(3, generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(stochastic, model.sample(3, generator=torch.Generator().manual_seed(1)))
+    assert not torch.allclose(stochastic, deterministic)
+    model.sampling_eta = 0.0
+    assert torch.equal(deterministic, model.sample(3, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(InputError, match="sampling_eta"):
+        Diffusion(num_classes=2, sampling_eta=1.5)
+    with pytest.raises(InputError, match="sampling_eta"):
+        Diffusion(num_classes=2, scheduler="rflow", sampling_eta=0.5)

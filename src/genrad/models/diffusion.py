@@ -13,7 +13,8 @@ Two objectives / samplers (MONAI schedulers; the network is called directly beca
 
 - ``"ddim"``: DDPM training (Ho et al. 2020) with v-prediction (Salimans & Ho 2022),
   ``v = sqrt(a_t) eps - sqrt(1 - a_t) x0`` and MONAI's ``DDPMScheduler.add_noise``; deterministic
-  DDIM sampling (Song et al. 2021, eq. 12) in `num_inference_steps` steps with ``DDIMScheduler``.
+  DDIM sampling (Song et al. 2021, eq. 12) in `num_inference_steps` steps with ``DDIMScheduler``;
+  `sampling_eta` > 0 adds the paper's noise ``sigma_t(eta)`` (eq. 16; 1 = DDPM's ancestral sampler).
   With `min_snr_gamma`, each image's loss is weighted ``min(SNR_t, gamma) / (SNR_t + 1)``, with
   ``SNR_t = a_t / (1 - a_t)`` (Min-SNR-gamma for v-prediction; Hang et al. 2023, eq. 9 and sec. 3.4).
 - ``"rflow"``: rectified flow (Liu et al. 2023), ``x_t = (1 - s) x0 + s eps`` with ``s = t / T`` drawn
@@ -67,6 +68,7 @@ class Diffusion(Generator):
         min_snr_gamma: "ddim" only: Min-SNR-gamma loss weighting (None: the plain v-prediction loss).
         num_inference_steps: sampling steps (50 by default: on BreastMNIST one model scored FRD 8.22 with 25 DDIM
             steps and 6.46 with 50; 100 gained little more; docs/benchmarks.md).
+        sampling_eta: "ddim" only: DDIM's eta (0: deterministic; 1: as stochastic as DDPM).
         guidance_scale: classifier-free guidance weight (1 = conditional model only, no guidance).
         condition_dropout: probability of training on the null condition.
         batch_size, learning_rate, ema_decay: AdamW and EMA of the UNet (used for sampling).
@@ -94,6 +96,7 @@ class Diffusion(Generator):
         noise_schedule: str = "linear",
         min_snr_gamma: float | None = None,
         num_inference_steps: int = 50,
+        sampling_eta: float = 0.0,
         guidance_scale: float = 1.5,
         condition_dropout: float = 0.1,
         batch_size: int = 32,
@@ -110,6 +113,7 @@ class Diffusion(Generator):
         self.noise_schedule = noise_schedule
         self.min_snr_gamma = min_snr_gamma
         self.num_inference_steps = num_inference_steps
+        self.sampling_eta = sampling_eta
         self.guidance_scale = guidance_scale
         self.condition_dropout = condition_dropout
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
@@ -129,6 +133,8 @@ class Diffusion(Generator):
              'min_snr_gamma None, or > 0 with scheduler "ddim"', self.min_snr_gamma),
             (1 <= self.num_inference_steps <= self.num_train_timesteps,
              f"1 <= num_inference_steps <= num_train_timesteps ({self.num_train_timesteps})", self.num_inference_steps),
+            (self.sampling_eta == 0.0 or (self.scheduler == "ddim" and 0.0 < self.sampling_eta <= 1.0),
+             'sampling_eta 0, or in (0, 1] with scheduler "ddim"', self.sampling_eta),
             (self.guidance_scale >= 0, "guidance_scale >= 0", self.guidance_scale),
             (0.0 <= self.condition_dropout < 1.0, "condition_dropout in [0, 1)", self.condition_dropout),
         ]
@@ -222,8 +228,11 @@ class Diffusion(Generator):
             return x
         sampler = DDIMScheduler(self.num_train_timesteps, clip_sample=True, **self._schedule_arguments())
         sampler.set_timesteps(self.num_inference_steps, device=device)
+        step_noise = None  # DDIM's eq. 16 noise, drawn on the device from a seed taken from `generator`
+        if self.sampling_eta > 0:
+            step_noise = torch.Generator(device).manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
         for t in sampler.timesteps.tolist():
-            x, _ = sampler.step(self._guided(x, t, labels, covariates), int(t), x)
+            x, _ = sampler.step(self._guided(x, t, labels, covariates), int(t), x, eta=self.sampling_eta, generator=step_noise)
         return x
 
 
