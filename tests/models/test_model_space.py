@@ -43,8 +43,26 @@ def test_black_level_makes_a_noisy_floor_region_flat_in_8_bits() -> None:
     assert float(floor.to_model_space(torch.tensor(0.0))) == -1.0  # below the floor is the floor
 
 
+def test_floor_gap_separates_clipped_pixels_from_the_darkest_tissue() -> None:
+    gapped = model(intensity_gamma=2.0, black_level=BLACK, floor_gap=0.4)
+    pixels = torch.arange(256, dtype=torch.float32) / 255
+    mapped = gapped.to_model_space(pixels)
+    assert torch.equal(mapped[:2], torch.tensor([-1.0, -1.0]))  # below and at the floor
+    assert float(mapped[2:].min()) >= -1.0 + 0.4 and float(mapped.max()) == pytest.approx(1.0)
+    assert torch.equal(torch.round(gapped.from_model_space(mapped) * 255), pixels.clamp(min=BLACK).mul(255).round())
+    # a clipped region the network leaves anywhere in the lower half of the gap still comes out flat
+    noisy_floor = -1.0 + 0.2 * torch.rand(400, generator=torch.Generator().manual_seed(0))
+    assert set(torch.round(gapped.from_model_space(noisy_floor) * 255).tolist()) == {1.0}
+    plain = model(intensity_gamma=2.0, black_level=BLACK)  # floor_gap 0 is the map without a gap
+    values = torch.linspace(-1.5, 1.5, 301)
+    assert torch.equal(plain.from_model_space(values),
+                       BLACK + (1 - BLACK) * ((values.clamp(-1, 1) + 1) / 2) ** 2)
+
+
 @pytest.mark.parametrize(("options", "message"), [({"intensity_gamma": 0.0}, r"intensity_gamma in \[0.25, 4\]"),
-                                                 ({"black_level": 0.5}, r"black_level in \[0, 0.5\)")])
+                                                 ({"black_level": 0.5}, r"black_level in \[0, 0.5\)"),
+                                                 ({"floor_gap": 0.3}, r"floor_gap 0, or in \(0, 1\) with a black_level > 0"),
+                                                 ({"black_level": BLACK, "floor_gap": 1.0}, "floor_gap")])
 def test_bad_intensity_options_are_refused(options: dict[str, float], message: str) -> None:
     with pytest.raises(InputError, match=message):
         model(**options)

@@ -17,6 +17,9 @@ display floor: B-mode ultrasound clips echoes below it (shadows, outside the fie
 value. It maps to -1, the edge of model space, so a region the network places at or below -1 comes out
 exactly flat at the floor, as clipped regions are in the data; with ``intensity_gamma = 2`` the map's
 slope is zero there, so small network errors near the floor do not change the 8-bit value either.
+``floor_gap`` keeps the lowest unclipped value that far above -1 (clipped pixels at -1, the rest in
+``[-1 + floor_gap, 1]``; samples below the gap's middle are the floor): "clipped" becomes a state the
+networks must commit to rather than a gray level next to the darkest tissue.
 
 ``precision="bf16"`` runs each training step under ``torch.autocast`` in bfloat16 (weights,
 optimizer states and EMA stay float32; Micikevicius et al. 2018, mixed-precision training): on a CPU
@@ -51,6 +54,8 @@ from genrad.training.ema import EMA
 from genrad.training.seeding import make_generator, seeded_init
 
 PRECISIONS = ("fp32", "bf16")
+FLOOR_TOLERANCE = 1e-6
+"""Pixels within this of the black level are clipped ones (float32 8-bit values, e.g. 1 / 255, differ by ~1e-10)."""
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """A training batch in model space: images ``[-1, 1]`` padded, int64 labels, standardised covariates ``(B, k)``."""
@@ -85,6 +90,7 @@ class Generator:
         precision: str = "fp32",
         intensity_gamma: float = 1.0,
         black_level: float = 0.0,
+        floor_gap: float = 0.0,
     ) -> None:
         self.num_classes = num_classes
         self.spatial_dims = spatial_dims
@@ -96,6 +102,7 @@ class Generator:
         self.precision = precision
         self.intensity_gamma = intensity_gamma
         self.black_level = black_level
+        self.floor_gap = floor_gap
         self._check_arguments()
 
     # ------------------------------------------------------------------ configuration
@@ -134,6 +141,8 @@ class Generator:
              "intensity_gamma in [0.25, 4]", self.intensity_gamma),
             (isinstance(self.black_level, (int, float)) and 0.0 <= self.black_level < 0.5,
              "black_level in [0, 0.5)", self.black_level),
+            (isinstance(self.floor_gap, (int, float)) and (self.floor_gap == 0.0 or (self.black_level > 0 and 0.0 < self.floor_gap < 1.0)),
+             "floor_gap 0, or in (0, 1) with a black_level > 0", self.floor_gap),
             (all(isinstance(c, str) for c in self.covariates) and len(set(self.covariates)) == len(self.covariates),
              "distinct covariate column names", self.covariates),
         ]
@@ -202,15 +211,18 @@ class Generator:
         )
 
     def to_model_space(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in ``[0, 1]`` -> ``2 u**(1 / intensity_gamma) - 1`` in ``[-1, 1]``, ``u = (x - b) / (1 - b)``
-        clipped at 0, ``b = black_level``."""
-        b = self.black_level
-        return 2.0 * ((images.clamp(b, 1.0) - b) / (1.0 - b)) ** (1.0 / self.intensity_gamma) - 1.0
+        """Images in ``[0, 1]`` -> ``-1 + g + (2 - g) u**(1 / intensity_gamma)``, ``u = (x - b) / (1 - b)``,
+        ``b = black_level``, ``g = floor_gap``; pixels at or below the black level -> -1."""
+        b, g = self.black_level, self.floor_gap
+        scaled = -1.0 + g + (2.0 - g) * ((images.clamp(b, 1.0) - b) / (1.0 - b)) ** (1.0 / self.intensity_gamma)
+        return torch.where(images <= b + FLOOR_TOLERANCE, -1.0, scaled) if g else scaled
 
     def from_model_space(self, values: torch.Tensor) -> torch.Tensor:
-        """The inverse of `to_model_space` (values clipped to ``[-1, 1]`` first: -1 and below is the black level)."""
-        b = self.black_level
-        return b + (1.0 - b) * ((values.clamp(-1.0, 1.0) + 1.0) / 2.0) ** self.intensity_gamma
+        """The inverse of `to_model_space`: values below ``-1 + floor_gap / 2`` (or -1) are the black level."""
+        b, g = self.black_level, self.floor_gap
+        u = ((values.clamp(max=1.0) + 1.0 - g) / (2.0 - g)).clamp(min=0.0)
+        pixels = b + (1.0 - b) * u**self.intensity_gamma
+        return torch.where(values < -1.0 + g / 2.0, b, pixels) if g else pixels
 
     def _as_split(self, data: Split | Cohort) -> Split:
         if isinstance(data, Cohort):
