@@ -18,8 +18,8 @@ value. It maps to -1, the edge of model space, so a region the network places at
 exactly flat at the floor, as clipped regions are in the data; with ``intensity_gamma = 2`` the map's
 slope is zero there, so small network errors near the floor do not change the 8-bit value either.
 ``floor_gap`` keeps the lowest unclipped value that far above -1 (clipped pixels at -1, the rest in
-``[-1 + floor_gap, 1]``; samples below the gap's middle are the floor): "clipped" becomes a state the
-networks must commit to rather than a gray level next to the darkest tissue.
+``[-1 + floor_gap, 1]``; samples anywhere in the gap decode to the floor): "clipped" becomes a state
+the networks must commit to rather than a gray level next to the darkest tissue.
 
 ``precision="bf16"`` runs each training step under ``torch.autocast`` in bfloat16 (weights,
 optimizer states and EMA stay float32; Micikevicius et al. 2018, mixed-precision training): on a CPU
@@ -218,11 +218,11 @@ class Generator:
         return torch.where(images <= b + FLOOR_TOLERANCE, -1.0, scaled) if g else scaled
 
     def from_model_space(self, values: torch.Tensor) -> torch.Tensor:
-        """The inverse of `to_model_space`: values below ``-1 + floor_gap / 2`` (or -1) are the black level."""
+        """The inverse of `to_model_space`, monotone and continuous: values at or below ``-1 + floor_gap`` are the
+        black level."""
         b, g = self.black_level, self.floor_gap
-        u = ((values.clamp(max=1.0) + 1.0 - g) / (2.0 - g)).clamp(min=0.0)
-        pixels = b + (1.0 - b) * u**self.intensity_gamma
-        return torch.where(values < -1.0 + g / 2.0, b, pixels) if g else pixels
+        u = ((values + 1.0 - g) / (2.0 - g)).clamp(0.0, 1.0)
+        return b + (1.0 - b) * u**self.intensity_gamma
 
     def _as_split(self, data: Split | Cohort) -> Split:
         if isinstance(data, Cohort):
