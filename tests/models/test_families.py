@@ -154,3 +154,22 @@ def test_sampling_eta_adds_seeded_noise_only_when_asked() -> None:
         Diffusion(num_classes=2, sampling_eta=1.5)
     with pytest.raises(InputError, match="sampling_eta"):
         Diffusion(num_classes=2, scheduler="rflow", sampling_eta=0.5)
+
+
+def test_guidance_interval_limits_guidance_to_its_noise_levels() -> None:
+    model = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=4, batch_size=8, guidance_scale=3.0).fit(
+        toy_split(), max_steps=2, progress=False)
+    x, labels, covariates = torch.randn(2, 1, 16, 16), torch.tensor([0, 1]), torch.zeros(2, 0)
+    guided_high = model._guided(x, 900, labels, covariates)
+    model.guidance_interval = (0.2, 0.6)
+    conditional_high = model._guided(x, 900, labels, covariates)
+    model.guidance_scale = 1.0
+    assert torch.allclose(conditional_high, model._guided(x, 900, labels, covariates))  # outside: no guidance
+    assert not torch.allclose(conditional_high, guided_high)
+    model.guidance_scale = 3.0
+    inside = model._guided(x, 400, labels, covariates)
+    model.guidance_interval = (0.0, 1.0)
+    assert torch.allclose(inside, model._guided(x, 400, labels, covariates), atol=1e-6)  # inside: guided as before
+    with pytest.raises(InputError, match="guidance_interval"):
+        Diffusion(num_classes=2, guidance_interval=(0.6, 0.2))
+    assert Diffusion.from_config(model.config).guidance_interval == (0.0, 1.0)  # JSON lists come back as tuples
