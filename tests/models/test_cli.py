@@ -30,12 +30,13 @@ def run(argv: list[str]) -> int:
 def test_train_resume_and_sample(toy_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     base = ["train", "--data", str(toy_npz), "--model", "vae", "--out", str(out), "--seed", "1", "--covariates", "age",
-            "--intensity-gamma", "2", "--black-level", "0.004"]
+            "--intensity-gamma", "2", "--black-level", "0.004", "--floor-gap", "0.3"]
     assert run(base + ["--max-steps", "2"]) == 0
     assert run(base + ["--max-steps", "3", "--resume"]) == 0
     assert json.loads((out / "training_state.json").read_text())["step"] == 3
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["covariates"] == ["age"] and config["intensity_gamma"] == 2.0 and config["black_level"] == 0.004
+    assert config["floor_gap"] == 0.3
     synthetic = tmp_path / "synthetic.npz"
     assert run(["sample", str(out), "--n", "6", "--out", str(synthetic), "--seed", "2"]) == 0
     cohort = load(synthetic)
@@ -55,6 +56,7 @@ def test_train_resume_and_sample(toy_npz: Path, tmp_path: Path, capsys: pytest.C
         (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--resume"], "checkpoint to resume"),
         (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--precision", "fp16"], "precision one of"),
         (["train", "--data", "{npz}", "--model", "diffusion", "--out", "{tmp}/r", "--intensity-gamma", "0"], "intensity_gamma in"),
+        (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--floor-gap", "0.3"], "with a black_level > 0"),
         (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--precision", "bf16", "--dp", "--epsilon", "8"],
          "precision 'fp32' for DP"),
         (["sample", "{tmp}", "--n", "2", "--out", "{tmp}/x.npz"], "config.json"),

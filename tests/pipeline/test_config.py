@@ -30,6 +30,7 @@ def test_toml_and_overrides(tmp_path: Path) -> None:
         ({"train": {"model": "flow"}}, "train.model"),
         ({"train": {"budget_minutes": -1}}, "train.budget_minutes"),
         ({"train": {"intensity_gamma": 0}}, "train.intensity_gamma"),
+        ({"train": {"floor_gap": 1.5}}, "train.floor_gap"),
         ({"generate": {"shards": 3}}, "generate.shards"),
         ({"utility": {"multiples": [1, -2]}}, "utility.multiples"),
     ],

@@ -30,6 +30,9 @@ def train(
     black_level: float = typer.Option(0.0, "--black-level",
                                       help="The data's display floor in [0, 1) units (e.g. 1/255 = 0.0039 for BreastMNIST): "
                                            "clipped regions come out flat at it."),
+    floor_gap: float = typer.Option(0.0, "--floor-gap",
+                                    help="With --black-level: model-space gap (0-1, e.g. 0.3) between clipped pixels and the "
+                                         "darkest tissue, so clipping is a state the model commits to."),
 ) -> None:
     """Train a conditional generator (VAE, GAN or diffusion) and write its run directory."""
     from genrad.data import load
@@ -45,6 +48,7 @@ def train(
     generator = Generator.registry[model](
         num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
         precision=precision, intensity_gamma=intensity_gamma, black_level=black_level,
+        floor_gap=floor_gap,
         **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
     )
     if dp or epsilon is not None:

@@ -113,6 +113,7 @@ def _stage_train(context: _Context) -> None:
         covariates=train.covariates,
         intensity_gamma=train.intensity_gamma,
         black_level=train.black_level,
+        floor_gap=train.floor_gap,
     )
     model.fit(
         context.train,
