@@ -25,16 +25,21 @@ def inspect(
         typer.echo(json.dumps(summary, indent=2))
         return
     table = Table(title=f"{path}  (hash {summary['content_hash'][:12]})")
-    for column in ("split", "n", "shape", "dtype", "range", "classes"):
+    for column in ("split", "n", "shape", "dtype", "range", "display floor", "classes"):
         table.add_column(column)
     for name, split in summary["splits"].items():
         low, high = split["intensity_range"]
         classes = ", ".join(f"{summary['class_names'][int(k)]}: {v}" for k, v in split["classes"].items())
-        table.add_row(name, str(split["n"]), "x".join(map(str, split["shape"])), split["dtype"], f"{low:.3g}..{high:.3g}", classes)
+        floor = "none" if split["display_floor"] is None else f"{split['display_floor']:.4g}"
+        table.add_row(name, str(split["n"]), "x".join(map(str, split["shape"])), split["dtype"], f"{low:.3g}..{high:.3g}",
+                      floor, classes)
     console = Console()
     console.print(table)
     console.print(f"clinical columns: {', '.join(summary['clinical_columns']) or 'none'}")
     console.print(f"preprocessing: {summary['preprocessing']}")
+    floor = summary["splits"].get("train", {}).get("display_floor")
+    if floor is not None:
+        console.print(f"the train split is clipped at {floor:.4g}: train with --black-level {floor:.4g} (and --floor-gap 0.3)")
 
 
 @data_app.command("phantom")

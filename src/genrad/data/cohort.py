@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genrad.data.intensity import display_floor
 from genrad.errors import InputError
 from genrad.provenance import hash_arrays
 
@@ -185,7 +186,9 @@ class Cohort:
         return [f"{name}:{self.splits[name].content_hash()}" for name in sorted(self.splits)]
 
     def summary(self) -> dict[str, Any]:
-        """What `genrad data inspect --json` prints: per-split size, shape, dtype, range, class counts."""
+        """What `genrad data inspect --json` prints: per-split size, shape, dtype, range, display floor
+        (`genrad.data.intensity.display_floor`), class counts."""
+
         splits = {}
         for name, split in self.splits.items():
             splits[name] = {
@@ -193,6 +196,7 @@ class Cohort:
                 "shape": list(split.image_shape),
                 "dtype": str(split.images.dtype),
                 "intensity_range": [float(split.images.min()), float(split.images.max())],
+                "display_floor": display_floor(split.images),
                 "classes": {str(k): v for k, v in split.class_counts(self.num_classes).items()},
             }
         return {

@@ -1,0 +1,30 @@
+"""`display_floor`: the clipped bottom of the histogram that a generator's ``black_level`` should be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genrad.data import load
+from genrad.data.intensity import display_floor
+
+
+def speckle(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).gamma(2.0, 30.0, (40, 28, 28))
+
+
+def test_a_clipped_floor_is_found_and_an_unclipped_histogram_is_not() -> None:
+    signal = speckle()
+    assert display_floor(np.rint(np.clip(signal, 0, 255)) / 255) is None  # a smooth histogram: no spike
+    clipped = np.rint(np.clip(signal, 20, 255)) / 255  # everything darker than 20 shows as 20
+    assert display_floor(clipped) == pytest.approx(20 / 255)
+    rare_zeros = clipped.copy()
+    rare_zeros[0, 0, :3] = 0.0  # a few stray darker pixels below the floor do not hide it
+    assert display_floor(rare_zeros) == pytest.approx(20 / 255)
+    assert display_floor(np.full((2, 4, 4), 0.5)) is None  # one value: nothing to compare with
+
+
+def test_breastmnist_is_clipped_at_one_gray_level(breastmnist_path) -> None:
+    summary = load(str(breastmnist_path)).summary()
+    assert summary["splits"]["train"]["display_floor"] == pytest.approx(1 / 255)
+    assert load("phantom").summary()["splits"]["train"]["display_floor"] is None
