@@ -39,7 +39,7 @@ def inspect(
     console.print(f"preprocessing: {summary['preprocessing']}")
     floor = summary["splits"].get("train", {}).get("display_floor")
     if floor is not None:
-        console.print(f"the train split is clipped at {floor:.4g}: train with --black-level {floor:.4g} (and --floor-gap 0.3)")
+        console.print(f"the train split is clipped at {floor:.4g}: train with --black-level {floor:.4g} (and --floor-gap 0.6)")
 
 
 @data_app.command("phantom")

@@ -188,7 +188,6 @@ class Cohort:
     def summary(self) -> dict[str, Any]:
         """What `genrad data inspect --json` prints: per-split size, shape, dtype, range, display floor
         (`genrad.data.intensity.display_floor`), class counts."""
-
         splits = {}
         for name, split in self.splits.items():
             splits[name] = {
