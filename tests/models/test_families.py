@@ -122,13 +122,13 @@ def test_min_snr_weights_follow_hang_et_al_and_change_training() -> None:
     plain = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=2, batch_size=8)
     weighted = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=2, batch_size=8, min_snr_gamma=5.0)
     timesteps = torch.tensor([0, 50, 300, 999])
-    assert torch.equal(plain._loss_weights(timesteps), torch.ones(4))
+    assert torch.equal(plain._loss_weights(timesteps, plain._noise_scheduler()), torch.ones(4))
     alpha_bar = weighted._noise_scheduler().alphas_cumprod[timesteps]
     snr = alpha_bar / (1 - alpha_bar)
     expected = torch.minimum(snr, torch.tensor(5.0)) / (snr + 1)
-    assert torch.allclose(weighted._loss_weights(timesteps), expected)
+    assert torch.allclose(weighted._loss_weights(timesteps, weighted._noise_scheduler()), expected)
     all_snr = weighted._noise_scheduler().alphas_cumprod / (1 - weighted._noise_scheduler().alphas_cumprod)
-    weights = weighted._loss_weights(torch.arange(1000))  # peaks at gamma / (gamma + 1) where SNR crosses gamma
+    weights = weighted._loss_weights(torch.arange(1000), weighted._noise_scheduler())  # peaks at gamma / (gamma + 1) where SNR crosses gamma
     assert float(weights.max()) <= 5 / 6 + 1e-6 and int(weights.argmax()) == int((all_snr - 5.0).abs().argmin())
     first = plain.fit(toy_split(), max_steps=2, progress=False).sample(2, generator=torch.Generator().manual_seed(0))
     second = weighted.fit(toy_split(), max_steps=2, progress=False).sample(2, generator=torch.Generator().manual_seed(0))

@@ -47,8 +47,7 @@ def train(
 
     generator = Generator.registry[model](
         num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
-        precision=precision, intensity_gamma=intensity_gamma, black_level=black_level,
-        floor_gap=floor_gap,
+        precision=precision, intensity_gamma=intensity_gamma, black_level=black_level, floor_gap=floor_gap,
         **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
     )
     if dp or epsilon is not None:

@@ -192,6 +192,7 @@ class Diffusion(Generator):
         dropped = (torch.rand(n, generator=generator) < self.condition_dropout).to(device)
         labels = torch.where(dropped, torch.full_like(labels, self.num_classes), labels)
         covariates = covariates * (~dropped).unsqueeze(1).to(covariates.dtype)
+        schedule = None
         if self.scheduler == "rflow":
             s = torch.sigmoid(torch.randn(n, generator=generator)).to(device)  # logit-normal
             timesteps = s * self.num_train_timesteps
@@ -203,17 +204,18 @@ class Diffusion(Generator):
             x_t = schedule.add_noise(x0, noise, timesteps)
             target = schedule.get_velocity(x0, noise, timesteps)
         prediction = networks["unet"](x_t, timesteps, class_labels=(labels, covariates))
-        loss = self._loss_weights(timesteps) @ (prediction - target).pow(2).flatten(1).mean(1) / n
+        loss = self._loss_weights(timesteps, schedule) @ (prediction - target).pow(2).flatten(1).mean(1) / n
         optimizers["unet"].zero_grad(set_to_none=True)
         loss.backward()
         optimizers["unet"].step()
         return {"loss": loss.item()}
 
-    def _loss_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
-        """Per-image loss weights: ones, or Min-SNR-gamma's ``min(SNR_t, gamma) / (SNR_t + 1)``."""
-        if self.min_snr_gamma is None:
+    def _loss_weights(self, timesteps: torch.Tensor, schedule: DDPMScheduler | None) -> torch.Tensor:
+        """Per-image loss weights: ones, or Min-SNR-gamma's ``min(SNR_t, gamma) / (SNR_t + 1)`` on the training
+        step's `schedule` (always a DDPM schedule then: the argument checks refuse Min-SNR with "rflow")."""
+        if self.min_snr_gamma is None or schedule is None:
             return torch.ones(len(timesteps), device=timesteps.device)
-        alpha_bar = self._noise_scheduler().alphas_cumprod.to(timesteps.device)[timesteps.long()]
+        alpha_bar = schedule.alphas_cumprod.to(timesteps.device)[timesteps.long()]
         snr = alpha_bar / (1.0 - alpha_bar)
         return snr.clamp(max=self.min_snr_gamma) / (snr + 1.0)
 
