@@ -167,7 +167,7 @@ def anchors(cohort: Any, reference: Path, work: Path, blur: float) -> dict[str, 
 def run_family(name: str, cohort: Any, args: argparse.Namespace, reference: Path, work: Path) -> dict[str, Any]:
     split = cohort.train
     if args.rescore and name != "baseline":
-        kept = load_kept(args.rescore / name, json.loads(args.config).get(name, {}))
+        kept = genrad.models.load(args.rescore / name).with_sampling(**json.loads(args.config).get(name, {}))
         return {**score_samples(kept, split, args.seed, reference, work / name, args.extra_sample_seeds),
                 "train_steps": int(kept.step_), "rescored_from": str(args.rescore / name), "config": kept.config}
     budget = CpuBudget(args.minutes)
@@ -195,15 +195,6 @@ def run_family(name: str, cohort: Any, args: argparse.Namespace, reference: Path
         "train_wall_minutes": round(train_wall / 60, 2),
         "config": config,
     }
-
-
-def load_kept(run_dir: Path, overrides: dict[str, Any]) -> genrad.models.Generator:
-    """A kept model with sampling settings overridden (e.g. ``{"num_inference_steps": 50}``), checked again."""
-    model = genrad.models.load(run_dir)
-    checked = type(model).from_config({**model.config, **overrides})  # rejects unknown names and bad values
-    for key in overrides:
-        setattr(model, key, getattr(checked, key))
-    return model
 
 
 def score_samples(model: Any, split: Split, seed: int, reference: Path, folder: Path, extra_seeds: int = 0) -> dict[str, Any]:

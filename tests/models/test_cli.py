@@ -60,6 +60,7 @@ def test_train_resume_and_sample(toy_npz: Path, tmp_path: Path, capsys: pytest.C
         (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--precision", "bf16", "--dp", "--epsilon", "8"],
          "precision 'fp32' for DP"),
         (["sample", "{tmp}", "--n", "2", "--out", "{tmp}/x.npz"], "config.json"),
+        (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--guidance-scale", "3"], "VAE sampling settings"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, toy_npz: Path, tmp_path: Path,
@@ -69,3 +70,15 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, toy_npz:
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and message in error and "Traceback" not in error and "\n" not in error
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_guidance_scale_is_set_at_training_and_changed_at_sampling(toy_npz: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(["train", "--data", str(toy_npz), "--model", "diffusion", "--out", str(out), "--max-steps", "1",
+                "--guidance-scale", "3"]) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["guidance_scale"] == 3.0
+    saved, changed = tmp_path / "saved.npz", tmp_path / "changed.npz"
+    assert run(["sample", str(out), "--n", "2", "--out", str(saved)]) == 0
+    assert run(["sample", str(out), "--n", "2", "--out", str(changed), "--guidance-scale", "5"]) == 0
+    assert load(saved).preprocessing["saved"]["model_config"]["guidance_scale"] == 3.0
+    assert load(changed).preprocessing["saved"]["model_config"]["guidance_scale"] == 5.0

@@ -173,3 +173,21 @@ def test_guidance_interval_limits_guidance_to_its_noise_levels() -> None:
     with pytest.raises(InputError, match="guidance_interval"):
         Diffusion(num_classes=2, guidance_interval=(0.6, 0.2))
     assert Diffusion.from_config(model.config).guidance_interval == (0.0, 1.0)  # JSON lists come back as tuples
+
+
+def test_with_sampling_changes_only_sampling_settings_of_a_trained_model() -> None:
+    model = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=3, batch_size=8).fit(
+        toy_split(), max_steps=2, progress=False)
+    weights = model.model_hash()
+    default = model.sample(3, labels=0, generator=1)
+    assert model.with_sampling(guidance_scale=4.0) is model
+    assert model.config["guidance_scale"] == 4.0 and model.model_hash() == weights
+    assert not torch.equal(default, model.sample(3, labels=0, generator=1))
+    assert torch.equal(default, model.with_sampling(guidance_scale=1.5).sample(3, labels=0, generator=1))
+    with pytest.raises(InputError, match="guidance_scale >= 0"):
+        model.with_sampling(guidance_scale=-1.0)
+    with pytest.raises(InputError, match="learning_rate"):  # changes what the model learns: a training argument
+        model.with_sampling(learning_rate=1e-3)
+    assert model.config["guidance_scale"] == 1.5
+    with pytest.raises(InputError, match="VAE sampling settings among: none"):
+        VAE(num_classes=2).with_sampling(guidance_scale=2.0)

@@ -31,6 +31,7 @@ def test_toml_and_overrides(tmp_path: Path) -> None:
         ({"train": {"budget_minutes": -1}}, "train.budget_minutes"),
         ({"train": {"intensity_gamma": 0}}, "train.intensity_gamma"),
         ({"train": {"floor_gap": 1.5}}, "train.floor_gap"),
+        ({"train": {"model": "vae", "guidance_scale": 3.0}}, "train"),
         ({"generate": {"shards": 3}}, "generate.shards"),
         ({"utility": {"multiples": [1, -2]}}, "utility.multiples"),
     ],

@@ -201,3 +201,23 @@ def test_a_dp_models_guarantee_is_copied_into_the_record_and_manifest(tmp_path: 
     assert synthetic.record["privacy"]["epsilon"] == 7.5
     assert synthetic.manifest["dp_epsilon"].tolist() == [7.5] * 3 and (synthetic.manifest["dp_delta"] == 1e-5).all()
     assert "dp_epsilon" not in generate(ToyGenerator(), per_class={0: 3}, out=tmp_path / "plain", progress=False).manifest
+
+
+def test_sampling_settings_reach_every_worker_and_the_provenance(tmp_path: Path, tiny_cohort) -> None:
+    """A diffusion run sampled with guidance 4 instead of its saved 1.5: same bytes on 1 and 2 workers
+    (the pool gets the changed model, not the run dir), recorded, and a resume with other settings refused."""
+    from genrad.models import Diffusion
+
+    run_dir = tmp_path / "run"
+    Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=2, batch_size=8).fit(
+        tiny_cohort.train, max_steps=2, seed=0, progress=False).save(run_dir)
+    common = {"per_class": {0: 6, 1: 6}, "seed": 3, "shard_size": 4, "progress": False}
+    guided = {"sampling": {"guidance_scale": 4.0}}
+    one = generate(run_dir, out=tmp_path / "one", workers=1, **common, **guided).out
+    two = generate(run_dir, out=tmp_path / "two", workers=2, **common, **guided).out
+    saved = generate(run_dir, out=tmp_path / "saved", **common).out
+    assert _bytes(one) == _bytes(two) and _bytes(one)["synthetic.npz"] != _bytes(saved)["synthetic.npz"]
+    record = json.loads((one / "synthesis.json").read_text())
+    assert record["generation"]["sampling"] == {"guidance_scale": 4.0} and record["model_config"]["guidance_scale"] == 4.0
+    with pytest.raises(InputError, match="sampling"):
+        generate(run_dir, out=one, sampling={"guidance_scale": 2.0}, **common)

@@ -27,8 +27,12 @@ def generate_command(
     with_clinical: bool = typer.Option(
         False, "--with-clinical", help="Also draw a synthetic clinical record per image (per-class SDV copula; needs --data)."
     ),
+    guidance_scale: float | None = typer.Option(
+        None, "--guidance-scale", help="Diffusion only: classifier-free guidance weight of the sampler (default: the run's)."
+    ),
 ) -> None:
     """Generate synthetic images into OUT: synthetic.npz (MedMNIST layout), manifest.parquet/.csv, shards/."""
+    from genrad.cli.models import sampling_options
     from genrad.data import load
     from genrad.synthesis import generate
 
@@ -50,6 +54,7 @@ def generate_command(
         address=address,
         filter=_qa_filter(cohort, seed) if filter_flagged else None,
         clinical=with_clinical,
+        sampling=sampling_options(guidance_scale),
     )
     plan = synthetic.record["generation"]["plan"]
     per_class_text = ", ".join(f"{k}: {n}" for k, n in plan["per_class"].items())

@@ -69,6 +69,9 @@ class Generator:
     ema_networks: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Generator]]] = {}
     earlier_defaults: ClassVar[dict[str, Any]] = {}
+    sampling_settings: ClassVar[tuple[str, ...]] = ()
+    """Constructor arguments that only affect `sample` (e.g. a diffusion sampler's guidance): `with_sampling`
+    may change them on a trained model."""
     """Arguments added with a default other than the behaviour before them: checkpoints saved without
     them are loaded with these values, so an older model keeps the settings it was trained with."""
 
@@ -121,6 +124,23 @@ class Generator:
             raise InputError(f"{cls.__name__} arguments among {allowed}", f"unknown argument(s) {unknown}",
                              "remove them from the configuration")
         return cls(**config)
+
+    def with_sampling(self, **settings: Any) -> Generator:
+        """Change sampling-only arguments (`sampling_settings`) of this model in place; returns ``self``.
+
+        The values are checked as the constructor checks them, and `config` (hence every output's
+        provenance) reports the new values.
+        """
+        name = type(self).__name__
+        unknown = sorted(set(settings) - set(self.sampling_settings))
+        if unknown:
+            allowed = ", ".join(self.sampling_settings) or "none"
+            raise InputError(f"{name} sampling settings among: {allowed}", f"{unknown}",
+                             "drop them, or set them when training (they change what the model learns)")
+        checked = type(self).from_config({**self.config, **settings})
+        for key in settings:
+            setattr(self, key, getattr(checked, key))
+        return self
 
     def __repr__(self) -> str:
         arguments = ", ".join(f"{k}={v!r}" for k, v in self.config.items())

@@ -90,6 +90,7 @@ class Diffusion(Generator):
     default_steps = 5000
     earlier_defaults = {"noise_schedule": "scaled_linear"}
     ema_networks = ("unet",)
+    sampling_settings = ("num_inference_steps", "sampling_eta", "guidance_scale", "guidance_interval")
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genrad.errors import InputError
 
@@ -38,6 +38,13 @@ class TrainConfig(_Section):
     intensity_gamma: float = Field(1.0, ge=0.25, le=4.0, description="Model pixels**(1/G); 2 for speckled ultrasound.")
     black_level: float = Field(0.0, ge=0.0, lt=0.5, description="Display floor in [0, 1) units; clipped regions come out flat.")
     floor_gap: float = Field(0.0, ge=0.0, lt=1.0, description="With black_level: model-space gap between clipped pixels and the darkest tissue.")
+    guidance_scale: float | None = Field(None, ge=0.0, description="Diffusion only: classifier-free guidance of the sampler.")
+
+    @model_validator(mode="after")
+    def _guidance_needs_diffusion(self) -> TrainConfig:
+        if self.guidance_scale is not None and self.model != "diffusion":
+            raise ValueError(f"guidance_scale applies to model 'diffusion' only, not {self.model!r}: remove it or set model: diffusion")
+        return self
 
 
 class GenerateConfig(_Section):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ def generate(
     address: str | None = None,
     filter: Filter | None = None,  # noqa: A002 - the documented argument name
     clinical: bool = False,
+    sampling: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> SyntheticSet:
     """Generate a synthetic dataset into `out` and return it (see the module docstring for the steps).
@@ -76,10 +77,15 @@ def generate(
     ``clinical=True`` draws one synthetic clinical record per image from the real clinical table of
     `data` (`genrad.scenarios.multimodal.records_for_plan`), conditions the image on it, and writes
     every record column into the manifest and the npz (``train_clinical__<column>``).
+    `sampling` changes the model's sampling-only settings (`Generator.with_sampling`, e.g.
+    ``{"guidance_scale": 5.0}``); they are part of the provenance, and resuming with other values refuses.
     """
     _check_arguments(seed=seed, shard_size=shard_size, batch_size=batch_size, backend=backend, workers=workers)
     out = Path(out)
+    sampling = dict(sampling or {})
     model = load_model(model_or_run_dir)
+    if sampling:
+        model.with_sampling(**sampling)
     cohort = load_data(data)
     plan = make_plan(
         model, per_class=per_class, balance=balance, multiple=multiple, covariates=covariates, data=cohort, seed=seed
@@ -93,6 +99,7 @@ def generate(
     check_format(format, image_shape)
     generation = {
         "model_hash": model.model_hash(),
+        "sampling": sampling,
         "image_shape": list(image_shape),
         "plan": plan.summary(),
         "seed": int(seed),
@@ -110,13 +117,13 @@ def generate(
     remove_stale_temporaries(out)
     todo = [task for task in tasks if not shard_path(out, task.index).exists()]
     with _progress(progress) as bar:
-        sampling = bar.add_task("sampling", total=len(plan), completed=len(plan) - sum(map(len, todo)))
+        sampling_task = bar.add_task("sampling", total=len(plan), completed=len(plan) - sum(map(len, todo)))
 
         def on_result(task: ShardTask, images: np.ndarray) -> None:
             write_shard(out, task, images)
-            bar.advance(sampling, len(task))
+            bar.advance(sampling_task, len(task))
 
-        source = model_or_run_dir if isinstance(model_or_run_dir, str | Path) else model
+        source = model_or_run_dir if isinstance(model_or_run_dir, str | Path) and not sampling else model
         run_shards(todo, source, model, backend=backend, workers=workers, address=address, on_result=on_result)
         provenance = {
             "synthetic": True,

@@ -52,6 +52,8 @@ class GeneratorLike(Protocol):
 
     def model_hash(self) -> str: ...
 
+    def with_sampling(self, **settings: Any) -> Any: ...
+
 
 @dataclass(frozen=True)
 class SamplingPlan:
