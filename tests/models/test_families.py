@@ -191,3 +191,37 @@ def test_with_sampling_changes_only_sampling_settings_of_a_trained_model() -> No
     assert model.config["guidance_scale"] == 1.5
     with pytest.raises(InputError, match="VAE sampling settings among: none"):
         VAE(num_classes=2).with_sampling(guidance_scale=2.0)
+
+
+def test_autoguidance_keeps_an_earlier_snapshot_and_guides_with_it(tmp_path) -> None:
+    """The guide is the EMA UNet at `guide_step`, saved and resumed with the model; guidance uses its
+    conditional prediction instead of the unconditional one; before the guide step it falls back to CFG."""
+    common = {"num_classes": 2, "channels": (8, 16), "num_inference_steps": 3, "batch_size": 8, "guidance_scale": 2.0}
+    model = Diffusion(**common, guide_step=2).fit(toy_split(), max_steps=4, seed=0, progress=False)
+    snapshot = Diffusion(**common).fit(toy_split(), max_steps=2, seed=0, progress=False)
+    for key, value in snapshot.network("unet").state_dict().items():
+        assert torch.equal(model.guide_.state_dict()[key], value), key
+    final = model.network("unet").state_dict()
+    assert any(not torch.equal(model.guide_.state_dict()[key], value) for key, value in final.items())
+    plain = Diffusion(**common).fit(toy_split(), max_steps=4, seed=0, progress=False)
+    assert all(torch.equal(plain.network("unet").state_dict()[key], value) for key, value in final.items())  # training unchanged
+    x, labels, covariates = torch.randn(2, 1, 16, 16), torch.tensor([0, 1]), torch.zeros(2, 0)
+    unet, guide = model.network("unet"), model.guide_
+    with torch.no_grad():
+        conditional = unet(x, torch.full((2,), 500.0), class_labels=(labels, covariates))
+        weak = guide(x, torch.full((2,), 500.0), class_labels=(labels, covariates))
+        assert torch.allclose(model._guided(x, 500, labels, covariates), weak + 2.0 * (conditional - weak), atol=1e-6)
+        assert not torch.allclose(model._guided(x, 500, labels, covariates), plain._guided(x, 500, labels, covariates))
+    model.save(tmp_path / "run")
+    loaded = Diffusion.load(tmp_path / "run")
+    assert torch.equal(loaded.sample(3, generator=5), model.sample(3, generator=5))
+    resumed = Diffusion(**common, guide_step=2)
+    resumed.fit(toy_split(), max_steps=3, seed=0, out_dir=tmp_path / "resumed", progress=False)
+    resumed.fit(toy_split(), max_steps=4, seed=0, out_dir=tmp_path / "resumed", resume=True, progress=False)
+    assert resumed.model_hash() == model.model_hash()
+    early = Diffusion(**common, guide_step=10).fit(toy_split(), max_steps=2, seed=0, progress=False)
+    with pytest.warns(UserWarning, match="not past guide_step 10"):
+        cfg = early.sample(2, generator=1)
+    assert torch.equal(cfg, Diffusion(**common).fit(toy_split(), max_steps=2, seed=0, progress=False).sample(2, generator=1))
+    with pytest.raises(InputError, match="guide_step"):
+        Diffusion(num_classes=2, guide_step=0)

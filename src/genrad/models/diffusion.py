@@ -10,6 +10,10 @@ during training, which enables classifier-free guidance at sampling time (Ho & S
 
 only at noise levels ``t / T`` inside `guidance_interval` (elsewhere ``c``; Kynkäänniemi et al. 2024,
 "Applying guidance in a limited interval improves sample and distribution quality in diffusion models").
+With `guide_step`, the model guides itself with an earlier version of itself instead (autoguidance;
+Karras et al. 2024, "Guiding a diffusion model with a bad version of itself", eq. 2): the EMA UNet as
+it was at training step `guide_step` is kept, and ``u`` becomes its *conditional* prediction
+``g(x_t, t, y, covariates)``. The guide costs no training time (it is a snapshot of the same run).
 
 Two objectives / samplers (MONAI schedulers; the network is called directly because MONAI's
 ``DiffusionInferer`` does not pass class labels):
@@ -26,6 +30,8 @@ Two objectives / samplers (MONAI schedulers; the network is called directly beca
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,6 +43,7 @@ from torch.optim import AdamW, Optimizer
 
 from genrad.models.base import Batch, Generator
 from genrad.models.blocks import ConditionEmbedding
+from genrad.training.checkpoint import Checkpoint
 
 SCHEDULERS = ("ddim", "rflow")
 NOISE_SCHEDULES = {"linear": ("linear_beta", 1e-4, 0.02), "scaled_linear": ("scaled_linear_beta", 0.0015, 0.0195)}
@@ -78,6 +85,9 @@ class Diffusion(Generator):
         guidance_scale: classifier-free guidance weight (1 = conditional model only, no guidance). On BreastMNIST
             with ``floor_gap=0.3``, 5 scored better FRD than 1.5, 3 and 7 (docs/benchmarks.md).
         guidance_interval: ``(low, high)`` fractions of the T timesteps where guidance applies ((0, 1): all).
+        guide_step: autoguidance: keep the EMA UNet of this training step as the guide (None: classifier-free
+            guidance). A model trained for `guide_step` steps or fewer has no guide and falls back to
+            classifier-free guidance (with a warning).
         condition_dropout: probability of training on the null condition.
         batch_size, learning_rate, ema_decay: AdamW and EMA of the UNet (used for sampling).
         precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
@@ -109,6 +119,7 @@ class Diffusion(Generator):
         sampling_eta: float = 0.0,
         guidance_scale: float = 1.5,
         guidance_interval: Sequence[float] = (0.0, 1.0),
+        guide_step: int | None = None,
         condition_dropout: float = 0.1,
         batch_size: int = 32,
         learning_rate: float = 5e-4,
@@ -128,6 +139,7 @@ class Diffusion(Generator):
         self.sampling_eta = sampling_eta
         self.guidance_scale = guidance_scale
         self.guidance_interval = tuple(guidance_interval)
+        self.guide_step = guide_step
         self.condition_dropout = condition_dropout
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
                          batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
@@ -151,6 +163,8 @@ class Diffusion(Generator):
             (self.guidance_scale >= 0, "guidance_scale >= 0", self.guidance_scale),
             (len(self.guidance_interval) == 2 and 0.0 <= self.guidance_interval[0] < self.guidance_interval[1] <= 1.0,
              "guidance_interval (low, high) with 0 <= low < high <= 1", self.guidance_interval),
+            (self.guide_step is None or (isinstance(self.guide_step, int) and self.guide_step >= 1),
+             "guide_step None or an int >= 1", self.guide_step),
             (0.0 <= self.condition_dropout < 1.0, "condition_dropout in [0, 1)", self.condition_dropout),
         ]
 
@@ -174,6 +188,27 @@ class Diffusion(Generator):
         unet.class_embedding = ConditionEmbedding(self.num_classes + 1, len(self.covariates), 4 * channels[0])
         return {"unet": unet}
 
+    def _build(self, seed: int) -> None:
+        super()._build(seed)
+        self.guide_ = None if self.guide_step is None else copy.deepcopy(self.network("unet")).requires_grad_(False).eval()
+
+    def snapshot_guide(self) -> nn.Module | None:
+        """The autoguidance guide, or None (no `guide_step`, or training has not gone past it)."""
+        return self.guide_ if self.guide_step is not None and self.step_ > self.guide_step else None
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """`Generator.state_tensors`, plus ``guide.unet.<param>`` with `guide_step`."""
+        tensors = super().state_tensors()
+        if self.guide_ is not None:
+            tensors.update({f"guide.unet.{key}": value for key, value in self.guide_.state_dict().items()})
+        return tensors
+
+    def restore(self, checkpoint: Checkpoint, *, source: str) -> None:
+        super().restore(checkpoint, source=source)
+        if self.guide_ is not None:
+            prefix = "guide.unet."
+            self.guide_.load_state_dict({k[len(prefix):]: v for k, v in checkpoint.weights.items() if k.startswith(prefix)})
+
     def make_optimizers(self, networks: Mapping[str, nn.Module]) -> dict[str, Optimizer]:
         return {"unet": AdamW(networks["unet"].parameters(), lr=self.learning_rate, weight_decay=0.0)}
 
@@ -187,6 +222,8 @@ class Diffusion(Generator):
 
     def training_step(self, batch: Batch, *, networks: Mapping[str, nn.Module], optimizers: Mapping[str, Optimizer],
                       step: int, generator: torch.Generator) -> dict[str, float]:
+        if self.guide_ is not None and step == self.guide_step:
+            self.guide_.load_state_dict(self.network("unet").state_dict())
         x0, labels, covariates = batch
         n, device = len(x0), x0.device
         noise = torch.randn(x0.shape, generator=generator).to(device)
@@ -221,19 +258,28 @@ class Diffusion(Generator):
         return snr.clamp(max=self.min_snr_gamma) / (snr + 1.0)
 
     def _guided(self, x: torch.Tensor, t: torch.Tensor | int | float, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
-        """``u + w (c - u)`` with one batched UNet call (just ``c`` when ``w == 1`` or t is outside the interval)."""
+        """``u + w (c - u)``: ``u`` from the guide snapshot, or unconditional with one batched UNet call
+        (just ``c`` when ``w == 1`` or t is outside the interval)."""
         unet = self.network("unet")
         n = len(x)
         low, high = self.guidance_interval
+        timesteps = torch.full((n,), float(t), device=x.device)
         if self.guidance_scale == 1.0 or not low <= float(t) / self.num_train_timesteps <= high:
-            return unet(x, torch.full((n,), float(t), device=x.device), class_labels=(labels, covariates))
+            return unet(x, timesteps, class_labels=(labels, covariates))
+        guide = self.snapshot_guide()
+        if guide is not None:
+            weak = guide(x, timesteps, class_labels=(labels, covariates))
+            return weak + self.guidance_scale * (unet(x, timesteps, class_labels=(labels, covariates)) - weak)
         null = torch.full_like(labels, self.num_classes)
-        both = unet(torch.cat([x, x]), torch.full((2 * n,), float(t), device=x.device),
+        both = unet(torch.cat([x, x]), torch.cat([timesteps, timesteps]),
                     class_labels=(torch.cat([labels, null]), torch.cat([covariates, torch.zeros_like(covariates)])))
         conditional, unconditional = both.chunk(2)
         return unconditional + self.guidance_scale * (conditional - unconditional)
 
     def _generate(self, labels: torch.Tensor, covariates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.guide_step is not None and self.snapshot_guide() is None:
+            warnings.warn(f"Diffusion trained for {self.step_} steps, not past guide_step {self.guide_step}: "
+                          "sampling with classifier-free guidance instead of autoguidance", stacklevel=3)
         device = self.device_
         x = torch.randn((len(labels), *self.net_shape_), generator=generator).to(device)
         labels, covariates = labels.to(device), covariates.to(device)
