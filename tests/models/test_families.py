@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from conftest import toy_split
@@ -226,34 +225,3 @@ def test_autoguidance_keeps_an_earlier_snapshot_and_guides_with_it(tmp_path) -> 
     assert torch.equal(cfg, Diffusion(**common).fit(toy_split(), max_steps=2, seed=0, progress=False).sample(2, generator=1))
     with pytest.raises(InputError, match="guide_step"):
         Diffusion(num_classes=2, guide_step=0)
-
-
-def test_floor_condition_learns_and_redraws_the_floor_fractions_per_class(tmp_path) -> None:
-    """Class 0 has no clipped pixels, a third of class 1 has 5 clipped rows: the drawn floor fractions follow
-    each class's training distribution, enter training as the last covariate, and survive save / load."""
-    from genrad.data import Split
-    from genrad.models.diffusion import floor_fraction
-
-    split = toy_split(n=48)
-    images = split.images.copy()
-    floored = np.flatnonzero(split.labels == 1)[::3]
-    images[split.labels == 0] = np.maximum(images[split.labels == 0], 0.1)
-    images[floored, :, :5] = 0.0
-    split = Split(images, split.labels, clinical=split.clinical)
-    common = {"num_classes": 2, "channels": (8, 16), "num_inference_steps": 2, "batch_size": 8, "black_level": 1 / 255,
-              "covariates": ("age",)}
-    model = Diffusion(**common, floor_condition=True).fit(split, max_steps=2, seed=0, progress=False)
-    dataset = model.model_space(split)
-    expected = (np.sqrt(floor_fraction(images, 1 / 255)) - model.floor_root_mean_) / model.floor_root_std_
-    assert dataset.tensors[2].shape == (48, 2) and np.allclose(dataset.tensors[2][:, 1].numpy(), expected, atol=1e-6)
-    drawn = model._draw_floor(torch.tensor([0] * 2000 + [1] * 2000), torch.Generator().manual_seed(0))
-    fraction = (drawn.squeeze(1).double() * model.floor_root_std_ + model.floor_root_mean_) ** 2
-    assert float(fraction[:2000].max()) < 1e-6  # class 0 never had a floor
-    share = float((fraction[2000:] > 0.1).double().mean())
-    assert abs(share - len(floored) / 24) < 0.05 and float(fraction[2000:].max()) <= 5 * 28 / 784 + 1e-6
-    model.save(tmp_path / "run")
-    assert torch.equal(Diffusion.load(tmp_path / "run").sample(3, generator=2), model.sample(3, generator=2))
-    assert not torch.equal(Diffusion(**common).fit(split, max_steps=2, seed=0, progress=False).sample(3, generator=2),
-                           model.sample(3, generator=2))
-    with pytest.raises(InputError, match="floor_condition"):
-        Diffusion(num_classes=2, floor_condition=True)

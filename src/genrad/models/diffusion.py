@@ -15,11 +15,6 @@ Karras et al. 2024, "Guiding a diffusion model with a bad version of itself", eq
 it was at training step `guide_step` is kept, and ``u`` becomes its *conditional* prediction
 ``g(x_t, t, y, covariates)``. The guide costs no training time (it is a snapshot of the same run).
 
-With `floor_condition`, the model also conditions on each image's floor fraction (the share of pixels
-clipped at `black_level`; its square root, standardised, is one more covariate) and, when sampling,
-draws it per class from the training quantiles: how often a generated image has large clipped regions
-follows the data instead of what guidance makes of it.
-
 Two objectives / samplers (MONAI schedulers; the network is called directly because MONAI's
 ``DiffusionInferer`` does not pass class labels):
 
@@ -40,22 +35,17 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from monai.networks.nets import DiffusionModelUNet
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
 from torch import nn
 from torch.optim import AdamW, Optimizer
 
-from genrad.data import Cohort, Split
-from genrad.errors import InputError
-from genrad.models.base import FLOOR_TOLERANCE, Batch, Generator
+from genrad.models.base import Batch, Generator
 from genrad.models.blocks import ConditionEmbedding
 from genrad.training.checkpoint import Checkpoint
 
 SCHEDULERS = ("ddim", "rflow")
-FLOOR_QUANTILES = 101
-"""Quantiles of the floor fraction kept per class (`floor_condition`): percentiles, from 0 to 100."""
 NOISE_SCHEDULES = {"linear": ("linear_beta", 1e-4, 0.02), "scaled_linear": ("scaled_linear_beta", 0.0015, 0.0195)}
 """MONAI beta schedules: (name, beta_start, beta_end). "linear" is DDPM's pixel-space schedule (Ho et al.
 2020); "scaled_linear" is latent diffusion's, whose smallest noise level (sqrt(0.0015) = 0.039 in [-1, 1]
@@ -98,8 +88,6 @@ class Diffusion(Generator):
         guide_step: autoguidance: keep the EMA UNet of this training step as the guide (None: classifier-free
             guidance). A model trained for `guide_step` steps or fewer has no guide and falls back to
             classifier-free guidance (with a warning).
-        floor_condition: condition on the floor fraction (needs ``black_level > 0``), drawn per class from the
-            training quantiles at sampling time.
         condition_dropout: probability of training on the null condition.
         batch_size, learning_rate, ema_decay: AdamW and EMA of the UNet (used for sampling).
         precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
@@ -132,7 +120,6 @@ class Diffusion(Generator):
         guidance_scale: float = 1.5,
         guidance_interval: Sequence[float] = (0.0, 1.0),
         guide_step: int | None = None,
-        floor_condition: bool = False,
         condition_dropout: float = 0.1,
         batch_size: int = 32,
         learning_rate: float = 5e-4,
@@ -153,7 +140,6 @@ class Diffusion(Generator):
         self.guidance_scale = guidance_scale
         self.guidance_interval = tuple(guidance_interval)
         self.guide_step = guide_step
-        self.floor_condition = floor_condition
         self.condition_dropout = condition_dropout
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
                          batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
@@ -179,8 +165,6 @@ class Diffusion(Generator):
              "guidance_interval (low, high) with 0 <= low < high <= 1", self.guidance_interval),
             (self.guide_step is None or (isinstance(self.guide_step, int) and self.guide_step >= 1),
              "guide_step None or an int >= 1", self.guide_step),
-            (self.floor_condition in (False, True) and (not self.floor_condition or self.black_level > 0),
-             "floor_condition False, or True with a black_level > 0", self.floor_condition),
             (0.0 <= self.condition_dropout < 1.0, "condition_dropout in [0, 1)", self.condition_dropout),
         ]
 
@@ -201,50 +185,8 @@ class Diffusion(Generator):
             norm_num_groups=groups,
             num_class_embeds=self.num_classes + 1,
         )
-        conditions = len(self.covariates) + int(self.floor_condition)
-        unet.class_embedding = ConditionEmbedding(self.num_classes + 1, conditions, 4 * channels[0])
+        unet.class_embedding = ConditionEmbedding(self.num_classes + 1, len(self.covariates), 4 * channels[0])
         return {"unet": unet}
-
-    def prepare(self, data: Split | Cohort, *, seed: int = 0) -> Split:
-        """`Generator.prepare`, plus the floor-fraction quantiles per class and the standardisation of its root."""
-        split = super().prepare(data, seed=seed)
-        if self.floor_condition:
-            fraction = floor_fraction(split.images, self.black_level)
-            levels = np.linspace(0.0, 1.0, FLOOR_QUANTILES)
-            self.floor_quantiles_ = [[float(q) for q in np.quantile(fraction[split.labels == k] if (split.labels == k).any()
-                                                                    else fraction, levels)] for k in range(self.num_classes)]
-            root = np.sqrt(fraction)
-            self.floor_root_mean_, self.floor_root_std_ = float(root.mean()), float(root.std()) or 1.0
-        return split
-
-    def model_space(self, split: Split) -> torch.utils.data.TensorDataset:
-        """`Generator.model_space`, with the standardised floor fraction as the last covariate (`floor_condition`)."""
-        dataset = super().model_space(split)
-        if not self.floor_condition:
-            return dataset
-        images, labels, covariates = dataset.tensors
-        floor = self._standard_floor(torch.from_numpy(floor_fraction(split.images, self.black_level)))
-        return torch.utils.data.TensorDataset(images, labels, torch.cat([covariates, floor], dim=1))
-
-    def _standard_floor(self, fraction: torch.Tensor) -> torch.Tensor:
-        return ((fraction.double().sqrt() - self.floor_root_mean_) / self.floor_root_std_).float().unsqueeze(1)
-
-    def _draw_floor(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Floor fractions per image by inverse-CDF sampling of the class's training quantiles, standardised."""
-        quantiles = torch.tensor(self.floor_quantiles_, dtype=torch.float64)[labels.cpu()]
-        position = torch.rand(len(labels), generator=generator, dtype=torch.float64) * (FLOOR_QUANTILES - 1)
-        low = position.floor().long().clamp(max=FLOOR_QUANTILES - 2)
-        weight = position - low
-        rows = torch.arange(len(labels))
-        fraction = (1 - weight) * quantiles[rows, low] + weight * quantiles[rows, low + 1]
-        return self._standard_floor(fraction)
-
-    def fitted_state(self) -> dict[str, Any]:
-        state = super().fitted_state()
-        if self.floor_condition:
-            state["floor_quantiles"] = self.floor_quantiles_
-            state["floor_root_mean"], state["floor_root_std"] = self.floor_root_mean_, self.floor_root_std_
-        return state
 
     def _build(self, seed: int) -> None:
         super()._build(seed)
@@ -262,14 +204,6 @@ class Diffusion(Generator):
         return tensors
 
     def restore(self, checkpoint: Checkpoint, *, source: str) -> None:
-        if self.floor_condition:
-            fitted = checkpoint.config.get("fitted", {})
-            try:
-                self.floor_quantiles_ = [[float(q) for q in row] for row in fitted["floor_quantiles"]]
-                self.floor_root_mean_, self.floor_root_std_ = float(fitted["floor_root_mean"]), float(fitted["floor_root_std"])
-            except (KeyError, TypeError, ValueError) as error:
-                raise InputError("a config.json with the floor quantiles written by genrad", f"a broken entry ({error})",
-                                 "restore config.json from the original run", source=source) from None
         super().restore(checkpoint, source=source)
         if self.guide_ is not None:
             prefix = "guide.unet."
@@ -343,8 +277,6 @@ class Diffusion(Generator):
         return unconditional + self.guidance_scale * (conditional - unconditional)
 
     def _generate(self, labels: torch.Tensor, covariates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if self.floor_condition:
-            covariates = torch.cat([covariates, self._draw_floor(labels, generator)], dim=1)
         if self.guide_step is not None and self.snapshot_guide() is None:
             warnings.warn(f"Diffusion trained for {self.step_} steps, not past guide_step {self.guide_step}: "
                           "sampling with classifier-free guidance instead of autoguidance", stacklevel=3)
@@ -366,11 +298,6 @@ class Diffusion(Generator):
         for t in sampler.timesteps.tolist():
             x, _ = sampler.step(self._guided(x, t, labels, covariates), int(t), x, eta=self.sampling_eta, generator=step_noise)
         return x
-
-
-def floor_fraction(images: np.ndarray, black_level: float) -> np.ndarray:
-    """Share of each image's pixels at or below the black level (clipped), ``(n,)`` float64."""
-    return (images <= black_level + FLOOR_TOLERANCE).reshape(len(images), -1).mean(axis=1, dtype=np.float64)
 
 
 def _expand(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
