@@ -278,8 +278,8 @@ class Diffusion(Generator):
 
     def _generate(self, labels: torch.Tensor, covariates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.guide_step is not None and self.snapshot_guide() is None:
-            warnings.warn(f"Diffusion trained for {self.step_} steps, not past guide_step {self.guide_step}: "
-                          "sampling with classifier-free guidance instead of autoguidance", stacklevel=3)
+            warnings.warn(f"Diffusion not trained past guide_step {self.guide_step}: sampling with classifier-free "
+                          "guidance instead of autoguidance", stacklevel=3)  # one message: shown once per process
         device = self.device_
         x = torch.randn((len(labels), *self.net_shape_), generator=generator).to(device)
         labels, covariates = labels.to(device), covariates.to(device)
