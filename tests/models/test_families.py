@@ -220,7 +220,7 @@ def test_autoguidance_keeps_an_earlier_snapshot_and_guides_with_it(tmp_path) -> 
     resumed.fit(toy_split(), max_steps=4, seed=0, out_dir=tmp_path / "resumed", resume=True, progress=False)
     assert resumed.model_hash() == model.model_hash()
     early = Diffusion(**common, guide_step=10).fit(toy_split(), max_steps=2, seed=0, progress=False)
-    with pytest.warns(UserWarning, match="not past guide_step 10"):
+    with pytest.warns(UserWarning, match="not trained past guide_step 10"):
         cfg = early.sample(2, generator=1)
     assert torch.equal(cfg, Diffusion(**common).fit(toy_split(), max_steps=2, seed=0, progress=False).sample(2, generator=1))
     with pytest.raises(InputError, match="guide_step"):
