@@ -209,8 +209,9 @@ def test_sampling_settings_reach_every_worker_and_the_provenance(tmp_path: Path,
     from genrad.models import Diffusion
 
     run_dir = tmp_path / "run"
-    Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=2, batch_size=8).fit(
-        tiny_cohort.train, max_steps=2, seed=0, progress=False).save(run_dir)
+    model = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=2, batch_size=8).fit(
+        tiny_cohort.train, max_steps=2, seed=0, progress=False)
+    model.save(run_dir)
     common = {"per_class": {0: 6, 1: 6}, "seed": 3, "shard_size": 4, "progress": False}
     guided = {"sampling": {"guidance_scale": 4.0}}
     one = generate(run_dir, out=tmp_path / "one", workers=1, **common, **guided).out
@@ -221,3 +222,6 @@ def test_sampling_settings_reach_every_worker_and_the_provenance(tmp_path: Path,
     assert record["generation"]["sampling"] == {"guidance_scale": 4.0} and record["model_config"]["guidance_scale"] == 4.0
     with pytest.raises(InputError, match="sampling"):
         generate(run_dir, out=one, sampling={"guidance_scale": 2.0}, **common)
+    from_object = generate(model, out=tmp_path / "object", **common, **guided).out
+    images = [np.load(folder / "synthetic.npz")["train_images"] for folder in (from_object, one)]
+    assert np.array_equal(*images) and model.guidance_scale == 1.5  # the caller's model is left as it was

@@ -69,11 +69,11 @@ class Generator:
     ema_networks: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Generator]]] = {}
     earlier_defaults: ClassVar[dict[str, Any]] = {}
+    """Arguments added with a default other than the behaviour before them: checkpoints saved without
+    them are loaded with these values, so an older model keeps the settings it was trained with."""
     sampling_settings: ClassVar[tuple[str, ...]] = ()
     """Constructor arguments that only affect `sample` (e.g. a diffusion sampler's guidance): `with_sampling`
     may change them on a trained model."""
-    """Arguments added with a default other than the behaviour before them: checkpoints saved without
-    them are loaded with these values, so an older model keeps the settings it was trained with."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -13,6 +13,7 @@ count, order of completion or number of interruptions.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -78,14 +79,15 @@ def generate(
     `data` (`genrad.scenarios.multimodal.records_for_plan`), conditions the image on it, and writes
     every record column into the manifest and the npz (``train_clinical__<column>``).
     `sampling` changes the model's sampling-only settings (`Generator.with_sampling`, e.g.
-    ``{"guidance_scale": 5.0}``); they are part of the provenance, and resuming with other values refuses.
+    ``{"guidance_scale": 5.0}``) on a copy of the model; they are part of the provenance, and resuming
+    with other values refuses.
     """
     _check_arguments(seed=seed, shard_size=shard_size, batch_size=batch_size, backend=backend, workers=workers)
     out = Path(out)
     sampling = dict(sampling or {})
     model = load_model(model_or_run_dir)
-    if sampling:
-        model.with_sampling(**sampling)
+    if sampling:  # on a copy: the caller's model object keeps its settings
+        model = copy.deepcopy(model).with_sampling(**sampling)
     cohort = load_data(data)
     plan = make_plan(
         model, per_class=per_class, balance=balance, multiple=multiple, covariates=covariates, data=cohort, seed=seed
@@ -99,7 +101,7 @@ def generate(
     check_format(format, image_shape)
     generation = {
         "model_hash": model.model_hash(),
-        "sampling": sampling,
+        **({"sampling": sampling} if sampling else {}),  # folders written before the option still resume
         "image_shape": list(image_shape),
         "plan": plan.summary(),
         "seed": int(seed),
