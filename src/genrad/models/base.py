@@ -479,13 +479,17 @@ class Generator:
             **({"privacy": self.privacy_} if getattr(self, "privacy_", {}).get("steps") == self.step_ else {}),
         }
 
+    def _weight_modules(self) -> dict[str, nn.Module]:
+        """Every module whose weights are saved, by key prefix: ``<network>`` and ``ema.<network>``."""
+        modules: dict[str, nn.Module] = dict(self.networks_.items())
+        modules.update({f"ema.{net}": average.network for net, average in self.ema_.items()})
+        return modules
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """All weights: ``<network>.<param>`` and ``ema.<network>.<param>``."""
+        """All weights, ``<prefix>.<param>`` for each of `_weight_modules`."""
         self._check_fitted()
-        tensors = {f"{net}.{key}": value for net, module in self.networks_.items() for key, value in module.state_dict().items()}
-        for net, average in self.ema_.items():
-            tensors.update({f"ema.{net}.{key}": value for key, value in average.network.state_dict().items()})
-        return tensors
+        return {f"{prefix}.{key}": value for prefix, module in self._weight_modules().items()
+                for key, value in module.state_dict().items()}
 
     def model_hash(self) -> str:
         """SHA-256 of the weights file that `save` writes (``model.safetensors``)."""
@@ -554,11 +558,8 @@ class Generator:
             raise InputError(f"tensor {wrong[0]} shaped {tuple(expected[wrong[0]].shape)}",
                              f"shape {tuple(weights[wrong[0]].shape)}",
                              "the weights do not belong to this config.json: restore the original files", source=source)
-        for net, module in self.networks_.items():
-            module.load_state_dict({k[len(net) + 1 :]: v for k, v in weights.items() if k.startswith(f"{net}.")})
-        for net, average in self.ema_.items():
-            prefix = f"ema.{net}."
-            average.network.load_state_dict({k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)})
+        for prefix, module in self._weight_modules().items():
+            module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in weights.items() if k.startswith(f"{prefix}.")})
 
     # ------------------------------------------------------------------ family hooks
     def _default_architecture(self, size: int) -> dict[str, Any]:

@@ -43,7 +43,6 @@ from torch.optim import AdamW, Optimizer
 
 from genrad.models.base import Batch, Generator
 from genrad.models.blocks import ConditionEmbedding
-from genrad.training.checkpoint import Checkpoint
 
 SCHEDULERS = ("ddim", "rflow")
 NOISE_SCHEDULES = {"linear": ("linear_beta", 1e-4, 0.02), "scaled_linear": ("scaled_linear_beta", 0.0015, 0.0195)}
@@ -201,18 +200,12 @@ class Diffusion(Generator):
         """The autoguidance guide, or None (no `guide_step`, or training has not gone past it)."""
         return self.guide_ if self.guide_step is not None and self.step_ > self.guide_step else None
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        """`Generator.state_tensors`, plus ``guide.unet.<param>`` with `guide_step`."""
-        tensors = super().state_tensors()
+    def _weight_modules(self) -> dict[str, nn.Module]:
+        """`Generator._weight_modules`, plus the autoguidance snapshot as ``guide.unet`` with `guide_step`."""
+        modules = super()._weight_modules()
         if self.guide_ is not None:
-            tensors.update({f"guide.unet.{key}": value for key, value in self.guide_.state_dict().items()})
-        return tensors
-
-    def restore(self, checkpoint: Checkpoint, *, source: str) -> None:
-        super().restore(checkpoint, source=source)
-        if self.guide_ is not None:
-            prefix = "guide.unet."
-            self.guide_.load_state_dict({k[len(prefix):]: v for k, v in checkpoint.weights.items() if k.startswith(prefix)})
+            modules["guide.unet"] = self.guide_
+        return modules
 
     def make_optimizers(self, networks: Mapping[str, nn.Module]) -> dict[str, Optimizer]:
         return {"unet": AdamW(networks["unet"].parameters(), lr=self.learning_rate, weight_decay=0.0)}
