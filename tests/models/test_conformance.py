@@ -6,6 +6,7 @@ the interface contract, reproducibility, persistence, tamper detection and bit-i
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -112,6 +113,27 @@ def test_bad_arguments_name_the_class(family: str, fitted: Generator) -> None:
         type(fitted).from_config({**fitted.config, "num_classes": 1}).fit(toy_split(), max_steps=1, progress=False)
     with pytest.raises(InputError, match="3D images"):
         tiny(family, spatial_dims=3).fit(toy_split(), max_steps=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("num_classes", True), ("batch_size", 8.0), ("batch_size", "8"), ("learning_rate", float("nan")),
+     ("learning_rate", None), ("channels", (8, "16")), ("channels", 8), ("latent_or_steps", "4"),
+     ("covariates", "age"), ("intensity_gamma", "2"), ("ema_decay", "0.9")],
+)
+def test_arguments_of_the_wrong_type_are_input_errors(family: str, argument: str, value: object) -> None:
+    """Wrong types (strings, bools for ints, NaN, a string for a list) get the one-line error, not a TypeError
+    from a comparison or a string split into characters."""
+    if argument == "latent_or_steps":
+        argument = "num_inference_steps" if TINY_CONFIGS[family][0] is genrad.models.Diffusion else "latent_dim"
+    with pytest.raises(InputError, match=f"{type(tiny(family)).__name__} argument .*{argument}"):
+        tiny(family, **{argument: value})
+
+
+def test_numpy_arguments_are_accepted_and_saved_as_json(family: str) -> None:
+    model = tiny(family, num_classes=np.int64(2), channels=np.array([8, 16]), learning_rate=np.float32(1e-3))
+    assert model.config["num_classes"] == 2 and model.config["channels"] == [8, 16]
+    assert type(model).from_config(json.loads(json.dumps(model.config))).config == model.config
 
 
 def test_covariates_condition_and_validate(family: str) -> None:

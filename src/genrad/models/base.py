@@ -57,6 +57,27 @@ PRECISIONS = ("fp32", "bf16")
 FLOOR_TOLERANCE = 1e-6
 """Pixels within this of the black level are clipped ones (float32 8-bit values, e.g. 1 / 255, differ by ~1e-10)."""
 
+
+def is_int(value: Any) -> bool:
+    """An integer (Python or NumPy), not a bool: argument checks compare only values that pass this."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite real number (int or float, Python or NumPy), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def as_tuple(value: Any) -> Any:
+    """A tuple of a list, tuple or array argument; anything else unchanged, for the argument checks to refuse
+    (a string is not split into characters)."""
+    return tuple(value) if isinstance(value, (list, tuple, np.ndarray)) else value
+
+
+def are_ints(values: Any, minimum: int) -> bool:
+    """A tuple of at least two ints, each >= `minimum` (network channels per level)."""
+    return isinstance(values, tuple) and len(values) >= 2 and all(is_int(v) and v >= minimum for v in values)
+
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """A training batch in model space: images ``[-1, 1]`` padded, int64 labels, standardised covariates ``(B, k)``."""
 
@@ -97,7 +118,7 @@ class Generator:
     ) -> None:
         self.num_classes = num_classes
         self.spatial_dims = spatial_dims
-        self.covariates = tuple(covariates)
+        self.covariates = as_tuple(covariates)
         self.image_size = image_size
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -149,22 +170,25 @@ class Generator:
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         """``(ok, expected, found)`` for each constructor argument; families extend the list."""
         return [
-            (isinstance(self.num_classes, int) and self.num_classes >= 1, "num_classes >= 1", self.num_classes),
-            (self.spatial_dims in (2, 3), "spatial_dims 2 or 3", self.spatial_dims),
-            (self.image_size is None or (isinstance(self.image_size, int) and self.image_size >= 8),
+            (is_int(self.num_classes) and self.num_classes >= 1, "num_classes an int >= 1", self.num_classes),
+            (is_int(self.spatial_dims) and self.spatial_dims in (2, 3), "spatial_dims 2 or 3", self.spatial_dims),
+            (self.image_size is None or (is_int(self.image_size) and self.image_size >= 8),
              "image_size None or an int >= 8", self.image_size),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size >= 1", self.batch_size),
-            (self.learning_rate > 0, "learning_rate > 0", self.learning_rate),
-            (self.ema_decay is None or 0.0 <= self.ema_decay < 1.0, "ema_decay None or in [0, 1)", self.ema_decay),
+            (is_int(self.batch_size) and self.batch_size >= 1, "batch_size an int >= 1", self.batch_size),
+            (is_number(self.learning_rate) and self.learning_rate > 0, "learning_rate > 0", self.learning_rate),
+            (self.ema_decay is None or (is_number(self.ema_decay) and 0.0 <= self.ema_decay < 1.0),
+             "ema_decay None or in [0, 1)", self.ema_decay),
             (self.precision in PRECISIONS, f"precision one of {PRECISIONS}", self.precision),
-            (isinstance(self.intensity_gamma, (int, float)) and 0.25 <= self.intensity_gamma <= 4,
+            (is_number(self.intensity_gamma) and 0.25 <= self.intensity_gamma <= 4,
              "intensity_gamma in [0.25, 4]", self.intensity_gamma),
-            (isinstance(self.black_level, (int, float)) and 0.0 <= self.black_level < 0.5,
+            (is_number(self.black_level) and 0.0 <= self.black_level < 0.5,
              "black_level in [0, 0.5)", self.black_level),
-            (isinstance(self.floor_gap, (int, float)) and (self.floor_gap == 0.0 or (self.black_level > 0 and 0.0 < self.floor_gap < 1.0)),
+            (is_number(self.floor_gap) and (self.floor_gap == 0.0 or (
+                is_number(self.black_level) and self.black_level > 0 and 0.0 < self.floor_gap < 1.0)),
              "floor_gap 0, or in (0, 1) with a black_level > 0", self.floor_gap),
-            (all(isinstance(c, str) for c in self.covariates) and len(set(self.covariates)) == len(self.covariates),
-             "distinct covariate column names", self.covariates),
+            (isinstance(self.covariates, tuple) and all(isinstance(c, str) for c in self.covariates)
+             and len(set(self.covariates)) == len(self.covariates),
+             "covariates a list of distinct column names", self.covariates),
         ]
 
     def _check_arguments(self) -> None:
@@ -398,7 +422,7 @@ class Generator:
         self._check_fitted()
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise InputError(f"{name}.sample n: an int >= 0", repr(n), "pass the number of images to generate")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not is_int(batch_size) or batch_size < 1:
             raise InputError(f"{name}.sample batch_size >= 1", repr(batch_size), "pass a positive batch size")
         n = int(n)
         if generator is None or isinstance(generator, (int, np.integer)):
@@ -600,11 +624,9 @@ class Generator:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def load(run_dir: str | Path) -> Generator:

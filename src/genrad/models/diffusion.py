@@ -41,7 +41,7 @@ from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowSchedul
 from torch import nn
 from torch.optim import AdamW, Optimizer
 
-from genrad.models.base import Batch, Generator
+from genrad.models.base import Batch, Generator, are_ints, as_tuple, is_int, is_number
 from genrad.models.blocks import ConditionEmbedding
 
 SCHEDULERS = ("ddim", "rflow")
@@ -133,7 +133,7 @@ class Diffusion(Generator):
         black_level: float = 0.0,
         floor_gap: float = 0.0,
     ) -> None:
-        self.channels = None if channels is None else tuple(channels)
+        self.channels = None if channels is None else as_tuple(channels)
         self.num_res_blocks = num_res_blocks
         self.scheduler = scheduler
         self.num_train_timesteps = num_train_timesteps
@@ -142,7 +142,7 @@ class Diffusion(Generator):
         self.num_inference_steps = num_inference_steps
         self.sampling_eta = sampling_eta
         self.guidance_scale = guidance_scale
-        self.guidance_interval = tuple(guidance_interval)
+        self.guidance_interval = as_tuple(guidance_interval)
         self.guide_step = guide_step
         self.condition_dropout = condition_dropout
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
@@ -152,24 +152,27 @@ class Diffusion(Generator):
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [
-            (self.channels is None or (len(self.channels) >= 2 and min(self.channels) >= 1),
-             "channels None or at least 2 positive ints", self.channels),
-            (self.num_res_blocks >= 1, "num_res_blocks >= 1", self.num_res_blocks),
+            (self.channels is None or are_ints(self.channels, 1), "channels None or at least 2 positive ints", self.channels),
+            (is_int(self.num_res_blocks) and self.num_res_blocks >= 1, "num_res_blocks an int >= 1", self.num_res_blocks),
             (self.scheduler in SCHEDULERS, f"scheduler one of {SCHEDULERS}", self.scheduler),
-            (self.num_train_timesteps >= 2, "num_train_timesteps >= 2", self.num_train_timesteps),
+            (is_int(self.num_train_timesteps) and self.num_train_timesteps >= 2, "num_train_timesteps an int >= 2",
+             self.num_train_timesteps),
             (self.noise_schedule in NOISE_SCHEDULES, f"noise_schedule one of {tuple(NOISE_SCHEDULES)}", self.noise_schedule),
-            (self.min_snr_gamma is None or (self.scheduler == "ddim" and self.min_snr_gamma > 0),
+            (self.min_snr_gamma is None or (self.scheduler == "ddim" and is_number(self.min_snr_gamma) and self.min_snr_gamma > 0),
              'min_snr_gamma None, or > 0 with scheduler "ddim"', self.min_snr_gamma),
-            (1 <= self.num_inference_steps <= self.num_train_timesteps,
+            (is_int(self.num_inference_steps) and is_int(self.num_train_timesteps)
+             and 1 <= self.num_inference_steps <= self.num_train_timesteps,
              f"1 <= num_inference_steps <= num_train_timesteps ({self.num_train_timesteps})", self.num_inference_steps),
-            (self.sampling_eta == 0.0 or (self.scheduler == "ddim" and 0.0 < self.sampling_eta <= 1.0),
+            (is_number(self.sampling_eta) and (self.sampling_eta == 0.0 or (self.scheduler == "ddim" and 0.0 < self.sampling_eta <= 1.0)),
              'sampling_eta 0, or in (0, 1] with scheduler "ddim"', self.sampling_eta),
-            (self.guidance_scale >= 0, "guidance_scale >= 0", self.guidance_scale),
-            (len(self.guidance_interval) == 2 and 0.0 <= self.guidance_interval[0] < self.guidance_interval[1] <= 1.0,
+            (is_number(self.guidance_scale) and self.guidance_scale >= 0, "guidance_scale >= 0", self.guidance_scale),
+            (isinstance(self.guidance_interval, tuple) and len(self.guidance_interval) == 2
+             and all(is_number(v) for v in self.guidance_interval)
+             and 0.0 <= self.guidance_interval[0] < self.guidance_interval[1] <= 1.0,
              "guidance_interval (low, high) with 0 <= low < high <= 1", self.guidance_interval),
-            (self.guide_step is None or (isinstance(self.guide_step, int) and self.guide_step >= 1),
+            (self.guide_step is None or (is_int(self.guide_step) and self.guide_step >= 1),
              "guide_step None or an int >= 1", self.guide_step),
-            (0.0 <= self.condition_dropout < 1.0, "condition_dropout in [0, 1)", self.condition_dropout),
+            (is_number(self.condition_dropout) and 0.0 <= self.condition_dropout < 1.0, "condition_dropout in [0, 1)", self.condition_dropout),
         ]
 
     def _default_architecture(self, size: int) -> dict[str, Any]:

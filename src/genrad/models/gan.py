@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.optim import Adam, Optimizer
 
-from genrad.models.base import Batch, Generator
+from genrad.models.base import Batch, Generator, are_ints, as_tuple, is_int, is_number
 from genrad.models.blocks import ConditionEmbedding, default_channels, groups_for, output_conv
 
 
@@ -176,7 +176,7 @@ class GAN(Generator):
         black_level: float = 0.0,
         floor_gap: float = 0.0,
     ) -> None:
-        self.channels = None if channels is None else tuple(channels)
+        self.channels = None if channels is None else as_tuple(channels)
         self.latent_dim = latent_dim
         self.augment = augment
         self.discriminator_learning_rate = discriminator_learning_rate
@@ -187,10 +187,11 @@ class GAN(Generator):
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [
-            (self.channels is None or (len(self.channels) >= 2 and min(self.channels) >= 1),
-             "channels None or at least 2 positive ints", self.channels),
-            (self.latent_dim >= 1, "latent_dim >= 1", self.latent_dim),
-            (self.discriminator_learning_rate > 0, "discriminator_learning_rate > 0", self.discriminator_learning_rate),
+            (self.channels is None or are_ints(self.channels, 1), "channels None or at least 2 positive ints", self.channels),
+            (is_int(self.latent_dim) and self.latent_dim >= 1, "latent_dim an int >= 1", self.latent_dim),
+            (is_number(self.discriminator_learning_rate) and self.discriminator_learning_rate > 0,
+             "discriminator_learning_rate > 0", self.discriminator_learning_rate),
+            (isinstance(self.augment, bool), "augment True or False", self.augment),
         ]
 
     def _default_architecture(self, size: int) -> dict[str, Any]:

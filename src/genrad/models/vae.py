@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.optim import Adam, Optimizer
 
-from genrad.models.base import Batch, Generator
+from genrad.models.base import Batch, Generator, are_ints, as_tuple, is_int, is_number
 from genrad.models.blocks import broadcast, condition_vector, conv_block, default_channels, output_conv
 
 PRIORS = ("class_gaussian", "standard")
@@ -157,7 +157,7 @@ class VAE(Generator):
         black_level: float = 0.0,
         floor_gap: float = 0.0,
     ) -> None:
-        self.channels = None if channels is None else tuple(channels)
+        self.channels = None if channels is None else as_tuple(channels)
         self.latent_dim = latent_dim
         self.decoder_sigma = decoder_sigma
         self.kl_warmup_steps = kl_warmup_steps
@@ -170,13 +170,12 @@ class VAE(Generator):
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [
-            (self.channels is None or (len(self.channels) >= 2 and min(self.channels) >= 1),
-             "channels None or at least 2 positive ints", self.channels),
-            (self.latent_dim >= 1, "latent_dim >= 1", self.latent_dim),
-            (self.decoder_sigma > 0, "decoder_sigma > 0", self.decoder_sigma),
-            (self.kl_warmup_steps >= 0, "kl_warmup_steps >= 0", self.kl_warmup_steps),
+            (self.channels is None or are_ints(self.channels, 1), "channels None or at least 2 positive ints", self.channels),
+            (is_int(self.latent_dim) and self.latent_dim >= 1, "latent_dim an int >= 1", self.latent_dim),
+            (is_number(self.decoder_sigma) and self.decoder_sigma > 0, "decoder_sigma > 0", self.decoder_sigma),
+            (is_int(self.kl_warmup_steps) and self.kl_warmup_steps >= 0, "kl_warmup_steps an int >= 0", self.kl_warmup_steps),
             (self.latent_prior in PRIORS, f"latent_prior one of {PRIORS}", self.latent_prior),
-            (self.temperature >= 0, "temperature >= 0", self.temperature),
+            (is_number(self.temperature) and self.temperature >= 0, "temperature >= 0", self.temperature),
         ]
 
     def _default_architecture(self, size: int) -> dict[str, Any]:
