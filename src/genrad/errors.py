@@ -1,8 +1,14 @@
 """Errors that genrad raises for bad user input.
 
 Every message is one line that says what was expected, what was found and how to fix it; the CLI
-prints it and exits with code 2, without a traceback.
+prints it and exits with code 2, without a traceback. `is_int` and `is_number` guard the comparisons of
+argument checks, so that a value of the wrong type fails the check instead of raising a TypeError.
 """
+
+import math
+from typing import Any
+
+import numpy as np
 
 
 class InputError(ValueError):
@@ -28,3 +34,13 @@ class NotFittedError(RuntimeError):
         super().__init__(
             f"This {name} instance is not fitted yet. Call 'fit' with appropriate arguments before using it."
         )
+
+
+def is_int(value: Any) -> bool:
+    """An integer (Python or NumPy), not a bool: argument checks compare only values that pass this."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite real number (int or float, Python or NumPy), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)

@@ -127,8 +127,12 @@ def test_budgets_callbacks_and_outputs(tmp_path: Path) -> None:
     model = tiny_vae().fit(toy(), max_steps=50, callbacks=[lambda info: seen.append(info) or info.step >= 3], progress=False)
     assert model.step_ == 3 and [i.step for i in seen] == [1, 2, 3] and seen[-1].images_per_second > 0
     assert tiny_vae().fit(toy(), max_minutes=0.002, progress=False).step_ < 1000
-    with pytest.raises(InputError, match="max_steps"):
-        tiny_vae().fit(toy(), max_steps=-1)
+    for bad in (-1, True, 2.0):
+        with pytest.raises(InputError, match="max_steps"):
+            tiny_vae().fit(toy(), max_steps=bad)
+    for bad in (0, "5", float("nan")):
+        with pytest.raises(InputError, match="max_minutes"):
+            tiny_vae().fit(toy(), max_minutes=bad)
     model = tiny_vae().fit(toy(), max_steps=4, out_dir=tmp_path, progress=False)
     history = (tmp_path / "history.csv").read_text().splitlines()
     assert history[0].startswith("step,elapsed_seconds,images_per_second,loss") and history[-1].startswith("4")

@@ -47,7 +47,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from genrad.data import Cohort, Split
-from genrad.errors import InputError, NotFittedError
+from genrad.errors import InputError, NotFittedError, is_int, is_number
 from genrad.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, tensors_to_bytes
 from genrad.training.device import default_device
 from genrad.training.ema import EMA
@@ -56,16 +56,6 @@ from genrad.training.seeding import make_generator, seeded_init
 PRECISIONS = ("fp32", "bf16")
 FLOOR_TOLERANCE = 1e-6
 """Pixels within this of the black level are clipped ones (float32 8-bit values, e.g. 1 / 255, differ by ~1e-10)."""
-
-
-def is_int(value: Any) -> bool:
-    """An integer (Python or NumPy), not a bool: argument checks compare only values that pass this."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    """A finite real number (int or float, Python or NumPy), not a bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def as_tuple(value: Any) -> Any:

@@ -41,7 +41,8 @@ from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowSchedul
 from torch import nn
 from torch.optim import AdamW, Optimizer
 
-from genrad.models.base import Batch, Generator, are_ints, as_tuple, is_int, is_number
+from genrad.errors import is_int, is_number
+from genrad.models.base import Batch, Generator, are_ints, as_tuple
 from genrad.models.blocks import ConditionEmbedding
 
 SCHEDULERS = ("ddim", "rflow")

@@ -26,7 +26,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.optim import Adam, Optimizer
 
-from genrad.models.base import Batch, Generator, are_ints, as_tuple, is_int, is_number
+from genrad.errors import is_int, is_number
+from genrad.models.base import Batch, Generator, are_ints, as_tuple
 from genrad.models.blocks import ConditionEmbedding, default_channels, groups_for, output_conv
 
 

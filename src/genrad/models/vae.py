@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.optim import Adam, Optimizer
 
-from genrad.models.base import Batch, Generator, are_ints, as_tuple, is_int, is_number
+from genrad.errors import is_int, is_number
+from genrad.models.base import Batch, Generator, are_ints, as_tuple
 from genrad.models.blocks import broadcast, condition_vector, conv_block, default_channels, output_conv
 
 PRIORS = ("class_gaussian", "standard")

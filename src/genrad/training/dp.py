@@ -32,7 +32,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader, Dataset
 
-from genrad.errors import InputError
+from genrad.errors import InputError, is_int
 from genrad.training.checkpoint import CONFIG, load_checkpoint
 from genrad.training.seeding import make_generator
 from genrad.training.trainer import Trainer
@@ -299,7 +299,7 @@ def _check_budget(epsilon: float, delta: float, n: int, max_grad_norm: float, st
         (0 < delta < 1 / n, f"0 < --delta < 1/n = {1 / n:.3g} ({n} training images)", delta,
          f"pass a smaller delta, e.g. --delta {default_delta(n):.1g}"),
         (max_grad_norm > 0, "--max-grad-norm > 0", max_grad_norm, "pass a positive clipping norm, e.g. 1.0"),
-        (isinstance(steps, int) and steps >= 1, "a step budget >= 1 (--max-steps)", steps, "pass --max-steps"),
+        (is_int(steps) and steps >= 1, "a step budget >= 1 (--max-steps)", steps, "pass --max-steps"),
     ]
     for ok, expected, found, fix in checks:
         if not ok:

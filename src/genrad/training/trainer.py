@@ -50,7 +50,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.utils.data import DataLoader, Sampler
 
-from genrad.errors import InputError
+from genrad.errors import InputError, is_int, is_number
 from genrad.progress import progress_bar
 from genrad.training.checkpoint import (
     CONFIG,
@@ -148,9 +148,9 @@ class Trainer:
     ) -> Generator:
         """Train until a budget is spent; returns the fitted model."""
         name = type(self.model).__name__
-        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
+        if max_steps is not None and (not is_int(max_steps) or max_steps < 0):
             raise InputError(f"{name}.fit max_steps: an int >= 0", repr(max_steps), "pass a step budget")
-        if max_minutes is not None and not max_minutes > 0:
+        if max_minutes is not None and not (is_number(max_minutes) and max_minutes > 0):
             raise InputError(f"{name}.fit max_minutes > 0", repr(max_minutes), "pass a time budget in minutes")
         if max_steps is None and max_minutes is None:
             max_steps = self.model.default_steps
