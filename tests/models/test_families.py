@@ -189,8 +189,10 @@ def test_with_sampling_changes_only_sampling_settings_of_a_trained_model() -> No
     with pytest.raises(InputError, match="learning_rate"):  # changes what the model learns: a training argument
         model.with_sampling(learning_rate=1e-3)
     assert model.config["guidance_scale"] == 1.5
+    assert model.with_sampling(guidance_scale=None).config["guidance_scale"] == 1.5  # None: unchanged
     with pytest.raises(InputError, match="VAE sampling settings among: none"):
         VAE(num_classes=2).with_sampling(guidance_scale=2.0)
+    assert VAE(num_classes=2).with_sampling(guidance_scale=None).config == VAE(num_classes=2).config
 
 
 def test_autoguidance_keeps_an_earlier_snapshot_and_guides_with_it(tmp_path) -> None:

@@ -52,7 +52,7 @@ def train(
         num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
         precision=precision, intensity_gamma=intensity_gamma, black_level=black_level, floor_gap=floor_gap,
         **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
-    ).with_sampling(**sampling_options(guidance_scale))
+    ).with_sampling(guidance_scale=guidance_scale)
     if dp or epsilon is not None:
         from genrad.training.dp import fit_private
 
@@ -84,12 +84,8 @@ def sample(
     from genrad.models import load
     from genrad.models.export import synthetic_cohort
 
-    model = load(run_dir).with_sampling(**sampling_options(guidance_scale))
+    model = load(run_dir).with_sampling(guidance_scale=guidance_scale)
     cohort = synthetic_cohort(model, n, label=label, seed=seed, source=str(run_dir))
     cohort.save(str(out))
     typer.echo(f"{out}  ({n} synthetic images from {run_dir})")
 
-
-def sampling_options(guidance_scale: float | None) -> dict[str, float]:
-    """The sampler settings given on the command line (`Generator.with_sampling` checks them per family)."""
-    return {} if guidance_scale is None else {"guidance_scale": guidance_scale}

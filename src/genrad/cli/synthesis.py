@@ -32,7 +32,6 @@ def generate_command(
     ),
 ) -> None:
     """Generate synthetic images into OUT: synthetic.npz (MedMNIST layout), manifest.parquet/.csv, shards/."""
-    from genrad.cli.models import sampling_options
     from genrad.data import load
     from genrad.synthesis import generate
 
@@ -54,7 +53,7 @@ def generate_command(
         address=address,
         filter=_qa_filter(cohort, seed) if filter_flagged else None,
         clinical=with_clinical,
-        sampling=sampling_options(guidance_scale),
+        sampling={"guidance_scale": guidance_scale},
     )
     plan = synthetic.record["generation"]["plan"]
     per_class_text = ", ".join(f"{k}: {n}" for k, n in plan["per_class"].items())

@@ -139,10 +139,12 @@ class Generator:
     def with_sampling(self, **settings: Any) -> Generator:
         """Change sampling-only arguments (`sampling_settings`) of this model in place; returns ``self``.
 
+        A value of None leaves its setting unchanged (so optional command-line values pass straight through).
         The values are checked as the constructor checks them, and `config` (hence every output's
         provenance) reports the new values.
         """
         name = type(self).__name__
+        settings = {key: value for key, value in settings.items() if value is not None}
         unknown = sorted(set(settings) - set(self.sampling_settings))
         if unknown:
             allowed = ", ".join(self.sampling_settings) or "none"

@@ -114,7 +114,7 @@ def _stage_train(context: _Context) -> None:
         intensity_gamma=train.intensity_gamma,
         black_level=train.black_level,
         floor_gap=train.floor_gap,
-    ).with_sampling(**({} if train.guidance_scale is None else {"guidance_scale": train.guidance_scale}))
+    ).with_sampling(guidance_scale=train.guidance_scale)
     model.fit(
         context.train,
         max_minutes=train.budget_minutes,

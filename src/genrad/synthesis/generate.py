@@ -79,12 +79,12 @@ def generate(
     `data` (`genrad.scenarios.multimodal.records_for_plan`), conditions the image on it, and writes
     every record column into the manifest and the npz (``train_clinical__<column>``).
     `sampling` changes the model's sampling-only settings (`Generator.with_sampling`, e.g.
-    ``{"guidance_scale": 5.0}``) on a copy of the model; they are part of the provenance, and resuming
-    with other values refuses.
+    ``{"guidance_scale": 5.0}``; None values leave a setting unchanged) on a copy of the model; they are part
+    of the provenance, and resuming with other values refuses.
     """
     _check_arguments(seed=seed, shard_size=shard_size, batch_size=batch_size, backend=backend, workers=workers)
     out = Path(out)
-    sampling = dict(sampling or {})
+    sampling = {key: value for key, value in (sampling or {}).items() if value is not None}
     model = load_model(model_or_run_dir)
     if sampling:  # on a copy: the caller's model object keeps its settings
         model = copy.deepcopy(model).with_sampling(**sampling)
