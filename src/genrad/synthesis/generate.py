@@ -86,8 +86,8 @@ def generate(
     out = Path(out)
     sampling = {key: value for key, value in (sampling or {}).items() if value is not None}
     model = load_model(model_or_run_dir)
-    if sampling:  # on a copy: the caller's model object keeps its settings
-        model = copy.deepcopy(model).with_sampling(**sampling)
+    if sampling:  # a model object passed in is copied first: the caller's keeps its settings
+        model = (copy.deepcopy(model) if model is model_or_run_dir else model).with_sampling(**sampling)
     cohort = load_data(data)
     plan = make_plan(
         model, per_class=per_class, balance=balance, multiple=multiple, covariates=covariates, data=cohort, seed=seed
