@@ -106,8 +106,9 @@ def test_noise_schedules_and_checkpoints_saved_before_the_option(tmp_path) -> No
     assert float(betas[0]) == pytest.approx(1e-4) and float(betas[-1]) == pytest.approx(0.02)
     scaled = Diffusion(num_classes=2, noise_schedule="scaled_linear")._noise_scheduler().betas
     assert float(scaled[0]) == pytest.approx(0.0015) and float(scaled[-1]) == pytest.approx(0.0195)
-    with pytest.raises(InputError, match="noise_schedule one of"):
-        Diffusion(num_classes=2, noise_schedule="cosine")
+    for bad in ("cosine", ["linear"]):  # a list is unhashable: refused, not a TypeError from the dict lookup
+        with pytest.raises(InputError, match="noise_schedule one of"):
+            Diffusion(num_classes=2, noise_schedule=bad)
     model.fit(toy_split(), max_steps=1, progress=False).save(tmp_path)
     config_path = tmp_path / "config.json"
     config = json.loads(config_path.read_text())

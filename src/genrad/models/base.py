@@ -68,6 +68,7 @@ def are_ints(values: Any, minimum: int) -> bool:
     """A tuple of at least two ints, each >= `minimum` (network channels per level)."""
     return isinstance(values, tuple) and len(values) >= 2 and all(is_int(v) and v >= minimum for v in values)
 
+
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """A training batch in model space: images ``[-1, 1]`` padded, int64 labels, standardised covariates ``(B, k)``."""
 
@@ -412,7 +413,7 @@ class Generator:
         """
         name = type(self).__name__
         self._check_fitted()
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        if not is_int(n) or n < 0:
             raise InputError(f"{name}.sample n: an int >= 0", repr(n), "pass the number of images to generate")
         if not is_int(batch_size) or batch_size < 1:
             raise InputError(f"{name}.sample batch_size >= 1", repr(batch_size), "pass a positive batch size")

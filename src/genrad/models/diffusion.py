@@ -158,7 +158,7 @@ class Diffusion(Generator):
             (self.scheduler in SCHEDULERS, f"scheduler one of {SCHEDULERS}", self.scheduler),
             (is_int(self.num_train_timesteps) and self.num_train_timesteps >= 2, "num_train_timesteps an int >= 2",
              self.num_train_timesteps),
-            (self.noise_schedule in NOISE_SCHEDULES, f"noise_schedule one of {tuple(NOISE_SCHEDULES)}", self.noise_schedule),
+            (self.noise_schedule in tuple(NOISE_SCHEDULES), f"noise_schedule one of {tuple(NOISE_SCHEDULES)}", self.noise_schedule),
             (self.min_snr_gamma is None or (self.scheduler == "ddim" and is_number(self.min_snr_gamma) and self.min_snr_gamma > 0),
              'min_snr_gamma None, or > 0 with scheduler "ddim"', self.min_snr_gamma),
             (is_int(self.num_inference_steps) and is_int(self.num_train_timesteps)
