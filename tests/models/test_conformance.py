@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import toy_split
@@ -119,11 +120,11 @@ def test_bad_arguments_name_the_class(family: str, fitted: Generator) -> None:
     ("argument", "value"),
     [("num_classes", True), ("batch_size", 8.0), ("batch_size", "8"), ("learning_rate", float("nan")),
      ("learning_rate", None), ("channels", (8, "16")), ("channels", 8), ("latent_or_steps", "4"),
-     ("covariates", "age"), ("intensity_gamma", "2"), ("ema_decay", "0.9")],
+     ("covariates", "age"), ("covariates", {"age"}), ("intensity_gamma", "2"), ("ema_decay", "0.9")],
 )
 def test_arguments_of_the_wrong_type_are_input_errors(family: str, argument: str, value: object) -> None:
-    """Wrong types (strings, bools for ints, NaN, a string for a list) get the one-line error, not a TypeError
-    from a comparison or a string split into characters."""
+    """Wrong types (strings, bools for ints, NaN, a string or an unordered set for a list) get the one-line error,
+    not a TypeError from a comparison or a string split into characters."""
     if argument == "latent_or_steps":
         argument = "num_inference_steps" if TINY_CONFIGS[family][0] is genrad.models.Diffusion else "latent_dim"
     with pytest.raises(InputError, match=f"{type(tiny(family)).__name__} argument .*{argument}"):
@@ -133,6 +134,7 @@ def test_arguments_of_the_wrong_type_are_input_errors(family: str, argument: str
 def test_numpy_arguments_are_accepted_and_saved_as_json(family: str) -> None:
     model = tiny(family, num_classes=np.int64(2), channels=np.array([8, 16]), learning_rate=np.float32(1e-3))
     assert model.config["num_classes"] == 2 and model.config["channels"] == [8, 16]
+    assert tiny(family, covariates=pd.Index(["age", "sex"])).config["covariates"] == ["age", "sex"]
     assert type(model).from_config(json.loads(json.dumps(model.config))).config == model.config
 
 

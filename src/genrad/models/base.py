@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -59,9 +59,11 @@ FLOOR_TOLERANCE = 1e-6
 
 
 def as_tuple(value: Any) -> Any:
-    """A tuple of a list, tuple or array argument; anything else unchanged, for the argument checks to refuse
-    (a string is not split into characters)."""
-    return tuple(value) if isinstance(value, (list, tuple, np.ndarray)) else value
+    """A tuple of an ordered iterable argument (list, tuple, array, pandas Index ...); anything else unchanged, for
+    the argument checks to refuse: a string is not split into characters, a set or mapping has no fixed order."""
+    if isinstance(value, (str, bytes, Mapping, Set)) or not isinstance(value, Iterable):
+        return value
+    return tuple(value)
 
 
 def are_ints(values: Any, minimum: int) -> bool:
