@@ -30,13 +30,13 @@ def run(argv: list[str]) -> int:
 def test_train_resume_and_sample(toy_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     base = ["train", "--data", str(toy_npz), "--model", "vae", "--out", str(out), "--seed", "1", "--covariates", "age",
-            "--intensity-gamma", "2", "--black-level", "0.004", "--floor-gap", "0.3"]
+            "--intensity-gamma", "2", "--black-level", "0.004", "--floor-gap", "0.3", "--floor-ramp", "2"]
     assert run(base + ["--max-steps", "2"]) == 0
     assert run(base + ["--max-steps", "3", "--resume"]) == 0
     assert json.loads((out / "training_state.json").read_text())["step"] == 3
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["covariates"] == ["age"] and config["intensity_gamma"] == 2.0 and config["black_level"] == 0.004
-    assert config["floor_gap"] == 0.3
+    assert config["floor_gap"] == 0.3 and config["floor_ramp"] == 2.0
     synthetic = tmp_path / "synthetic.npz"
     assert run(["sample", str(out), "--n", "6", "--out", str(synthetic), "--seed", "2"]) == 0
     cohort = load(synthetic)

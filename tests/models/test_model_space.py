@@ -59,10 +59,34 @@ def test_floor_gap_separates_clipped_pixels_from_the_darkest_tissue() -> None:
                        BLACK + (1 - BLACK) * ((values.clamp(-1, 1) + 1) / 2) ** 2)
 
 
+def test_floor_ramp_descends_into_clipped_regions_and_still_decodes_to_the_floor() -> None:
+    """A clipped left half: its pixels sit at -1 + g - g d / R (d: distance to the first unclipped column),
+    clamped at -1; unclipped pixels keep their values; every training tensor decodes to the same 8-bit image."""
+    images = torch.full((2, 1, 8, 8), 40 / 255)
+    images[0, :, :, :4] = BLACK  # clipped columns 0-3: distances 4, 3, 2, 1 to column 4
+    images[1, :, 2:5, 2:5] = 0.0  # below the floor is clipped too; a 3x3 hole has depths 1 and 2
+    flat = model(intensity_gamma=2.0, black_level=BLACK, floor_gap=0.6)
+    ramped = model(intensity_gamma=2.0, black_level=BLACK, floor_gap=0.6, floor_ramp=3.0)
+    base = flat.to_model_space(images)
+    values = ramped._ramp_floors(images, ramped.to_model_space(images))
+    assert torch.allclose(values[0, 0, 0, :4], torch.tensor([-1.0, -1.0, -0.8, -0.6]))
+    assert torch.allclose(values[1, 0, 3, 2:5], torch.tensor([-0.6, -0.8, -0.6]))
+    clipped = images <= BLACK
+    assert torch.equal(values[~clipped], base[~clipped]) and bool((values[clipped] <= -0.4).all())
+    assert torch.equal(torch.round(ramped.from_model_space(values) * 255), torch.round(images.clamp(min=BLACK) * 255))
+    assert torch.equal(flat._ramp_floors(images, base), base)  # floor_ramp 0: the flat floor of before
+    volume = torch.full((1, 1, 4, 6, 6), 40 / 255)
+    volume[..., :3] = BLACK  # 3D: distances along the last axis
+    assert torch.allclose(ramped._ramp_floors(volume, ramped.to_model_space(volume))[0, 0, 1, 1, :3],
+                          torch.tensor([-1.0, -0.8, -0.6]))
+
+
 @pytest.mark.parametrize(("options", "message"), [({"intensity_gamma": 0.0}, r"intensity_gamma in \[0.25, 4\]"),
                                                  ({"black_level": 0.5}, r"black_level in \[0, 0.5\)"),
                                                  ({"floor_gap": 0.3}, r"floor_gap 0, or in \(0, 1\) with a black_level > 0"),
-                                                 ({"black_level": BLACK, "floor_gap": 1.0}, "floor_gap")])
+                                                 ({"black_level": BLACK, "floor_gap": 1.0}, "floor_gap"),
+                                                 ({"black_level": BLACK, "floor_ramp": 3.0}, "floor_ramp 0, or > 0"),
+                                                 ({"black_level": BLACK, "floor_gap": 0.3, "floor_ramp": -1.0}, "floor_ramp")])
 def test_bad_intensity_options_are_refused(options: dict[str, float], message: str) -> None:
     with pytest.raises(InputError, match=message):
         model(**options)

@@ -22,6 +22,7 @@ def _config(data: Path) -> RunConfig:
             "train.intensity_gamma": 2.0,
             "train.black_level": 1 / 255,
             "train.floor_gap": 0.3,
+            "train.floor_ramp": 2.0,
             "generate.filter": False,
             "fidelity.feature_set": "fast",
             "fidelity.n_bootstrap": 10,
@@ -70,7 +71,7 @@ def test_interrupted_run_resumes_at_the_first_incomplete_stage(phantom_path: Pat
     record = json.loads(layout.run_json.read_text())
     assert record["status"] == "complete" and record["data_hash"] and record["versions"]["torch"]
     model_config = json.loads((layout.model_dir / "config.json").read_text())["config"]
-    assert model_config["intensity_gamma"] == 2.0 and model_config["floor_gap"] == 0.3
+    assert model_config["intensity_gamma"] == 2.0 and model_config["floor_gap"] == 0.3 and model_config["floor_ramp"] == 2.0
 
 
 def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path: Path, capsys) -> None:

@@ -33,6 +33,9 @@ def train(
     floor_gap: float = typer.Option(0.0, "--floor-gap",
                                     help="With --black-level: model-space gap (0-1, e.g. 0.3) between clipped pixels and the "
                                          "darkest tissue, so clipping is a state the model commits to."),
+    floor_ramp: float = typer.Option(0.0, "--floor-ramp",
+                                     help="With --floor-gap: clipped pixels descend from the gap edge to -1 over this many "
+                                          "pixels of distance to unclipped tissue, so borders of clipped regions can be gradual."),
     guidance_scale: float | None = typer.Option(None, "--guidance-scale",
                                                 help="Diffusion only: classifier-free guidance weight of the sampler (default 1.5; "
                                                      "5 scored best on BreastMNIST)."),
@@ -51,6 +54,7 @@ def train(
     generator = Generator.registry[model](
         num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
         precision=precision, intensity_gamma=intensity_gamma, black_level=black_level, floor_gap=floor_gap,
+        floor_ramp=floor_ramp,
         **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
     ).with_sampling(guidance_scale=guidance_scale)
     if dp or epsilon is not None:

@@ -19,7 +19,12 @@ exactly flat at the floor, as clipped regions are in the data; with ``intensity_
 slope is zero there, so small network errors near the floor do not change the 8-bit value either.
 ``floor_gap`` keeps the lowest unclipped value that far above -1 (clipped pixels at -1, the rest in
 ``[-1 + floor_gap, 1]``; samples anywhere in the gap decode to the floor): "clipped" becomes a state
-the networks must commit to rather than a gray level next to the darkest tissue.
+the networks must commit to rather than a gray level next to the darkest tissue. ``floor_ramp`` treats
+clipped pixels as censored values of a signal that goes on below the floor: in the training tensors they
+descend from the gap's edge ``-1 + floor_gap`` to -1 over that many pixels of distance to the nearest
+unclipped pixel (Euclidean distance transform), instead of all sitting at -1. The network then learns a
+continuous field whose crossing of the gap edge *is* the clipped region's border, so the darkest tissue
+around it can rise gradually, as it does in clipped data; decoding is unchanged.
 
 ``precision="bf16"`` runs each training step under ``torch.autocast`` in bfloat16 (weights,
 optimizer states and EMA stay float32; Micikevicius et al. 2018, mixed-precision training): on a CPU
@@ -43,6 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import distance_transform_edt
 from torch import nn
 from torch.optim import Optimizer
 
@@ -108,6 +114,7 @@ class Generator:
         intensity_gamma: float = 1.0,
         black_level: float = 0.0,
         floor_gap: float = 0.0,
+        floor_ramp: float = 0.0,
     ) -> None:
         self.num_classes = num_classes
         self.spatial_dims = spatial_dims
@@ -120,6 +127,7 @@ class Generator:
         self.intensity_gamma = intensity_gamma
         self.black_level = black_level
         self.floor_gap = floor_gap
+        self.floor_ramp = floor_ramp
         self._check_arguments()
 
     # ------------------------------------------------------------------ configuration
@@ -181,6 +189,9 @@ class Generator:
             (is_number(self.floor_gap) and (self.floor_gap == 0.0 or (
                 is_number(self.black_level) and self.black_level > 0 and 0.0 < self.floor_gap < 1.0)),
              "floor_gap 0, or in (0, 1) with a black_level > 0", self.floor_gap),
+            (is_number(self.floor_ramp) and (self.floor_ramp == 0.0 or (
+                self.floor_ramp > 0 and is_number(self.floor_gap) and self.floor_gap > 0)),
+             "floor_ramp 0, or > 0 (pixels) with a floor_gap > 0", self.floor_ramp),
             (isinstance(self.covariates, tuple) and all(isinstance(c, str) for c in self.covariates)
              and len(set(self.covariates)) == len(self.covariates),
              "covariates a list of distinct column names", self.covariates),
@@ -244,7 +255,7 @@ class Generator:
             images = F.interpolate(images, size=self.image_shape_[1:], mode=mode, align_corners=False,
                                    antialias=self.spatial_dims == 2).clamp(0, 1)
         return torch.utils.data.TensorDataset(
-            self._pad(self.to_model_space(images)),
+            self._pad(self._ramp_floors(images, self.to_model_space(images))),
             torch.from_numpy(split.labels),
             self._standardise(self._covariate_values(split.clinical, len(split), source="fit data")),
         )
@@ -255,6 +266,19 @@ class Generator:
         b, g = self.black_level, self.floor_gap
         scaled = -1.0 + g + (2.0 - g) * ((images.clamp(b, 1.0) - b) / (1.0 - b)) ** (1.0 / self.intensity_gamma)
         return torch.where(images <= b + FLOOR_TOLERANCE, -1.0, scaled) if g else scaled
+
+    def _ramp_floors(self, images: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """`values` (model space of ``(N, C, *spatial)`` `images`) with clipped pixels at
+        ``max(-1, -1 + g - g d / floor_ramp)``, ``d`` their distance (pixels) to the nearest unclipped pixel
+        of their image; unchanged without `floor_ramp`. Every value this gives decodes to the floor."""
+        if not self.floor_ramp:
+            return values
+        clipped = images <= self.black_level + FLOOR_TOLERANCE
+        masks = clipped.reshape(-1, *clipped.shape[2:]).numpy()
+        depth = torch.from_numpy(np.stack([distance_transform_edt(mask) for mask in masks]).astype(np.float32))
+        g = self.floor_gap
+        descent = (-1.0 + g - g * depth.reshape(values.shape) / self.floor_ramp).clamp(min=-1.0)
+        return torch.where(clipped, descent, values)
 
     def from_model_space(self, values: torch.Tensor) -> torch.Tensor:
         """The inverse of `to_model_space`, monotone and continuous: values at or below ``-1 + floor_gap`` are the

@@ -99,6 +99,7 @@ class Diffusion(Generator):
         intensity_gamma: the networks model ``x**(1 / intensity_gamma)`` (2: square-root domain; see `genrad.models.base`).
         black_level: the data's display floor (pixels at or below it are clipped regions), mapped to -1.
         floor_gap: model-space gap between the floor and the lowest unclipped value (see `genrad.models.base`).
+        floor_ramp: clipped pixels descend from the gap edge to -1 over this many pixels (see `genrad.models.base`).
     """
 
     family = "diffusion"
@@ -133,6 +134,7 @@ class Diffusion(Generator):
         intensity_gamma: float = 1.0,
         black_level: float = 0.0,
         floor_gap: float = 0.0,
+        floor_ramp: float = 0.0,
     ) -> None:
         self.channels = None if channels is None else as_tuple(channels)
         self.num_res_blocks = num_res_blocks
@@ -149,7 +151,7 @@ class Diffusion(Generator):
         super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
                          batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
                          precision=precision, intensity_gamma=intensity_gamma,
-                         black_level=black_level, floor_gap=floor_gap)
+                         black_level=black_level, floor_gap=floor_gap, floor_ramp=floor_ramp)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [

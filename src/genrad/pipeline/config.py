@@ -38,6 +38,7 @@ class TrainConfig(_Section):
     intensity_gamma: float = Field(1.0, ge=0.25, le=4.0, description="Model pixels**(1/G); 2 for speckled ultrasound.")
     black_level: float = Field(0.0, ge=0.0, lt=0.5, description="Display floor in [0, 1) units; clipped regions come out flat.")
     floor_gap: float = Field(0.0, ge=0.0, lt=1.0, description="With black_level: model-space gap between clipped pixels and the darkest tissue.")
+    floor_ramp: float = Field(0.0, ge=0.0, description="With floor_gap: pixels over which clipped pixels descend to -1.")
     guidance_scale: float | None = Field(None, ge=0.0, description="Diffusion only: classifier-free guidance of the sampler.")
 
     @model_validator(mode="after")

@@ -114,6 +114,7 @@ def _stage_train(context: _Context) -> None:
         intensity_gamma=train.intensity_gamma,
         black_level=train.black_level,
         floor_gap=train.floor_gap,
+        floor_ramp=train.floor_ramp,
     ).with_sampling(guidance_scale=train.guidance_scale)
     model.fit(
         context.train,
