@@ -265,7 +265,11 @@ class Generator:
         ``b = black_level``, ``g = floor_gap``; pixels at or below the black level -> -1."""
         b, g = self.black_level, self.floor_gap
         scaled = -1.0 + g + (2.0 - g) * ((images.clamp(b, 1.0) - b) / (1.0 - b)) ** (1.0 / self.intensity_gamma)
-        return torch.where(images <= b + FLOOR_TOLERANCE, -1.0, scaled) if g else scaled
+        return torch.where(self._clipped(images), -1.0, scaled) if g else scaled
+
+    def _clipped(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels at or below the black level (within `FLOOR_TOLERANCE`): the clipped ones."""
+        return images <= self.black_level + FLOOR_TOLERANCE
 
     def _ramp_floors(self, images: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """`values` (model space of ``(N, C, *spatial)`` `images`) with clipped pixels at
@@ -273,7 +277,7 @@ class Generator:
         of their image; unchanged without `floor_ramp`. Every value this gives decodes to the floor."""
         if not self.floor_ramp:
             return values
-        clipped = images <= self.black_level + FLOOR_TOLERANCE
+        clipped = self._clipped(images)
         masks = clipped.reshape(-1, *clipped.shape[2:]).numpy()
         depth = torch.from_numpy(np.stack([distance_transform_edt(mask) for mask in masks]).astype(np.float32))
         g = self.floor_gap
