@@ -11,6 +11,7 @@ from conftest import toy_split
 
 from genrad.cli.main import main
 from genrad.data import Cohort, load, save_npz
+from genrad.models import load as load_model
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,8 @@ def test_train_resume_and_sample(toy_npz: Path, tmp_path: Path, capsys: pytest.C
          "precision 'fp32' for DP"),
         (["sample", "{tmp}", "--n", "2", "--out", "{tmp}/x.npz"], "config.json"),
         (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--guidance-scale", "3"], "VAE sampling settings"),
+        (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--guide-step", "3"], "--guide-step with --model diffusion"),
+        (["train", "--data", "{npz}", "--model", "diffusion", "--out", "{tmp}/r", "--guide-step", "0"], "guide_step None or an int >= 1"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, toy_npz: Path, tmp_path: Path,
@@ -72,11 +75,13 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, toy_npz:
     assert not (tmp_path / "x.npz").exists()
 
 
-def test_guidance_scale_is_set_at_training_and_changed_at_sampling(toy_npz: Path, tmp_path: Path) -> None:
+def test_guidance_is_set_at_training_and_changed_at_sampling(toy_npz: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert run(["train", "--data", str(toy_npz), "--model", "diffusion", "--out", str(out), "--max-steps", "1",
-                "--guidance-scale", "3"]) == 0
-    assert json.loads((out / "config.json").read_text())["config"]["guidance_scale"] == 3.0
+    assert run(["train", "--data", str(toy_npz), "--model", "diffusion", "--out", str(out), "--max-steps", "2",
+                "--guidance-scale", "3", "--guide-step", "1"]) == 0
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["guidance_scale"] == 3.0 and config["guide_step"] == 1
+    assert load_model(out).snapshot_guide() is not None
     saved, changed = tmp_path / "saved.npz", tmp_path / "changed.npz"
     assert run(["sample", str(out), "--n", "2", "--out", str(saved)]) == 0
     assert run(["sample", str(out), "--n", "2", "--out", str(changed), "--guidance-scale", "5"]) == 0

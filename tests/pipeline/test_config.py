@@ -32,6 +32,8 @@ def test_toml_and_overrides(tmp_path: Path) -> None:
         ({"train": {"intensity_gamma": 0}}, "train.intensity_gamma"),
         ({"train": {"floor_gap": 1.5}}, "train.floor_gap"),
         ({"train": {"model": "vae", "guidance_scale": 3.0}}, "train"),
+        ({"train": {"model": "gan", "guide_step": 350}}, "train"),
+        ({"train": {"model": "diffusion", "guide_step": 0}}, "train.guide_step"),
         ({"generate": {"shards": 3}}, "generate.shards"),
         ({"utility": {"multiples": [1, -2]}}, "utility.multiples"),
     ],

@@ -91,3 +91,16 @@ def test_cli_missing_data_exits_2_before_any_stage(tmp_path: Path, capsys) -> No
     assert exit_info.value.code == 2
     assert "missing.npz" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_train_stage_passes_diffusion_guidance_options(phantom_path: Path, tmp_path: Path) -> None:
+    from genrad.data import load
+    from genrad.models import load as load_model
+
+    config = _config(phantom_path).with_overrides(**{"train.model": "diffusion", "train.max_steps": 2,
+                                                     "train.guidance_scale": 2.0, "train.guide_step": 1})
+    layout = RunLayout(tmp_path / "run")
+    context = pipeline_run._Context(config=config, layout=layout, cohort=load(str(phantom_path)), progress=False)
+    pipeline_run._STAGE_WORK["train"](context)
+    model = load_model(layout.model_dir)
+    assert (model.guidance_scale, model.guide_step) == (2.0, 1) and model.snapshot_guide() is not None

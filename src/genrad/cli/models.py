@@ -39,6 +39,9 @@ def train(
     guidance_scale: float | None = typer.Option(None, "--guidance-scale",
                                                 help="Diffusion only: classifier-free guidance weight of the sampler (default 1.5; "
                                                      "5 scored best on BreastMNIST)."),
+    guide_step: int | None = typer.Option(None, "--guide-step",
+                                          help="Diffusion only: autoguidance by the model's own EMA weights at this step "
+                                               "instead of classifier-free guidance (e.g. 350 with --guidance-scale 2)."),
 ) -> None:
     """Train a conditional generator (VAE, GAN or diffusion) and write its run directory."""
     from genrad.data import load
@@ -51,10 +54,13 @@ def train(
     names = tuple(c.strip() for c in covariates.split(",") if c.strip())
     from genrad.training.dp import PRIVATE_SETTINGS
 
+    if guide_step is not None and model != "diffusion":
+        raise InputError("--guide-step with --model diffusion", f"--model {model}", "drop --guide-step", source="--guide-step")
     generator = Generator.registry[model](
         num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
         precision=precision, intensity_gamma=intensity_gamma, black_level=black_level, floor_gap=floor_gap,
         floor_ramp=floor_ramp,
+        **({"guide_step": guide_step} if guide_step is not None else {}),
         **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
     ).with_sampling(guidance_scale=guidance_scale)
     if dp or epsilon is not None:

@@ -40,11 +40,13 @@ class TrainConfig(_Section):
     floor_gap: float = Field(0.0, ge=0.0, lt=1.0, description="With black_level: model-space gap between clipped pixels and the darkest tissue.")
     floor_ramp: float = Field(0.0, ge=0.0, description="With floor_gap: pixels over which clipped pixels descend to -1.")
     guidance_scale: float | None = Field(None, ge=0.0, description="Diffusion only: classifier-free guidance of the sampler.")
+    guide_step: int | None = Field(None, ge=1, description="Diffusion only: autoguidance by the model's EMA weights at this step.")
 
     @model_validator(mode="after")
     def _guidance_needs_diffusion(self) -> TrainConfig:
-        if self.guidance_scale is not None and self.model != "diffusion":
-            raise ValueError(f"guidance_scale applies to model 'diffusion' only, not {self.model!r}: remove it or set model: diffusion")
+        for name in ("guidance_scale", "guide_step"):
+            if getattr(self, name) is not None and self.model != "diffusion":
+                raise ValueError(f"{name} applies to model 'diffusion' only, not {self.model!r}: remove it or set model: diffusion")
         return self
 
 

@@ -115,6 +115,7 @@ def _stage_train(context: _Context) -> None:
         black_level=train.black_level,
         floor_gap=train.floor_gap,
         floor_ramp=train.floor_ramp,
+        **({"guide_step": train.guide_step} if train.guide_step is not None else {}),
     ).with_sampling(guidance_scale=train.guidance_scale)
     model.fit(
         context.train,
