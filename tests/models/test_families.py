@@ -9,7 +9,7 @@ import torch
 from conftest import toy_split
 
 from genrad.errors import InputError
-from genrad.models import GAN, VAE, Diffusion
+from genrad.models import GAN, VAE, Diffusion, build
 from genrad.models.blocks import ConditionEmbedding, default_channels
 from genrad.models.diffusion import diffusion_channels
 from genrad.models.gan import _shift, diff_augment
@@ -194,6 +194,17 @@ def test_with_sampling_changes_only_sampling_settings_of_a_trained_model() -> No
     with pytest.raises(InputError, match="VAE sampling settings among: none"):
         VAE(num_classes=2).with_sampling(guidance_scale=2.0)
     assert VAE(num_classes=2).with_sampling(guidance_scale=None).config == VAE(num_classes=2).config
+
+
+def test_build_keeps_defaults_for_none_and_routes_sampling_settings() -> None:
+    assert build("diffusion", num_classes=2, guidance_scale=None, guide_step=None).config == Diffusion(num_classes=2).config
+    built = build("diffusion", num_classes=2, channels=(8, 16), guidance_scale=3.0, guidance_interval=(0.0, 0.2))
+    assert built.config == Diffusion(num_classes=2, channels=(8, 16), guidance_scale=3.0, guidance_interval=(0.0, 0.2)).config
+    assert build("vae", num_classes=2, guidance_scale=None).config == VAE(num_classes=2).config
+    with pytest.raises(InputError, match="VAE sampling settings among: none"):
+        build("vae", num_classes=2, guidance_scale=2.0)
+    with pytest.raises(InputError, match="a model family among"):
+        build("flow", num_classes=2)
 
 
 def test_autoguidance_keeps_an_earlier_snapshot_and_guides_with_it(tmp_path) -> None:

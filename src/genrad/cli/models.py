@@ -46,7 +46,7 @@ def train(
     """Train a conditional generator (VAE, GAN or diffusion) and write its run directory."""
     from genrad.data import load
     from genrad.errors import InputError
-    from genrad.models import Generator
+    from genrad.models import Generator, build
 
     if model not in Generator.registry:
         raise InputError(f"--model one of {', '.join(Generator.registry)}", repr(model), "choose a listed family", source="--model")
@@ -56,13 +56,12 @@ def train(
 
     if guide_step is not None and model != "diffusion":
         raise InputError("--guide-step with --model diffusion", f"--model {model}", "drop --guide-step", source="--guide-step")
-    generator = Generator.registry[model](
-        num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
+    generator = build(
+        model, num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
         precision=precision, intensity_gamma=intensity_gamma, black_level=black_level, floor_gap=floor_gap,
-        floor_ramp=floor_ramp,
-        **({"guide_step": guide_step} if guide_step is not None else {}),
+        floor_ramp=floor_ramp, guide_step=guide_step, guidance_scale=guidance_scale,
         **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
-    ).with_sampling(guidance_scale=guidance_scale)
+    )
     if dp or epsilon is not None:
         from genrad.training.dp import fit_private
 

@@ -655,3 +655,16 @@ def _jsonable(value: Any) -> Any:
 def load(run_dir: str | Path) -> Generator:
     """Load any genrad model from a run directory; the family is read from its ``config.json``."""
     return Generator.load(run_dir)
+
+
+def build(family: str, **options: Any) -> Generator:
+    """A new `family` generator. Options that are None keep their defaults (so optional command-line and
+    config values pass straight through); the family's `sampling_settings` are applied with
+    `Generator.with_sampling`, which explains a setting the family does not have."""
+    if family not in Generator.registry:
+        raise InputError(f"a model family among {sorted(Generator.registry)}", repr(family), "choose a listed family")
+    family_cls = Generator.registry[family]
+    given = {key: value for key, value in options.items() if value is not None}
+    any_sampling = {key for cls in Generator.registry.values() for key in cls.sampling_settings}
+    sampling = {key: given.pop(key) for key in list(given) if key in any_sampling}
+    return family_cls(**given).with_sampling(**sampling)

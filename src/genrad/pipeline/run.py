@@ -102,12 +102,12 @@ def _stage_data(context: _Context) -> None:
 
 def _stage_train(context: _Context) -> None:
     """Fit the generator; the trainer checkpoints into the model folder and resumes from it after a crash."""
-    from genrad.models import Generator
+    from genrad.models import build
     from genrad.training.checkpoint import STATE
 
     train = context.config.train
-    family = Generator.registry[train.model]
-    model = family(
+    model = build(
+        train.model,
         num_classes=context.cohort.num_classes,
         spatial_dims=context.cohort.spatial_dims,
         covariates=train.covariates,
@@ -115,8 +115,9 @@ def _stage_train(context: _Context) -> None:
         black_level=train.black_level,
         floor_gap=train.floor_gap,
         floor_ramp=train.floor_ramp,
-        **({"guide_step": train.guide_step} if train.guide_step is not None else {}),
-    ).with_sampling(guidance_scale=train.guidance_scale)
+        guide_step=train.guide_step,
+        guidance_scale=train.guidance_scale,
+    )
     model.fit(
         context.train,
         max_minutes=train.budget_minutes,
