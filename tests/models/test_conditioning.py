@@ -38,8 +38,12 @@ def per_class_accuracy(model: Generator, real: Split, n_per_class: int, seed: in
     ids=["VAE", "GAN", "Diffusion"],
 )
 def test_samples_are_recognised_as_their_class_on_the_toy(model: Generator, steps: int) -> None:
-    model.fit(toy_split(), max_steps=steps, seed=0, progress=False)
-    assert per_class_accuracy(model, toy_split(n=64, seed=1), 16) >= 0.9
+    # The median over three training seeds: a GAN's class conditioning oscillates with the step (seed 0 with one
+    # torch thread on an AVX-512 CPU: 1.0 / 0.66 / 0.5 / 0.88 / 1.0 at 60 / 80 / 100 / 120 / 150 steps), so one
+    # run at one step is a coin toss across machines; a generator that ignores its labels scores 0.5 on every seed.
+    accuracies = [per_class_accuracy(model.fit(toy_split(), max_steps=steps, seed=seed, progress=False),
+                                     toy_split(n=64, seed=1), 16) for seed in range(3)]
+    assert float(np.median(accuracies)) >= 0.9, accuracies
 
 
 @pytest.mark.slow
