@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genrad.data import load
-from genrad.data.intensity import display_floor
+from genrad.data.intensity import _lowest_levels, display_floor
 
 
 def speckle(seed: int = 0) -> np.ndarray:
@@ -22,6 +22,13 @@ def test_a_clipped_floor_is_found_and_an_unclipped_histogram_is_not() -> None:
     rare_zeros[0, 0, :3] = 0.0  # a few stray darker pixels below the floor do not hide it
     assert display_floor(rare_zeros) == pytest.approx(20 / 255)
     assert display_floor(np.full((2, 4, 4), 0.5)) is None  # one value: nothing to compare with
+
+
+def test_the_lowest_levels_match_a_full_sort() -> None:
+    values = np.random.default_rng(1).integers(0, 9, 5000).astype(np.float32) / 8
+    for subset in (values, values[:4]):  # more levels than asked for; fewer
+        levels, counts = np.unique(subset, return_counts=True)
+        assert _lowest_levels(subset, 5) == (levels[:5].tolist(), counts[:5].tolist())
 
 
 def test_breastmnist_is_clipped_at_one_gray_level(breastmnist_path) -> None:

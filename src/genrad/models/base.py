@@ -72,6 +72,11 @@ def as_tuple(value: Any) -> Any:
     return tuple(value)
 
 
+def given_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`options` without its None values: an optional command-line or config value left unset keeps its default."""
+    return {key: value for key, value in (options or {}).items() if value is not None}
+
+
 def are_ints(values: Any, minimum: int) -> bool:
     """A tuple of at least two ints, each >= `minimum` (network channels per level)."""
     return isinstance(values, tuple) and len(values) >= 2 and all(is_int(v) and v >= minimum for v in values)
@@ -155,7 +160,7 @@ class Generator:
         provenance) reports the new values.
         """
         name = type(self).__name__
-        settings = {key: value for key, value in settings.items() if value is not None}
+        settings = given_options(settings)
         unknown = sorted(set(settings) - set(self.sampling_settings))
         if unknown:
             allowed = ", ".join(self.sampling_settings) or "none"
@@ -664,7 +669,7 @@ def build(family: str, **options: Any) -> Generator:
     if family not in Generator.registry:
         raise InputError(f"a model family among {sorted(Generator.registry)}", repr(family), "choose a listed family")
     family_cls = Generator.registry[family]
-    given = {key: value for key, value in options.items() if value is not None}
+    given = given_options(options)
     any_sampling = {key for cls in Generator.registry.values() for key in cls.sampling_settings}
     sampling = {key: given.pop(key) for key in list(given) if key in any_sampling}
     return family_cls(**given).with_sampling(**sampling)

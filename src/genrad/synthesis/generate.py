@@ -28,6 +28,7 @@ from rich.text import Text
 from genrad import __version__
 from genrad.data.npz import medmnist_layout
 from genrad.errors import InputError
+from genrad.models.base import given_options
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.synthesis.backends import BACKENDS, ModelSource, load_model, run_shards
@@ -84,7 +85,7 @@ def generate(
     """
     _check_arguments(seed=seed, shard_size=shard_size, batch_size=batch_size, backend=backend, workers=workers)
     out = Path(out)
-    sampling = {key: value for key, value in (sampling or {}).items() if value is not None}
+    sampling = given_options(sampling)
     model = load_model(model_or_run_dir)
     if sampling:  # a model object passed in is copied first: the caller's keeps its settings
         model = (copy.deepcopy(model) if model is model_or_run_dir else model).with_sampling(**sampling)
