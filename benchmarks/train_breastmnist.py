@@ -28,6 +28,7 @@ Usage::
 Prints one JSON object (also written to ``--out``). On a shared machine the models can be trained in
 parallel processes (``--families gan --skip-floor --out gan.json`` ...) and combined with
 ``--merge baseline.json gan.json ...``: the budget is CPU time per process, so this changes no figure.
+Runs of one family with different ``--seed`` values merge into its mean over training seeds and draws.
 """
 
 from __future__ import annotations
@@ -279,19 +280,51 @@ def main() -> None:
 
 
 def merge(paths: list[Path]) -> dict[str, Any]:
-    """One result from several runs (same budget and reference): families, the floor, ratios, summary."""
+    """One result from several runs (same budget and reference): families, the floor, ratios, summary.
+
+    A family that several runs trained with different ``--seed`` values is pooled by `pool_seeds`, so the
+    summary judges it by its mean over training seeds and sample draws rather than by one run.
+    """
     runs = [json.loads(path.read_text()) for path in paths]
     merged = {**runs[0], "families": {}, "merged_from": [str(p) for p in paths]}
+    by_family: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         if run["budget_cpu_minutes"] != merged["budget_cpu_minutes"] or run["reference_split"] != merged["reference_split"]:
             raise SystemExit(f"cannot merge runs with different budgets or reference splits: {paths}")
-        merged["families"].update(run["families"])
+        for name, result in run["families"].items():
+            by_family.setdefault(name, []).append({**result, "seed": run["seed"]})
         if "anchors" in run:
             merged["anchors"] = run["anchors"]
+    for name, results in by_family.items():
+        seeds = [result["seed"] for result in results]
+        if len(set(seeds)) < len(seeds):
+            raise SystemExit(f"cannot merge two runs of {name!r} with the same seed ({seeds}): {paths}")
+        merged["families"][name] = results[0] if len(results) == 1 else pool_seeds(results)
+    if "anchors" not in merged:
+        return merged
     for result in merged["families"].values():
         add_floor_ratios(result, merged["anchors"]["real_floor"])
     merged["summary"] = summarise(merged)
     return merged
+
+
+def pool_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One family trained with several seeds: each FRD order averaged over every sample draw of every run.
+
+    The spread between training seeds of one configuration can exceed the spread between sample draws
+    of one model (docs/benchmarks.md, sessions 9 and 13), so one run does not measure a configuration.
+    """
+    def draws(result: dict[str, Any], key: str) -> list[float]:
+        return [result[key]] + [other[key] for other in result.get("other_sample_seeds", [])]
+
+    pooled: dict[str, Any] = {"seeds": [result["seed"] for result in results], "runs": results}
+    for key in ("frd", "frd_real_reference"):
+        values = [value for result in results for value in draws(result, key)]
+        pooled[key] = round(float(np.mean(values)), 4)
+        pooled[f"{key}_per_seed"] = [round(float(np.mean(draws(result, key))), 4) for result in results]
+        pooled[f"{key}_draws"] = len(values)
+    pooled["sample_images_per_cpu_second"] = round(float(np.mean([r["sample_images_per_cpu_second"] for r in results])), 2)
+    return pooled
 
 
 def add_floor_ratios(result: dict[str, Any], floor: dict[str, float]) -> None:
