@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from genrad.errors import InputError
-from genrad.pipeline.config import RunConfig, default_config_yaml, load_config
+from genrad.models import Diffusion
+from genrad.pipeline.config import RunConfig, default_config_yaml, load_config, parse_config
 
 
 def test_defaults_round_trip_through_yaml(tmp_path: Path) -> None:
@@ -44,6 +45,34 @@ def test_bad_options_name_the_option(tmp_path: Path, payload: dict, option: str)
     with pytest.raises(InputError, match=f"'{option}'") as error:
         load_config(path)
     assert "\n" not in str(error.value)
+
+
+FLOOR = {"black_level": 0.1, "floor_gap": 0.5}  # floor_gap and floor_ramp act only on a floor
+
+
+@pytest.mark.parametrize(
+    ("option", "accepted", "refused", "context"),
+    [
+        ("intensity_gamma", [0.25, 4.0], [0.24, 4.01], {}),
+        ("black_level", [0.0, 0.49], [-0.01, 0.5], {}),
+        ("floor_gap", [0.0, 0.99], [-0.01, 1.0], {"black_level": 0.1}),
+        ("floor_ramp", [0.0, 6.0], [-0.5], FLOOR),
+        ("guidance_scale", [0.0, 5.0], [-0.1], {}),
+        ("guide_step", [1, 350], [0], {}),
+    ],
+)
+def test_train_bounds_agree_with_the_model_checks(option: str, accepted: list, refused: list, context: dict) -> None:
+    """`TrainConfig` repeats the models' argument bounds (so that parsing a config needs no torch): keep them equal."""
+    for value in accepted:
+        options = {**context, option: value}
+        parse_config({"train": {"model": "diffusion", **options}}, source="test")
+        Diffusion(num_classes=2, **options)
+    for value in refused:
+        options = {**context, option: value}
+        with pytest.raises(InputError, match=f"train.{option}"):
+            parse_config({"train": {"model": "diffusion", **options}}, source="test")
+        with pytest.raises(InputError, match=option):
+            Diffusion(num_classes=2, **options)
 
 
 def test_unreadable_config_is_bad_input(tmp_path: Path) -> None:

@@ -29,7 +29,8 @@ class DataConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """The generative model and its budget."""
+    """The generative model and its budget. The bounds repeat the models' argument checks, so that reading a
+    config does not import torch; tests/pipeline/test_config.py keeps the two equal."""
 
     model: Literal["vae", "gan", "diffusion"] = "vae"
     budget_minutes: float = Field(5.0, gt=0)
