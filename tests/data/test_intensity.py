@@ -29,6 +29,7 @@ def test_the_lowest_levels_match_a_full_sort() -> None:
     for subset in (values, values[:4]):  # more levels than asked for; fewer
         levels, counts = np.unique(subset, return_counts=True)
         assert _lowest_levels(subset, 5) == (levels[:5].tolist(), counts[:5].tolist())
+    assert _lowest_levels(np.array([np.nan, 0.5, 0.25, 0.5]), 5) == ([0.25, 0.5], [1, 2])  # NaN: skipped, not a level
 
 
 def test_breastmnist_is_clipped_at_one_gray_level(breastmnist_path) -> None:

@@ -90,7 +90,9 @@ def display_floor(images: np.ndarray, *, min_fraction: float = 0.005, spike_rati
 
 
 def _lowest_levels(values: np.ndarray, how_many: int) -> tuple[list[float], list[int]]:
-    """The `how_many` smallest distinct `values` and their counts, in O(how_many x N) rather than a full sort."""
+    """The `how_many` smallest distinct `values` (NaN ignored) and their counts, in O(how_many x N) rather than
+    a full sort."""
+    values = values[~np.isnan(values)]
     levels, counts = [], []
     while values.size and len(levels) < how_many:
         lowest = values.min()
