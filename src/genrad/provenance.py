@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
+import secrets
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -54,13 +54,13 @@ def hash_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
 
-    No partial output is ever left under the final name: on error the temporary file is removed.
+    No partial output is ever left under the final name: on error the temporary file is removed. The
+    temporary file is not created here, so the writer creates it with the user's umask (``mkstemp`` would make
+    every output owner-only, 0600).
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
-    os.close(handle)
-    temp = Path(temp_name)
+    temp = final.parent / f".{final.name}.{secrets.token_hex(8)}.tmp{final.suffix}"
     try:
         yield temp
         os.replace(temp, final)
