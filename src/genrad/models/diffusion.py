@@ -92,7 +92,10 @@ class Diffusion(Generator):
             classifier-free guidance (with a warning). On BreastMNIST (1394 steps) the step-350 guide with
             ``guidance_scale=2`` scored FRD 4.17 / 4.61 (two draws; generated set first) and 4.09 / 3.98 (real
             set first) against 4.21 / 4.37 and 4.24 / 4.10 for classifier-free guidance 5; a benchmark-script run
-            with it: 4.22 / 4.59 and 4.16 / 4.00 (docs/benchmarks.md).
+            with it: 4.22 / 4.59 and 4.16 / 4.00 (docs/benchmarks.md). The weight that fits falls as training
+            moves the model away from its guide (BreastMNIST: 2 at ~1350 steps, 1.75 at ~1850, 1.25-1.5 at ~3100
+            with the step-350 guide; 1.75 again with the guide at step 590), so keep `guide_step` at a similar
+            share of the run when the budget buys more steps.
         condition_dropout: probability of training on the null condition.
         batch_size, learning_rate, ema_decay: AdamW and EMA of the UNet (used for sampling).
         precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
