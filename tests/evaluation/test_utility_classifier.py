@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -44,7 +46,12 @@ def test_same_seed_same_weights_other_seed_differs(cohort, one_thread) -> None: 
 
 def test_save_load_round_trip(cohort, tmp_path, one_thread) -> None:  # noqa: F811
     classifier = Classifier(**TINY, class_weight="balanced").fit(cohort.train, cohort.val, seed=1)
-    classifier.save(tmp_path / "clf")
+    previous_umask = os.umask(0o022)
+    try:
+        classifier.save(tmp_path / "clf")
+    finally:
+        os.umask(previous_umask)
+    assert {stat.S_IMODE(f.stat().st_mode) for f in (tmp_path / "clf").iterdir()} == {0o644}  # not owner-only
     record = json.loads((tmp_path / "clf" / "config.json").read_text())
     assert record["config"] == classifier.config and "torch" in record["versions"]
     loaded = Classifier.load(tmp_path / "clf")

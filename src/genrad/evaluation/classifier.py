@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 from monai.networks.nets import ResNet
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from genrad.data.cohort import Split
 from genrad.evaluation.classification import roc_auc
 from genrad.errors import InputError, NotFittedError
 from genrad.provenance import atomic_path, versions
+from genrad.training.checkpoint import tensors_to_bytes
 from genrad.training.device import default_device
 from genrad.training.seeding import derive_seed, seeded_init
 
@@ -195,9 +196,8 @@ class Classifier:
         network = self._fitted_network()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {key: value.detach().cpu().contiguous() for key, value in network.state_dict().items()}
         with atomic_path(directory / WEIGHTS_FILE) as temp:
-            save_file(state, str(temp))
+            temp.write_bytes(tensors_to_bytes(network.state_dict()))  # not save_file: it creates owner-only (0600) files
         record = {
             "class": type(self).__name__,
             "config": self.config,
