@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,3 +17,11 @@ def breastmnist_path() -> Path:
     if not BREASTMNIST.exists():
         pytest.skip(f"real data not available: {BREASTMNIST} is absent (see DEVELOPERS.md, 'Real data')")
     return BREASTMNIST
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The common umask 022 for the test (restored after), so that output file modes are predictable."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)

@@ -9,13 +9,6 @@ import pytest
 from genrad.provenance import atomic_path, write_json
 
 
-@pytest.fixture
-def umask_022():
-    previous = os.umask(0o022)
-    yield
-    os.umask(previous)
-
-
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 def test_outputs_follow_the_umask_not_owner_only(tmp_path, umask_022):
     written = write_json(tmp_path / "manifest.json", {"synthetic": True})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 
 import numpy as np
@@ -44,13 +43,9 @@ def test_same_seed_same_weights_other_seed_differs(cohort, one_thread) -> None: 
     assert not torch.equal(weights[0], weights[2])
 
 
-def test_save_load_round_trip(cohort, tmp_path, one_thread) -> None:  # noqa: F811
+def test_save_load_round_trip(cohort, tmp_path, one_thread, umask_022) -> None:  # noqa: F811
     classifier = Classifier(**TINY, class_weight="balanced").fit(cohort.train, cohort.val, seed=1)
-    previous_umask = os.umask(0o022)
-    try:
-        classifier.save(tmp_path / "clf")
-    finally:
-        os.umask(previous_umask)
+    classifier.save(tmp_path / "clf")
     assert {stat.S_IMODE(f.stat().st_mode) for f in (tmp_path / "clf").iterdir()} == {0o644}  # not owner-only
     record = json.loads((tmp_path / "clf" / "config.json").read_text())
     assert record["config"] == classifier.config and "torch" in record["versions"]
