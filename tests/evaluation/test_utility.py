@@ -17,9 +17,12 @@ from genrad.evaluation import classifier as classifier_module
 from genrad.evaluation.utility import (
     MULTIPLES,
     Arm,
-    t_interval,
+    agreement_mask,
     arm_counts,
+    arm_parts,
     arm_training_set,
+    real_fraction_indices,
+    t_interval,
     default_arms,
     keep_mask_from_manifest,
     run_protocol,
@@ -144,7 +147,98 @@ def test_protocol_detects_a_real_effect_on_the_phantom(tmp_path, one_thread) -> 
     results = {}
     for name, synthetic in (("truth", truth), ("shuffled", shuffled)):
         payload = run_protocol(real, synthetic, arms=arms, seeds=4, recipe=recipe, cache_dir=tmp_path)
-        results[name] = payload["arms"][1]["delta_vs_real"]["rare_class_recall"]
+        results[name] = payload["arms"][1]["delta_vs_real"]
     assert payload["rare_class"] == rare
-    assert results["truth"]["ci"][0] > 0 and results["truth"]["mean"] > 0.3
-    assert not results["shuffled"]["ci"][0] > 0
+    truth, shuffled = results["truth"], results["shuffled"]
+    assert truth["rare_class_recall"]["ci"][0] > 0 and truth["rare_class_recall"]["mean"] > 0.3
+    assert truth["balanced_accuracy"]["ci"][0] > 0 and truth["auc"]["ci"][0] > 0
+    # Shuffled rare labels make the classifier call "rare" more often, which is not a better classifier.
+    assert not shuffled["balanced_accuracy"]["ci"][0] > 0 and not shuffled["auc"]["ci"][0] > 0
+
+
+def test_recipe_terms_round_trip_and_are_checked() -> None:
+    names = ["real+synthetic@2x+agree0.6", "real+augment+synthetic@1x+balanced+weight0.3",
+             "real+synthetic@5x+augment+pretrain", "real@25%+synthetic@1x+filtered+agree0.5+weight0.1"]
+    for name in names:
+        arm = Arm.parse(name)
+        assert Arm.parse(arm.name) == arm
+    assert Arm.parse(names[0]).agreement == 0.6 and Arm.parse(names[1]).synthetic_weight == 0.3
+    for bad, match in (("real+agree0.5", "only with synthetic"), ("real+synthetic+agree1.5", "0 < TAU < 1"),
+                       ("real+synthetic+weight0", "0 < W <= 10"), ("synthetic@1x+pretrain", "real images to fine-tune"),
+                       ("real+synthetic+weight0.5+pretrain", "no \\+weightW")):
+        with pytest.raises(InputError, match=match):
+            Arm.parse(bad)
+
+
+def test_real_fractions_are_fixed_and_nested() -> None:
+    labels = np.repeat([0, 1], [40, 160])
+    fractions = {f: set(real_fraction_indices(labels, f, 2).tolist()) for f in (0.1, 0.25, 0.5)}
+    assert fractions[0.1] < fractions[0.25] < fractions[0.5]
+    assert np.bincount(labels[sorted(fractions[0.25])]).tolist() == [10, 40]
+    real = blobs((40, 160), seed=0)
+    a = arm_training_set(Arm.parse("real@25%"), real, None, seed=0, num_classes=2)
+    b = arm_training_set(Arm.parse("real@25%"), real, None, seed=7, num_classes=2)
+    assert np.array_equal(a.images, b.images)  # the same fraction for every seed: a generator can be trained on it
+
+
+def test_agreement_keeps_only_images_the_real_classifier_agrees_with() -> None:
+    real = blobs((30, 10), seed=0)
+    pool = blobs((100, 100), seed=1)
+    probabilities = np.random.default_rng(0).dirichlet([1, 1], size=len(pool))
+    agree = agreement_mask(probabilities, pool.labels, 0.7)
+    assert np.array_equal(agree, probabilities[np.arange(len(pool)), pool.labels] >= 0.7)
+    _, synthetic = arm_parts(Arm.parse("real+synthetic@2x+agree0.7"), real, pool, seed=0, num_classes=2, agree=agree)
+    pool_rows = {image.tobytes(): i for i, image in enumerate(pool.images)}
+    chosen = [pool_rows[image.tobytes()] for image in synthetic.images]
+    passing = np.bincount(pool.labels[agree], minlength=2)
+    assert agree[chosen].all() and len(chosen) == min(60, passing[0]) + min(20, passing[1])  # 2x at the 30:10 ratio
+    with pytest.raises(InputError, match="agreement mask"):
+        arm_parts(Arm.parse("real+synthetic@2x+agree0.7"), real, pool, seed=0, num_classes=2)
+
+
+def test_intervals_are_bootstrap_intervals_inside_the_metric_range(tmp_path, one_thread) -> None:  # noqa: F811
+    cohort = blob_cohort((30, 10))
+    pool = blobs((80, 80), seed=3)
+    payload = run_protocol(cohort, pool, arms=["real", "real+synthetic@1x+weight0.3", "real+synthetic@1x+pretrain"],
+                           seeds=3, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path)
+    for arm in payload["arms"]:
+        for key in ("auc", "accuracy", "balanced_accuracy", "rare_class_recall", "rare_recall_at_real_specificity"):
+            low, high = arm[key]["ci"]
+            assert 0.0 <= low <= high <= 1.0
+        assert arm["auc"]["values"] == pytest.approx([run["metrics"]["auc"] for run in
+                                                     _runs(tmp_path, arm["name"], payload["seeds"])])
+        if arm["delta_vs_real"] is not None:
+            delta = arm["delta_vs_real"]["auc"]
+            assert -1.0 <= delta["ci"][0] <= delta["ci"][1] <= 1.0 and 0.0 <= delta["p_value"] <= 1.0
+            assert len(delta["ci_seeds"]) == 2
+    assert "bootstrap over seeds and class-stratified test images" in payload["config"]["interval"]
+
+
+def _runs(cache, name, seeds):
+    found = {}
+    for path in (cache / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        if record["arm"] == name:
+            found[record["seed"]] = record
+    return [found[seed] for seed in seeds]
+
+
+def test_recipe_selection_never_reads_the_test_split(tmp_path, one_thread) -> None:  # noqa: F811
+    """The selection sees only train and val: a cohort with another test split selects the same recipe."""
+    from genrad.evaluation.selection import cross_validation_folds, select_recipe
+
+    cohort = blob_cohort((40, 20))
+    poisoned = Cohort(splits={**cohort.splits, "test": replace(blobs((15, 15), seed=99, name="test"),
+                                                                    labels=np.repeat([1, 0], 15))},
+                      class_names=cohort.class_names)
+    tables = []
+    for index, source in enumerate((cohort, poisoned)):
+        folds = cross_validation_folds(source.train, source.val, class_names=source.class_names)
+        assert {name: len(fold.test) for name, fold in folds.items()} == {"A": 30, "B": 30}
+        pools = {"good": {"A": blobs((50, 50), seed=5), "B": blobs((50, 50), seed=6)}}
+        selection = select_recipe(folds, pools, ["real+synthetic@1x", "real+synthetic@1x+weight0.3"], seeds=2,
+                                  recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path / str(index))
+        tables.append(selection["table"])
+    assert tables[0] == tables[1]
+    assert {row["arm"] for row in tables[0]} == {"real", "real+augment", "real+synthetic@1x", "real+synthetic@1x+weight0.3"}
+    assert selection["best"]["pool"] == "good"

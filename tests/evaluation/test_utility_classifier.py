@@ -90,3 +90,42 @@ def test_bad_input_is_named(cohort) -> None:
         Classifier().fit(cohort.train, blobs((4,), seed=0, name="val"))
     with pytest.raises(InputError, match="3 spatial axes"):
         Classifier(spatial_dims=3).fit(cohort.train, cohort.val)
+    with pytest.raises(InputError, match="sample_weight: 60 finite weights"):
+        Classifier(**TINY).fit(cohort.train, cohort.val, sample_weight=np.ones(3))
+    with pytest.raises(InputError, match="not all zero"):
+        Classifier(**TINY).fit(cohort.train, cohort.val, sample_weight=np.zeros(60))
+    with pytest.raises(InputError, match="init: a classifier with this architecture"):
+        Classifier(**TINY).fit(cohort.train, cohort.val, init=Classifier(**{**TINY, "channels": (4, 8, 8, 8)}))
+    with pytest.raises(NotFittedError):
+        Classifier(**TINY).fit(cohort.train, cohort.val, init=Classifier(**TINY))
+
+
+def test_sample_weight_scales_each_image_loss(cohort, one_thread) -> None:  # noqa: F811
+    """A near-zero weight on twice as many label-flipped images leaves the classifier as good as without them;
+    at weight 1 they outvote the real labels."""
+    train = cohort.train
+    flipped = blobs((80, 40), seed=9)
+    noisy = np.concatenate([train.images, flipped.images]), np.concatenate([train.labels, 1 - flipped.labels])
+    from genrad.data.cohort import Split
+
+    mixed = Split(*noisy)
+    recipe = {**TINY, "max_steps": 60, "eval_every": 60}  # scored once, at the end: no early-stopping rescue
+    aucs = {}
+    for weight in (1.0, 1e-4):
+        sample_weight = np.concatenate([np.ones(len(train)), np.full(len(flipped), weight)])
+        classifier = Classifier(**recipe).fit(mixed, cohort.val, seed=0, sample_weight=sample_weight)
+        aucs[weight] = roc_auc(cohort.test.labels, classifier.predict_proba(cohort.test))
+    clean = roc_auc(cohort.test.labels, Classifier(**recipe).fit(train, cohort.val, seed=0).predict_proba(cohort.test))
+    assert aucs[1e-4] > 0.95 and clean > 0.95 and aucs[1.0] < 0.5
+    ones = Classifier(**recipe).fit(train, cohort.val, seed=0, sample_weight=np.ones(len(train)))
+    np.testing.assert_allclose(ones.predict_proba(cohort.test), Classifier(**recipe).fit(train, cohort.val, seed=0).predict_proba(cohort.test), atol=1e-6)
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights(cohort, one_thread) -> None:  # noqa: F811
+    pretrained = Classifier(**TINY).fit(cohort.train, cohort.val, seed=0)
+    tuned = Classifier(**{**TINY, "max_steps": 10}).fit(cohort.train, cohort.val, seed=1, init=pretrained)
+    start = tuned.history_[0]
+    assert start["step"] == 0 and start["val_auc"] == pytest.approx(pretrained.history_[[h["step"] for h in pretrained.history_].index(pretrained.best_step_)]["val_auc"])
+    # Early stopping may keep the pre-trained weights themselves: fine-tuning never ends worse on val than its start.
+    assert max(h["val_auc"] for h in tuned.history_) >= start["val_auc"]
+    assert next(iter(pretrained.network_.state_dict().values())).data_ptr() != next(iter(tuned.network_.state_dict().values())).data_ptr()

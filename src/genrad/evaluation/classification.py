@@ -5,11 +5,18 @@
 - Balanced accuracy: the mean per-class recall (Brodersen et al. 2010).
 - ECE: expected calibration error of the top-label confidence over ``n_bins`` equal-width bins,
   ``sum_b |B_b| / N * |acc(B_b) - conf(B_b)|`` (Guo et al. 2017, eq. 3).
+- Recall at a reference specificity: the rare class's recall (sensitivity) at the operating point where
+  the classifier's specificity first reaches a reference classifier's specificity, so two classifiers'
+  recalls are compared at the same false-positive rate.
+
+`resampled_metrics` computes them all on many resamples of the test images at once (rows of an
+index matrix), for bootstrap intervals.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from genrad.errors import InputError
@@ -60,6 +67,82 @@ def classification_metrics(
         "recall_per_class": [float(r) for r in recalls],
         "ece": expected_calibration_error(labels, probabilities, n_bins=n_bins),
     }
+
+
+RESAMPLED = ("auc", "accuracy", "balanced_accuracy", "ece")
+
+
+def resampled_metrics(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    index: np.ndarray,
+    *,
+    rare: int,
+    reference: np.ndarray | None = None,
+    n_bins: int = 15,
+) -> dict[str, np.ndarray]:
+    """`classification_metrics` on each row of `index` ``(B, N)`` (resamples of the images), ``(B,)`` each.
+
+    Every row must hold every class of `labels` (a stratified resample). Keys: `RESAMPLED`, ``recall_<k>``
+    per class, and with `reference` (another classifier's probabilities ``(N, K)`` on the same images)
+    ``rare_recall_at_reference_specificity``. Row ``index = arange(N)`` gives the metrics of the whole set.
+    """
+    labels, probabilities = _check(labels, probabilities, None)
+    y = labels[index]
+    k_classes = probabilities.shape[1]
+    present = np.unique(labels)
+    scores = probabilities[index]  # (B, N, K)
+    if k_classes == 2:
+        auc = _rank_auc(scores[..., 1], y == 1)
+    else:
+        auc = np.mean([_rank_auc(scores[..., k], y == k) for k in present], axis=0)
+    predictions = scores.argmax(axis=2)
+    correct = predictions == y
+    counts = (y[..., None] == np.arange(k_classes)).sum(axis=1)  # (B, K)
+    hits = ((y[..., None] == np.arange(k_classes)) & correct[..., None]).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recalls = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
+    result = {
+        "auc": auc,
+        "accuracy": correct.mean(axis=1),
+        "balanced_accuracy": np.nanmean(recalls[:, present], axis=1),
+        "ece": _resampled_ece(scores.max(axis=2), correct, n_bins),
+        **{f"recall_{k}": recalls[:, k] for k in range(k_classes)},
+    }
+    if reference is not None:
+        reference = _check(labels, reference, k_classes)[1]
+        result["rare_recall_at_reference_specificity"] = _recall_at_specificity(
+            scores[..., rare], y == rare, reference[index].argmax(axis=2) != rare
+        )
+    return result
+
+
+def _rank_auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Row-wise ROC AUC by the Mann-Whitney U statistic (average ranks for ties, as the ROC's 1/2 credit)."""
+    ranks = rankdata(scores, axis=1)
+    n_pos = positive.sum(axis=1)
+    n_neg = positive.shape[1] - n_pos
+    return ((ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _resampled_ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> np.ndarray:
+    rows, n = confidence.shape
+    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1) + n_bins * np.arange(rows)[:, None]
+    gap = np.bincount(bins.ravel(), weights=(correct - confidence).ravel(), minlength=rows * n_bins)
+    return np.abs(gap.reshape(rows, n_bins)).sum(axis=1) / n
+
+
+def _recall_at_specificity(scores: np.ndarray, positive: np.ndarray, reference_negative: np.ndarray) -> np.ndarray:
+    """Per row: the recall of ``score > t`` for the smallest threshold ``t`` whose specificity reaches the
+    reference's (the share of true negatives the reference predicts negative)."""
+    negatives = ~positive
+    n_neg = negatives.sum(axis=1)
+    specificity = (reference_negative & negatives).sum(axis=1) / n_neg
+    needed = np.ceil(specificity * n_neg - 1e-9).astype(np.int64)  # negatives that must score <= t
+    negative_scores = np.sort(np.where(negatives, scores, np.inf), axis=1)
+    rows = np.arange(len(scores))
+    threshold = np.where(needed > 0, negative_scores[rows, np.maximum(needed - 1, 0)], -np.inf)
+    return ((scores > threshold[:, None]) & positive).sum(axis=1) / positive.sum(axis=1)
 
 
 class ClassificationMetrics:

@@ -124,35 +124,57 @@ class Classifier:
             "augment": self.augment,
         }
 
-    def fit(self, train: Split, val: Split, *, seed: int = 0) -> Classifier:
+    def fit(
+        self,
+        train: Split,
+        val: Split,
+        *,
+        seed: int = 0,
+        sample_weight: np.ndarray | None = None,
+        init: Classifier | None = None,
+    ) -> Classifier:
         """Train on `train`, keep the weights with the best validation AUC; return self.
 
-        1. build the ResNet (seeded), AdamW and the (optionally class-weighted) cross-entropy;
-        2. draw mini-batches from seeded permutations of `train`, augment them if asked, take a step;
-        3. every `eval_every` steps score `val`: keep the weights when the AUC improves (ties go to
-           the lower validation loss), stop after `patience` evaluations without improvement.
+        1. build the ResNet (seeded; or start from the fitted `init`'s weights: fine-tuning), AdamW and
+           the (optionally class-weighted) cross-entropy;
+        2. draw mini-batches from seeded permutations of `train`, augment them if asked, take a step on
+           the batch's loss, a mean weighted by `sample_weight` (one weight >= 0 per training image,
+           e.g. a lower weight on synthetic images) and the class weights;
+        3. every `eval_every` steps (and before the first step when fine-tuning) score `val`: keep the
+           weights when the AUC improves (ties go to the lower validation loss), stop after `patience`
+           evaluations without improvement.
         """
         self._check_split(train, "train")
         self._check_split(val, "val")
+        weights = self._check_sample_weight(sample_weight, len(train))
+        if init is not None:
+            self._check_init(init)
         device = torch.device(self.device) if self.device else default_device()
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(derive_seed(seed, "classifier"))
             network = self._build().to(device)
+            if init is not None:
+                network.load_state_dict(init._fitted_network().state_dict())
             optimiser = torch.optim.AdamW(network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             images = torch.from_numpy(train.images).to(device)
             labels = torch.from_numpy(train.labels).to(device)
-            loss_weight = self._loss_weight(train.labels).to(device) if self.class_weight else None
+            image_weight = torch.from_numpy(weights).to(device)
+            class_weight = self._loss_weight(train.labels).to(device) if self.class_weight else None
             augment = self._augmentation(seed) if self.augment else None
             batches = _batches(len(train), self.batch_size, torch.Generator().manual_seed(derive_seed(seed, "batches")))
             best: tuple[float, float] = (-math.inf, -math.inf)
             best_state, best_step, stale, history = None, 0, 0, []
+            if init is not None:
+                best = _validation_score(network, val, self.num_classes, device)
+                best_state = copy.deepcopy(network.state_dict())
+                history.append({"step": 0, "train_loss": None, "val_auc": best[0], "val_loss": -best[1]})
             for step in range(1, self.max_steps + 1):
                 network.train()
                 index = next(batches).to(device)
                 batch = images[index]
                 if augment is not None:
                     batch = torch.stack([augment(image) for image in batch]).clamp_(0.0, 1.0)
-                loss = torch.nn.functional.cross_entropy(network(batch), labels[index], weight=loss_weight)
+                loss = _weighted_cross_entropy(network(batch), labels[index], image_weight[index], class_weight)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -296,6 +318,28 @@ class Classifier:
             if int(getattr(self, key)) < (2 if key == "num_classes" else 1):
                 raise InputError(f"{key} >= {2 if key == 'num_classes' else 1}", str(getattr(self, key)), f"fix {name}({key}=...)")
 
+    def _check_sample_weight(self, sample_weight: np.ndarray | None, n: int) -> np.ndarray:
+        """One finite weight >= 0 per training image, not all zero (ones when None), float32."""
+        if sample_weight is None:
+            return np.ones(n, dtype=np.float32)
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape != (n,) or not np.isfinite(weights).all() or (weights < 0).any() or not weights.any():
+            raise InputError(
+                f"sample_weight: {n} finite weights >= 0, not all zero",
+                f"an array of shape {weights.shape}" + ("" if weights.shape != (n,) else " with negative, non-finite or only zero values"),
+                "pass one loss weight per training image (e.g. 1 for real, 0.3 for synthetic images)",
+            )
+        return weights.astype(np.float32)
+
+    def _check_init(self, init: Classifier) -> None:
+        """`init` must be a fitted classifier of the same architecture (its weights start the fine-tuning)."""
+        keys = ("spatial_dims", "in_channels", "num_classes", "layers", "channels", "stem_stride")
+        mine, theirs = ({key: config[key] for key in keys} for config in (self.config, init.config))
+        if mine != theirs:
+            raise InputError(f"init: a classifier with this architecture {mine}", str(theirs),
+                             "pre-train with the same layers, channels and stem_stride")
+        init._fitted_network()
+
     def _check_split(self, split: Split, role: str) -> None:
         expected = self.spatial_dims + 2
         if split.images.ndim != expected or split.images.shape[1] != self.in_channels:
@@ -327,6 +371,16 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[to
             pending = torch.cat([pending, torch.randperm(n, generator=generator)])
         yield pending[:size]
         pending = pending[size:]
+
+
+def _weighted_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, image_weight: torch.Tensor, class_weight: torch.Tensor | None
+) -> torch.Tensor:
+    """``sum_i w_i c_(y_i) CE_i / sum_i w_i c_(y_i)``: per-image weights `w` times class weights `c` (PyTorch's
+    weighted-mean convention; all ones is the plain mean). A batch whose weights are all zero has loss 0."""
+    weight = image_weight if class_weight is None else image_weight * class_weight[labels]
+    losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    return (weight * losses).sum() / weight.sum().clamp_min(1e-12)
 
 
 @torch.no_grad()

@@ -187,19 +187,41 @@ def subsample(features: np.ndarray, size: int | None, rng: np.random.Generator) 
     return features[np.sort(rng.choice(features.shape[0], size=size, replace=False))]
 
 
-def bootstrap_ci(estimate: float, replicates: np.ndarray, level: float = 0.95) -> list[float | None]:
-    """Percentile interval of bootstrap replicates re-centred on the estimate: the replicates are
-    shifted by the bootstrap bias ``mean(replicates) - estimate`` (Efron & Tibshirani 1993, sec. 10.6).
-    Resampling with replacement biases sample-size-sensitive statistics such as FRD (duplicates shrink
-    the effective sample); the shift keeps the interval's width but puts it around the estimate.
-    Non-finite replicates are ignored; ``[None, None]`` without any."""
+def bootstrap_ci(estimate: float, replicates: np.ndarray, level: float = 0.95, *, recentre: bool = True) -> list[float | None]:
+    """Percentile interval of bootstrap replicates (Efron & Tibshirani 1993, sec. 13.3).
+
+    With `recentre`, the replicates are first shifted by the bootstrap bias ``mean(replicates) - estimate``
+    (sec. 10.6): resampling with replacement biases sample-size-sensitive statistics such as FRD (duplicates
+    shrink the effective sample); the shift keeps the interval's width but puts it around the estimate.
+    Without it the interval stays inside the statistic's range (an AUC's [0, 1]). Non-finite replicates
+    are ignored; ``[None, None]`` without any."""
     values = np.asarray(replicates, dtype=np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0 or not np.isfinite(estimate):
         return [None, None]
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(values - (values.mean() - estimate), [tail, 1.0 - tail])
+    shift = values.mean() - estimate if recentre else 0.0
+    low, high = np.quantile(values - shift, [tail, 1.0 - tail])
     return [float(low), float(high)]
+
+
+def bootstrap_p_value(replicates: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the statistic is 0": twice the smaller tail share beyond 0, at most 1."""
+    values = np.asarray(replicates, dtype=np.float64)
+    return float(min(1.0, 2.0 * min(np.mean(values <= 0.0), np.mean(values >= 0.0))))
+
+
+def stratified_bootstrap_index(labels: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_bootstrap, N)`` resamples of ``arange(N)``, each drawn with replacement within every class of
+    `labels`, so every resample keeps the class counts (and every class-dependent metric stays defined)."""
+    labels = np.asarray(labels)
+    index = np.empty((n_bootstrap, len(labels)), dtype=np.int64)
+    start = 0
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        index[:, start : start + len(members)] = members[rng.integers(0, len(members), size=(n_bootstrap, len(members)))]
+        start += len(members)
+    return index
 
 
 def bootstrap_means(indicators: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:

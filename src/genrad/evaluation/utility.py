@@ -26,7 +26,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ from scipy import stats
 
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
-from genrad.evaluation.classification import classification_metrics
+from genrad.evaluation.classification import classification_metrics, resampled_metrics
 from genrad.evaluation.classifier import Classifier
+from genrad.evaluation.stats import bootstrap_ci, bootstrap_p_value, stratified_bootstrap_index
 from genrad.progress import progress_bar
 from genrad.provenance import hash_arrays, versions, write_json
 from genrad.training.seeding import derive_seed
@@ -46,7 +47,8 @@ MULTIPLES = (0.5, 1.0, 2.0, 5.0, 10.0)
 REAL_FRACTIONS = (0.1, 0.25, 0.5)
 CONFIDENCE = 0.95
 SCALAR_METRICS = ("auc", "accuracy", "balanced_accuracy", "ece")
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+N_BOOTSTRAP = 2000
 QUICK = {
     "seeds": 2,
     "multiples": (1.0,),
@@ -60,7 +62,16 @@ _MODIFIERS = ("reweight", "augment", "balanced", "filtered")
 
 @dataclass(frozen=True)
 class Arm:
-    """One training set recipe; its `name` (e.g. ``real+synthetic@2x+balanced``) parses back to it."""
+    """One training set recipe; its `name` (e.g. ``real+synthetic@2x+balanced+agree0.6``) parses back to it.
+
+    Which images: ``real_fraction`` of the real training set and ``synthetic_multiple`` x its size of
+    synthetic images (``balanced``: the rarer classes first; ``filtered``: only images the per-sample
+    QA kept; ``agreement`` tau: only images to which the real-only classifier of the same seed gives
+    their label a probability >= tau). How they enter training: mixed into one training set (each
+    synthetic image's loss weighted by ``synthetic_weight``), or with ``pretrain`` used alone to
+    pre-train the classifier, which is then fine-tuned on the real images. ``augment`` applies
+    classical augmentation to every image of every stage, ``reweight`` weights the loss by class.
+    """
 
     real_fraction: float = 1.0
     synthetic_multiple: float = 0.0
@@ -68,6 +79,9 @@ class Arm:
     augment: bool = False
     balanced: bool = False
     filtered: bool = False
+    agreement: float | None = None
+    synthetic_weight: float = 1.0
+    pretrain: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.real_fraction <= 1.0 or self.synthetic_multiple < 0:
@@ -78,9 +92,22 @@ class Arm:
             )
         if self.real_fraction == 0 and self.synthetic_multiple == 0:
             raise InputError("an arm with real or synthetic images", "neither", "name the arm real... or synthetic@Mx")
-        if (self.balanced or self.filtered) and self.synthetic_multiple == 0:
+        synthetic_terms = [term for term, used in (
+            ("+balanced", self.balanced), ("+filtered", self.filtered), ("+agreeTAU", self.agreement is not None),
+            ("+weightW", self.synthetic_weight != 1.0), ("+pretrain", self.pretrain)) if used]
+        if synthetic_terms and self.synthetic_multiple == 0:
             raise InputError(
-                "+balanced / +filtered only with synthetic images", self.name, "add synthetic@Mx to the arm"
+                f"{synthetic_terms[0]} only with synthetic images", self.name, "add synthetic@Mx to the arm"
+            )
+        if self.agreement is not None and not 0.0 < self.agreement < 1.0:
+            raise InputError("+agreeTAU with 0 < TAU < 1", f"{self.agreement:g}", "write e.g. real+synthetic@2x+agree0.6")
+        if not 0.0 < self.synthetic_weight <= 10.0:
+            raise InputError("+weightW with 0 < W <= 10", f"{self.synthetic_weight:g}", "write e.g. real+synthetic@2x+weight0.3")
+        if self.pretrain and (self.real_fraction == 0 or self.synthetic_weight != 1.0):
+            raise InputError(
+                "+pretrain with real images to fine-tune on and no +weightW",
+                self.name,
+                "write e.g. real+synthetic@5x+pretrain (synthetic images pre-train, real ones fine-tune)",
             )
 
     @property
@@ -93,6 +120,12 @@ class Arm:
         if self.synthetic_multiple > 0:
             terms.append(f"synthetic@{self.synthetic_multiple:g}x")
         terms += [modifier for modifier in _MODIFIERS if getattr(self, modifier)]
+        if self.agreement is not None:
+            terms.append(f"agree{self.agreement:g}")
+        if self.synthetic_weight != 1.0:
+            terms.append(f"weight{self.synthetic_weight:g}")
+        if self.pretrain:
+            terms.append("pretrain")
         return "+".join(terms)
 
     @property
@@ -101,22 +134,26 @@ class Arm:
 
     @classmethod
     def parse(cls, name: str | Arm) -> Arm:
-        """``real``, ``real@25%``, ``synthetic@2x`` (``synthetic`` = ``@1x``) joined by ``+`` with modifiers."""
+        """``real``, ``real@25%``, ``synthetic@2x`` (``synthetic`` = ``@1x``) joined by ``+`` with modifiers
+        (``reweight``, ``augment``, ``balanced``, ``filtered``, ``agreeTAU``, ``weightW``, ``pretrain``)."""
         if isinstance(name, Arm):
             return name
         fields: dict[str, Any] = {"real_fraction": 0.0}
         for term in str(name).strip().split("+"):
             real = re.fullmatch(r"real(?:@([0-9.]+)%)?", term)
             synthetic = re.fullmatch(r"synthetic(?:@([0-9.]+)x)?", term)
+            number = re.fullmatch(r"(agree|weight)([0-9]*\.?[0-9]+)", term)
             if real:
                 fields["real_fraction"] = float(real.group(1)) / 100 if real.group(1) else 1.0
             elif synthetic:
                 fields["synthetic_multiple"] = float(synthetic.group(1)) if synthetic.group(1) else 1.0
-            elif term in _MODIFIERS:
+            elif number:
+                fields["agreement" if number.group(1) == "agree" else "synthetic_weight"] = float(number.group(2))
+            elif term in (*_MODIFIERS, "pretrain"):
                 fields[term] = True
             else:
                 raise InputError(
-                    "arm terms real[@P%], synthetic[@Mx], " + ", ".join(_MODIFIERS),
+                    "arm terms real[@P%], synthetic[@Mx], " + ", ".join(_MODIFIERS) + ", agreeTAU, weightW, pretrain",
                     f"{term!r} in arm {name!r}",
                     "write arms like real, real+augment, real+synthetic@2x+balanced, synthetic@1x",
                 )
@@ -158,37 +195,87 @@ def synthetic_counts(real_counts: np.ndarray, base: np.ndarray, multiple: float,
     return _largest_remainder(np.maximum(level - base, 0.0), total)
 
 
+def fraction_counts(real_counts: np.ndarray, fraction: float) -> np.ndarray:
+    """Images per class in the stratified real fraction: ``round(fraction n_k)``, at least one of each class."""
+    if fraction == 0:
+        return np.zeros_like(real_counts)
+    return np.maximum(np.round(real_counts * fraction), np.minimum(real_counts, 1)).astype(np.int64)
+
+
+def real_fraction_indices(labels: np.ndarray, fraction: float, num_classes: int) -> np.ndarray:
+    """The stratified real fraction of a training split: the first `fraction_counts` images of each class in a
+    fixed permutation (tag ``real-fraction``), so the fraction is the same for every seed (a generator can be
+    trained on it alone) and smaller fractions are subsets of larger ones (10% in 25% in 50%)."""
+    wanted = fraction_counts(np.bincount(labels, minlength=num_classes), fraction)
+    chosen = [_permutation(labels, k, 0, "real-fraction")[:n] for k, n in enumerate(wanted)]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
 def arm_counts(arm: Arm, real_counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Real and synthetic images per class in `arm`'s training set (the same for every seed)."""
-    real_part = np.zeros_like(real_counts)
-    if arm.real_fraction > 0:
-        real_part = np.maximum(np.round(real_counts * arm.real_fraction), np.minimum(real_counts, 1)).astype(np.int64)
+    """Real and synthetic images per class in `arm`'s training set (at most, for ``+agree`` arms)."""
+    real_part = fraction_counts(real_counts, arm.real_fraction)
     synthetic_part = np.zeros_like(real_counts)
     if arm.uses_synthetic:
         synthetic_part = synthetic_counts(real_counts, real_part, arm.synthetic_multiple, balanced=arm.balanced)
     return {"real": real_part, "synthetic": synthetic_part}
 
 
-def arm_training_set(
-    arm: Arm, real: Split, synthetic: Split | None, *, seed: int, num_classes: int, keep: np.ndarray | None = None
-) -> Split:
-    """The training split of `arm` for `seed`: seeded, class-stratified draws of real and synthetic images.
+def arm_parts(
+    arm: Arm,
+    real: Split,
+    synthetic: Split | None,
+    *,
+    seed: int,
+    num_classes: int,
+    keep: np.ndarray | None = None,
+    agree: np.ndarray | None = None,
+) -> tuple[Split | None, Split | None]:
+    """The real and the synthetic part of `arm`'s training set for `seed` (None for a part it has none of).
 
-    Per class, images are taken in the order of a permutation seeded by ``(seed, part, class)``, so
-    smaller fractions and multiples are subsets of larger ones; `keep` (for ``+filtered``) skips the
-    images the QA dropped.
+    The real part is the fixed `real_fraction_indices` subset. Synthetic images are drawn per class in the
+    order of a permutation seeded by ``(seed, "synthetic", class)``, so smaller multiples are subsets of larger
+    ones; `keep` (``+filtered``: the QA's keep mask) and `agree` (``+agree``: the real classifier's agreement
+    mask of this seed) skip images, and an ``+agree`` arm takes as many as pass when fewer do.
     """
     counts = arm_counts(arm, np.bincount(real.labels, minlength=num_classes))
-    parts = []
-    if arm.real_fraction > 0:
-        parts.append(real.subset(_draw(real.labels, counts["real"], seed, "real", None)))
+    real_part = real.subset(real_fraction_indices(real.labels, arm.real_fraction, num_classes)) if arm.real_fraction > 0 else None
+    synthetic_part = None
     if arm.uses_synthetic:
         _check_pool(arm, counts["synthetic"], synthetic, keep)
-        mask = keep if arm.filtered else None
-        parts.append(synthetic.subset(_draw(synthetic.labels, counts["synthetic"], seed, "synthetic", mask)))
+        mask = np.ones(len(synthetic), dtype=bool)
+        if arm.filtered:
+            mask &= keep
+        if arm.agreement is not None:
+            if agree is None:
+                raise InputError(f"the real classifier's agreement mask for arm {arm.name}", "none", "pass agree=...")
+            mask &= agree
+        chosen = [_permutation(synthetic.labels, k, seed, "synthetic") for k in range(num_classes)]
+        index = np.sort(np.concatenate([order[mask[order]][:n] for order, n in zip(chosen, counts["synthetic"], strict=True)]))
+        synthetic_part = synthetic.subset(index)
+    return real_part, synthetic_part
+
+
+def arm_training_set(
+    arm: Arm,
+    real: Split,
+    synthetic: Split | None,
+    *,
+    seed: int,
+    num_classes: int,
+    keep: np.ndarray | None = None,
+    agree: np.ndarray | None = None,
+) -> Split:
+    """`arm_parts` joined into one training split (real images first)."""
+    parts = [part for part in arm_parts(arm, real, synthetic, seed=seed, num_classes=num_classes, keep=keep, agree=agree)
+             if part is not None]
     images = np.concatenate([part.images for part in parts])
     labels = np.concatenate([part.labels for part in parts])
     return Split(images, labels, name="train")
+
+
+def agreement_mask(probabilities: np.ndarray, labels: np.ndarray, tau: float) -> np.ndarray:
+    """Images whose label gets a probability >= `tau` from a classifier (``probabilities`` ``(N, K)``)."""
+    return probabilities[np.arange(len(labels)), labels] >= tau
 
 
 def run_protocol(
@@ -241,19 +328,20 @@ def run_protocol(
     }
     runs: dict[Arm, list[dict[str, Any]]] = {arm: [] for arm in arm_list}
     jobs = [(seed, arm) for seed in seed_list for arm in arm_list]
-    context = _Context(real, synthetic, keep_mask, recipe_config, hashes, device)
     cache = Path(cache_dir) if cache_dir is not None else None
+    context = _Context(real, synthetic, keep_mask, recipe_config, hashes, device, cache)
     with progress_bar(*Progress.get_default_columns(), TimeElapsedColumn(), disable=not progress) as bar:
         task = bar.add_task("utility", total=len(jobs))
         for seed, arm in jobs:
             bar.update(task, description=f"{arm.name} seed {seed}")
-            runs[arm].append(_run_cached(arm, seed, context, cache, arm.name in save_classifiers))
+            runs[arm].append(_run_cached(arm, seed, context, arm.name in save_classifiers))
             bar.advance(task)
-    reference = runs[Arm()]
+    design = resampling(test.labels, len(seed_list))
+    tables = {arm: metric_tables(runs[arm], runs[Arm()], test.labels, rare, design) for arm in arm_list}
     payload_arms = []
     for arm in arm_list:
-        summary = _summarise(runs[arm], rare)
-        summary["delta_vs_real"] = None if arm == Arm() else _paired(runs[arm], reference, rare)
+        summary = _summarise(tables[arm], runs[arm], rare, design)
+        summary["delta_vs_real"] = None if arm == Arm() else _paired(tables[arm], tables[Arm()], rare, design)
         spec = {key: getattr(arm, key) for key in ("real_fraction", "synthetic_multiple", *_MODIFIERS)}
         n_train = {part: values.tolist() for part, values in counts[arm].items()}
         payload_arms.append({"name": arm.name, **spec, "n_train": n_train, **summary})
@@ -268,7 +356,8 @@ def run_protocol(
             "recipe": recipe_config,
             "arms": [arm.name for arm in arm_list],
             "confidence": CONFIDENCE,
-            "interval": "Student-t over seeds; delta_vs_real paired by seed",
+            "interval": f"{CONFIDENCE:.0%} percentile bootstrap over seeds and class-stratified test images jointly "
+                        f"({N_BOOTSTRAP} resamples); delta_vs_real paired by seed and test image (ci_seeds: Student-t over seeds)",
             "protocol_version": PROTOCOL_VERSION,
             "early_stopping": "best validation AUC (ties: lower validation loss) on the real val split",
             "val_counts": list(val.class_counts(num_classes).values()),
@@ -394,7 +483,7 @@ def plot_scaling(payload: Mapping[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Context:
     real: Cohort
     synthetic: Split | None
@@ -402,9 +491,11 @@ class _Context:
     recipe: dict[str, Any]
     hashes: dict[str, str | None]
     device: str | None
+    cache: Path | None
+    agreement_scores: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def _run_cached(arm: Arm, seed: int, context: _Context, cache: Path | None, save_classifier: bool) -> dict[str, Any]:
+def _run_cached(arm: Arm, seed: int, context: _Context, save_classifier: bool) -> dict[str, Any]:
     """Train and score one arm-seed, or reuse its cached result when the inputs are unchanged."""
     identity = {
         "arm": arm.name,
@@ -416,23 +507,30 @@ def _run_cached(arm: Arm, seed: int, context: _Context, cache: Path | None, save
         "protocol": PROTOCOL_VERSION,
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    slug = re.sub(r"[^A-Za-z0-9.]+", "_", arm.name)
-    path = cache / "runs" / f"{slug}-seed{seed}.json" if cache is not None else None
+    slug = _slug(arm.name)
+    cache = context.cache
+    pool = f"-{identity['synthetic'][:12]}" if arm.uses_synthetic else ""  # one cache holds runs on several pools
+    path = cache / "runs" / f"{slug}{pool}-seed{seed}.json" if cache is not None else None
     if path is not None and path.exists():
         record = json.loads(path.read_text(encoding="utf-8"))
         if record.get("key") == key:
             return record
     real = context.real
     start = time.perf_counter()
-    train = arm_training_set(arm, real.train, context.synthetic, seed=seed, num_classes=real.num_classes, keep=context.keep)
-    classifier = Classifier(
-        **context.recipe, class_weight="balanced" if arm.reweight else None, augment=arm.augment, device=context.device
-    ).fit(train, real.val, seed=seed)
+    agree = None
+    if arm.agreement is not None:
+        agree = agreement_mask(_agreement_scores(seed, context), context.synthetic.labels, arm.agreement)
+    real_part, synthetic_part = arm_parts(
+        arm, real.train, context.synthetic, seed=seed, num_classes=real.num_classes, keep=context.keep, agree=agree
+    )
+    classifier = train_arm(arm, real_part, synthetic_part, real.val, seed=seed, recipe=context.recipe, device=context.device)
     probabilities = classifier.predict_proba(real.test)
     record = {
         "key": key,
         **identity,
         "metrics": classification_metrics(real.test.labels, probabilities, num_classes=real.num_classes),
+        "n_train": {name: np.bincount(part.labels, minlength=real.num_classes).tolist() if part is not None else [0] * real.num_classes
+                    for name, part in (("real", real_part), ("synthetic", synthetic_part))},
         "best_step": classifier.best_step_,
         "seconds": round(time.perf_counter() - start, 2),
         "probabilities": probabilities.tolist(),
@@ -444,30 +542,113 @@ def _run_cached(arm: Arm, seed: int, context: _Context, cache: Path | None, save
     return record
 
 
-def _summarise(runs: Sequence[Mapping[str, Any]], rare: int) -> dict[str, Any]:
-    metrics = [run["metrics"] for run in runs]
-    summary: dict[str, Any] = {key: t_interval([m[key] for m in metrics]) for key in SCALAR_METRICS}
-    num_classes = len(metrics[0]["recall_per_class"])
-    summary["recall_per_class"] = {str(k): t_interval([m["recall_per_class"][k] for m in metrics]) for k in range(num_classes)}
-    summary["rare_class_recall"] = summary["recall_per_class"][str(rare)]
-    summary["best_step"] = [run["best_step"] for run in runs]
+def train_arm(
+    arm: Arm,
+    real: Split | None,
+    synthetic: Split | None,
+    val: Split,
+    *,
+    seed: int,
+    recipe: Mapping[str, Any],
+    device: str | None = None,
+) -> Classifier:
+    """Train `arm`'s classifier on its real and synthetic parts (`arm_parts`), early stopping on `val`.
+
+    Mixed arms train once on both parts, each synthetic image's loss weighted ``arm.synthetic_weight``;
+    ``+pretrain`` arms train on the synthetic part first (seed tag ``pretrain``), then fine-tune those
+    weights on the real part with the same recipe.
+    """
+    options = {**recipe, "class_weight": "balanced" if arm.reweight else None, "augment": arm.augment, "device": device}
+    if arm.pretrain:
+        pretrained = Classifier(**options).fit(synthetic, val, seed=derive_seed(seed, "pretrain"))
+        return Classifier(**options).fit(real, val, seed=seed, init=pretrained)
+    parts = [part for part in (real, synthetic) if part is not None]
+    train = Split(np.concatenate([part.images for part in parts]), np.concatenate([part.labels for part in parts]), name="train")
+    weight = None
+    if synthetic is not None and arm.synthetic_weight != 1.0:
+        weight = np.concatenate([np.ones(len(real) if real is not None else 0), np.full(len(synthetic), arm.synthetic_weight)])
+    return Classifier(**options).fit(train, val, seed=seed, sample_weight=weight)
+
+
+def _agreement_scores(seed: int, context: _Context) -> np.ndarray:
+    """The real-only classifier's (arm ``real``, this seed) class probabilities for every synthetic image.
+
+    It is the classifier the ``real`` arm trained, loaded from the cache when saved there, trained
+    again (the same seed gives the same weights) otherwise.
+    """
+    if seed not in context.agreement_scores:
+        saved = context.cache / "classifiers" / "real" / f"seed-{seed}" if context.cache is not None else None
+        if saved is not None and (saved / "model.safetensors").exists():
+            classifier = Classifier.load(saved, device=context.device)
+        else:
+            classifier = train_arm(Arm(), context.real.train, None, context.real.val, seed=seed, recipe=context.recipe,
+                                   device=context.device)
+        context.agreement_scores[seed] = classifier.predict_proba(context.synthetic.images)
+    return context.agreement_scores[seed]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "_", name)
+
+
+def resampling(test_labels: np.ndarray, n_seeds: int, n_bootstrap: int = N_BOOTSTRAP) -> tuple[np.ndarray, np.ndarray]:
+    """The protocol's bootstrap design: ``(seeds, images)``, ``(B, n_seeds)`` seed indices and ``(B, N)``
+    class-stratified test-image indices, each drawn with replacement (tag ``utility-bootstrap``). Every arm
+    is resampled with the same rows, so differences between arms are paired by seed and by test image."""
+    rng = np.random.default_rng(derive_seed(0, "utility-bootstrap"))
+    images = stratified_bootstrap_index(test_labels, n_bootstrap, rng)
+    return rng.integers(0, n_seeds, size=(n_bootstrap, n_seeds)), images
+
+
+def metric_tables(
+    runs: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]], labels: np.ndarray, rare: int,
+    design: tuple[np.ndarray, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Each metric of each run (seed) on the whole test set (column 0) and on every bootstrap resample of its
+    images (columns 1..B): ``(n_seeds, B + 1)`` per metric; `reference` (the ``real`` arm's runs, same seeds)
+    sets the specificity of ``rare_recall_at_reference_specificity``."""
+    index = np.vstack([np.arange(len(labels)), design[1]])
+    per_run = [
+        resampled_metrics(labels, np.asarray(run["probabilities"]), index, rare=rare,
+                          reference=np.asarray(base["probabilities"]))
+        for run, base in zip(runs, reference, strict=True)
+    ]
+    return {key: np.stack([metrics[key] for metrics in per_run]) for key in per_run[0]}
+
+
+def interval(table: np.ndarray, design: tuple[np.ndarray, np.ndarray], *, paired: bool = False) -> dict[str, Any]:
+    """Mean over seeds of a metric (or a paired difference: `paired`) with its 95% bootstrap interval over
+    seeds and test images jointly; a paired difference also gets the two-sided bootstrap p-value and the
+    Student-t interval over seeds alone (``ci_seeds``: training randomness on this one test set)."""
+    seeds = design[0]
+    point = float(table[:, 0].mean())
+    replicates = table[seeds, np.arange(1, seeds.shape[0] + 1)[:, None]].mean(axis=1)
+    summary: dict[str, Any] = {"mean": point, "ci": bootstrap_ci(point, replicates, CONFIDENCE, recentre=False),
+                               "values": table[:, 0].tolist()}
+    if paired:
+        summary["p_value"] = bootstrap_p_value(replicates)
+        summary["ci_seeds"] = t_interval(table[:, 0])["ci"]
     return summary
 
 
-def _paired(runs: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]], rare: int) -> dict[str, Any]:
-    """Per-seed differences arm - real: mean, t-interval and paired t-test p-value."""
+def _summarise(tables: Mapping[str, np.ndarray], runs: Sequence[Mapping[str, Any]], rare: int,
+               design: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    summary: dict[str, Any] = {key: interval(tables[key], design) for key in SCALAR_METRICS}
+    num_classes = len(runs[0]["metrics"]["recall_per_class"])
+    summary["recall_per_class"] = {str(k): interval(tables[f"recall_{k}"], design) for k in range(num_classes)}
+    summary["rare_class_recall"] = summary["recall_per_class"][str(rare)]
+    summary["rare_recall_at_real_specificity"] = interval(tables["rare_recall_at_reference_specificity"], design)
+    summary["best_step"] = [run["best_step"] for run in runs]
+    summary["n_train_per_seed"] = [run["n_train"] for run in runs]
+    return summary
 
-    def value(run: Mapping[str, Any], key: str) -> float:
-        return run["metrics"]["recall_per_class"][rare] if key == "rare_class_recall" else run["metrics"][key]
 
-    deltas = {}
-    for key in (*SCALAR_METRICS, "rare_class_recall"):
-        differences = [value(a, key) - value(b, key) for a, b in zip(runs, reference, strict=True)]
-        summary = t_interval(differences)
-        spread = np.std(differences, ddof=1) if len(differences) > 1 else 0.0
-        summary["p_value"] = float(stats.ttest_1samp(differences, 0.0).pvalue) if spread > 0 else None
-        deltas[key] = summary
-    return deltas
+def _paired(tables: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], rare: int,
+            design: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """Arm - real, paired by seed and test image: mean, bootstrap interval and p-value, per metric."""
+    keys = {**{key: key for key in SCALAR_METRICS}, "rare_class_recall": f"recall_{rare}",
+            "rare_recall_at_real_specificity": "rare_recall_at_reference_specificity"}
+    return {name: interval(tables[key] - reference[key], design, paired=True) for name, key in keys.items()}
 
 
 def t_interval(values: Sequence[float]) -> dict[str, Any]:
@@ -488,14 +669,9 @@ def _largest_remainder(quotas: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
-def _draw(labels: np.ndarray, wanted: np.ndarray, seed: int, part: str, keep: np.ndarray | None) -> np.ndarray:
-    chosen = []
-    for k, n in enumerate(wanted):
-        order = np.random.default_rng(derive_seed(seed, part, k)).permutation(np.flatnonzero(labels == k))
-        if keep is not None:
-            order = order[keep[order]]
-        chosen.append(order[:n])
-    return np.sort(np.concatenate(chosen))
+def _permutation(labels: np.ndarray, k: int, seed: int, part: str) -> np.ndarray:
+    """The indices of class `k` in the order of a permutation seeded by ``(seed, part, k)``."""
+    return np.random.default_rng(derive_seed(seed, part, k)).permutation(np.flatnonzero(labels == k))
 
 
 def _check_pool(arm: Arm, wanted: np.ndarray, synthetic: Split | None, keep: np.ndarray | None) -> None:
