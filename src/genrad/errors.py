@@ -14,16 +14,17 @@ import numpy as np
 class InputError(ValueError):
     """Bad user input (a file, an argument, a configuration): one line, expected / found / fix."""
 
-    def __init__(self, expected: str, found: str, fix: str, *, source: str | None = None) -> None:
+    def __init__(self, expected: str, found: str, fix: str, *, source: str | None = None, argument: str | None = None) -> None:
         where = f"{source}: " if source else ""
         message = f"{where}expected {expected}, found {found}; {fix}"
         super().__init__(" ".join(message.split()))
         self.source = source
         self.expected, self.found, self.fix = expected, found, fix
+        self.argument = argument  # the Python argument at fault, when one is: callers name it as their users know it
 
     def at(self, source: str) -> "InputError":
         """The same error, attributed to `source` (a file or argument name)."""
-        return InputError(self.expected, self.found, self.fix, source=source)
+        return InputError(self.expected, self.found, self.fix, source=source, argument=self.argument)
 
 
 class NotFittedError(RuntimeError):

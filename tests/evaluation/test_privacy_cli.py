@@ -57,7 +57,7 @@ def test_writes_privacy_json_pairs_and_samples(files, tmp_path, capsys):
         (["--synthetic", "missing_folder"], "missing_folder"),
         (["--features", "sift"], "features among"),
         (["--train-split", "nope"], "split named"),
-        (["--bootstrap", "0"], "n_bootstrap >= 1"),
+        (["--bootstrap", "0"], "--bootstrap >= 1"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(files, tmp_path, capsys, monkeypatch, extra, message):

@@ -114,6 +114,10 @@ def test_noise_schedules_and_checkpoints_saved_before_the_option(tmp_path) -> No
     config = json.loads(config_path.read_text())
     del config["config"]["noise_schedule"]  # as written before the option existed
     config_path.write_text(json.dumps(config))
+    state_path = tmp_path / "training_state.json"  # ... and before config.json was hashed
+    state = json.loads(state_path.read_text())
+    del state["files"]["config.json"]
+    state_path.write_text(json.dumps(state))
     older = Diffusion.load(tmp_path)
     assert older.noise_schedule == "scaled_linear"  # the schedule such models were trained with
     assert Diffusion.from_config(older.config).noise_schedule == "scaled_linear"

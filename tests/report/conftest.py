@@ -43,7 +43,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synthetic = Cohort(splits={"train": type(other)(smooth, other.labels, name="train")}, class_names=cohort.class_names)
     layout.synthetic_dir.mkdir(parents=True)
     synthetic.save(str(layout.synthetic_npz))
-    layout.run_json.write_text(json.dumps({"config": {"data": {"path": str(data_path)}}, "seed": 0, "data_hash": "abc"}))
+    layout.run_json.write_text(json.dumps({"genrad_version": "0.1.0", "config": {"data": {"path": str(data_path)}}, "seed": 0,
+                                               "data_hash": "abc"}))
     layout.fidelity_dir.mkdir()
     fidelity = {
         "frd": {"value": 9.0, "ci": [8.0, 10.0], "real_floor": 3.5},

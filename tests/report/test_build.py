@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def test_report_has_every_section_and_plain_language_verdicts(run_dir: Path, tmp
 
 def test_missing_stages_are_reported_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"genrad_version": "0", "status": "running", "config": {}}))
     html = build(tmp_path / "run").read_text(encoding="utf-8")
     assert "Fidelity has not been evaluated" in html
     assert "Privacy has not been audited" in html
@@ -39,3 +41,8 @@ def test_missing_run_directory_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="expected a genrad run directory"):
         build(tmp_path / "nope")
     assert not (tmp_path / "nope").exists()
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "config.json").write_text("{}")
+    with pytest.raises(InputError, match="found no run.json"):  # a folder that is not a run has no report
+        build(tmp_path / "train")
+    assert not (tmp_path / "train" / "report.html").exists()

@@ -66,7 +66,7 @@ def test_bad_plans_exit_2_with_one_line_and_write_nothing(
     assert not out.exists()
 
 
-def test_filter_drops_what_the_per_sample_qa_flags(tmp_path: Path, vae_run_dir: Path, tiny_cohort) -> None:
+def test_filter_drops_what_the_per_sample_qa_flags(tmp_path: Path, vae_run_dir: Path, tiny_cohort, monkeypatch) -> None:
     import numpy as np
 
     from genrad.data import Cohort, Split
@@ -75,11 +75,18 @@ def test_filter_drops_what_the_per_sample_qa_flags(tmp_path: Path, vae_run_dir: 
     val = Split(rng.random((20, 1, 28, 28), dtype=np.float32), np.repeat([0, 1], 10).astype(np.int64), name="val")
     data = Cohort(splits={"train": tiny_cohort.train, "val": val}, class_names=tiny_cohort.class_names).save(str(tmp_path / "d.npz"))
     out = tmp_path / "synth"
+    # A 2-step VAE against a noise-calibrated QA: every sample is flagged, and an empty set is refused, leaving nothing.
+    assert _run(["generate", str(vae_run_dir), "--out", str(out), "--multiple", "1", "--data", data, "--filter"]) == 2
+    assert not out.exists()
+    from genrad.evaluation import qa
+
+    # The same wiring with a QA that keeps the first half of each shard:
+    monkeypatch.setattr(qa._QAFilter, "__call__", lambda self, images, labels: np.arange(len(images)) < len(images) // 2)
     assert _run(["generate", str(vae_run_dir), "--out", str(out), "--multiple", "1", "--data", data, "--filter"]) == 0
     record = pd.read_json(out / "synthesis.json", typ="series")
     assert record["merge"]["filter"] == "genrad.evaluation.qa._QAFilter"
     manifest = pd.read_parquet(out / "manifest.parquet")
-    assert len(manifest) == 40 and manifest["kept"].dtype == bool
+    assert len(manifest) == 40 and manifest["kept"].dtype == bool and manifest["kept"].sum() == 20
     assert (manifest.loc[~manifest["kept"], "row"] == -1).all()
 
 

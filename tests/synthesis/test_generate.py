@@ -225,3 +225,30 @@ def test_sampling_settings_reach_every_worker_and_the_provenance(tmp_path: Path,
     from_object = generate(model, out=tmp_path / "object", **common, **guided).out
     images = [np.load(folder / "synthetic.npz")["train_images"] for folder in (from_object, one)]
     assert np.array_equal(*images) and model.guidance_scale == 1.5  # the caller's model is left as it was
+
+
+def test_a_damaged_shard_is_sampled_again_with_the_same_bytes(tmp_path, capsys) -> None:
+    """Truncate any shard of an interrupted (unmerged) or finished generation: the rerun says so in one line and
+    writes exactly the bytes of an uninterrupted run."""
+    import shutil
+
+    from genrad.models import VAE
+    from genrad.data.phantom import make_phantom
+
+    cohort = make_phantom(n=120, size=28, dims=2, seed=0)
+    model = VAE(num_classes=cohort.num_classes, spatial_dims=2).fit(cohort, max_steps=2, progress=False)
+    request = {"per_class": {0: 5, 1: 5, 2: 2}, "shard_size": 4, "seed": 3, "progress": False}
+    reference = generate(model, out=tmp_path / "reference", **request).npz_path.read_bytes()
+    for index in range(3):
+        for finished in (False, True):
+            out = tmp_path / f"run-{index}-{finished}"
+            shutil.copytree(tmp_path / "reference", out)
+            if not finished:  # killed after sampling, before the merge
+                (out / "synthetic.npz").unlink()
+                (out / "synthesis.json").unlink()
+            shard = out / "shards" / f"shard-{index:05d}.npz"
+            shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+            capsys.readouterr()
+            assert generate(model, out=out, **request).npz_path.read_bytes() == reference
+            if not finished:
+                assert f"{shard} is unreadable" in capsys.readouterr().err

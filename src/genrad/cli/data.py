@@ -52,7 +52,9 @@ def phantom(
 ) -> None:
     """Write the built-in procedural phantom (lesions with known parameters, a rare class, clinical data)."""
     from genrad.data.phantom import make_phantom
+    from genrad.paths import check_output
 
+    check_output(out, kind="file", suffix=".npz")
     cohort = make_phantom(n=n, size=size, dims=dims, seed=seed)
     cohort.save(str(out))
     typer.echo(str(out))

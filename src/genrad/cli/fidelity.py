@@ -35,8 +35,10 @@ def fidelity_command(
     with a bootstrap CI and its real floor; plus a QA score and flag for every synthetic image."""
     from genrad.data import load
     from genrad.evaluation.outputs import evaluate_fidelity
+    from genrad.paths import check_output
     from genrad.provenance import hash_file
 
+    check_output(out, kind="folder")
     cohort = load(real)
     real_data = cohort[real_split]
     floor_name = _floor_split(floor_split, real_split, cohort)

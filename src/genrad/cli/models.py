@@ -47,7 +47,12 @@ def train(
     from genrad.data import load
     from genrad.errors import InputError
     from genrad.models import Generator, build
+    from genrad.paths import check_output
 
+    check_output(out, kind="folder")
+    if resume and not (out / "training_state.json").exists():
+        raise InputError("--resume with a checkpoint in --out", f"no training_state.json in {out}",
+                         "drop --resume to start a new run, or point --out at the interrupted run", source="--resume")
     if model not in Generator.registry:
         raise InputError(f"--model one of {', '.join(Generator.registry)}", repr(model), "choose a listed family", source="--model")
     cohort = load(data)
@@ -92,7 +97,9 @@ def sample(
     """Draw synthetic images from a trained run into a MedMNIST-style .npz."""
     from genrad.models import load
     from genrad.models.export import synthetic_cohort
+    from genrad.paths import check_output
 
+    check_output(out, kind="file", suffix=".npz")
     model = load(run_dir).with_sampling(guidance_scale=guidance_scale)
     cohort = synthetic_cohort(model, n, label=label, seed=seed, source=str(run_dir))
     cohort.save(str(out))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from genrad.paths import check_output
 from genrad.pipeline.config import RunConfig, default_config_yaml, load_config
 
 
@@ -27,6 +28,7 @@ def run_command(
 
     if out is None:
         raise InputError("--out RUN_DIR", "no run directory", "add --out runs/my-run")
+    check_output(out, kind="folder")
     base = load_config(config) if config is not None else RunConfig()
     overrides = {"data.path": data, "train.model": model, "train.budget_minutes": budget_minutes, "seed": seed}
     report = run_pipeline(base.with_overrides(**overrides), out)
@@ -40,6 +42,7 @@ def demo_command(
     """The whole pipeline on the built-in phantom, with budgets that finish in about 5 minutes on 2 CPU cores."""
     from genrad.pipeline.demo import run_demo
 
+    check_output(out, kind="folder")
     report = run_demo(out, seed=seed)
     typer.echo(f"report: {report.resolve()}")
 
@@ -51,4 +54,5 @@ def report_command(
     """One self-contained HTML report (images embedded, opens offline)."""
     from genrad.report import build
 
+    check_output(out if out is not None else run_dir / "report.html", kind="file", suffix=".html")
     typer.echo(str(build(run_dir, out)))

@@ -35,8 +35,10 @@ def privacy(
     """Audit a synthetic set for memorisation: near-copy rate, DCR (ratio) and membership-inference AUC."""
     from genrad.data import load
     from genrad.evaluation.outputs import evaluate_privacy
+    from genrad.paths import check_output
     from genrad.provenance import hash_file
 
+    check_output(out, kind="folder")
     if train == holdout and train_split == holdout_split:
         raise InputError(
             "a held-out split different from the training split",

@@ -28,6 +28,11 @@ def extract(
     from genrad.radiomics import DEFAULT_ENGINE
     from genrad.radiomics import extract as extract_features
 
+    from genrad.paths import check_output
+
+    check_output(out, kind="file", suffix=".parquet")
+    if cache_dir is not None:
+        check_output(cache_dir, kind="folder", option="--cache-dir")
     if out.suffix != ".parquet":
         raise InputError("an output file ending in .parquet", repr(str(out)), "name the output FILE.parquet", source="--out")
     cohort = load(path)

@@ -28,6 +28,10 @@ def grid_command(
     from genrad.provenance import atomic_path
     from genrad.scenarios import PERTURBATIONS, default_grid
 
+    if out is not None:
+        from genrad.paths import check_output
+
+        check_output(out, kind="file", suffix=".yaml")
     grid = default_grid()
     units = "\n".join(f"#   {name}: {p.unit} ({p.description}; {p.library})" for name, p in PERTURBATIONS.items())
     text = f"# genrad sweep grid. Severity units:\n{units}\n{grid.to_yaml()}"
@@ -50,8 +54,10 @@ def stress_command(
     seed: int = typer.Option(0, "--seed", help="Seed of every perturbation and of the bootstrap."),
 ) -> None:
     """Score a saved classifier on the real test images perturbed at every grid cell (rerun to resume)."""
+    from genrad.paths import check_output
     from genrad.scenarios.stress import stress
 
+    check_output(out, kind="folder")
     sweep = _grid(grid)  # a bad grid fails here, before any data or model is loaded
     cells = stress(model, data, sweep, out, split=split, seed=seed, quick=quick)
     worst = max(cells, key=lambda c: c["auc_drop"])
@@ -75,8 +81,10 @@ def augment_command(
 ) -> None:
     """Train the classifier with and without scenario-perturbed data; compare robustness on the perturbed real test set."""
     from genrad.data import load
+    from genrad.paths import check_output
     from genrad.scenarios.augment import AUGMENTED, BASELINE, augment
 
+    check_output(out, kind="folder")
     sweep = _grid(grid)
     cohort = load(data)
     pool = load(synthetic).train if synthetic is not None else None
@@ -101,9 +109,13 @@ def multimodal_command(
     """Fidelity of image + clinical pairs: table (SDMetrics), images (radiomics) and covariate-feature links."""
     from genrad.data import load
     from genrad.provenance import versions, write_json
+    from genrad.paths import check_output
     from genrad.scenarios.multimodal import multimodal_fidelity
 
-    cohort, synthetic_set = load(data), load(synthetic)
+    check_output(out, kind="folder")
+    from genrad.cli.evaluate import synthetic_file
+
+    cohort, synthetic_set = load(data), load(synthetic_file(Path(synthetic)))
     select_on = cohort.splits.get("val") if split != "val" else None
     result = multimodal_fidelity(
         cohort[split], synthetic_set.train, covariates=[c.strip() for c in covariates.split(",") if c.strip()],

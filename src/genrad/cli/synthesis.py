@@ -33,8 +33,10 @@ def generate_command(
 ) -> None:
     """Generate synthetic images into OUT: synthetic.npz (MedMNIST layout), manifest.parquet/.csv, shards/."""
     from genrad.data import load
+    from genrad.paths import check_output
     from genrad.synthesis import generate
 
+    check_output(out, kind="folder")
     cohort = load(data) if data is not None else None
     synthetic = generate(
         run_dir,

@@ -32,7 +32,9 @@ def utility(
     """Train one classifier recipe on real, re-weighted, augmented and real+synthetic arms; test on real."""
     from genrad.data import load
     from genrad.evaluation.utility import QUICK, evaluate_utility, keep_mask_from_manifest
+    from genrad.paths import check_output
 
+    check_output(out, kind="folder")
     multiple_list = _floats(multiples, "--multiples")
     real = load(data)
     synthetic = synthetic_file(synthetic) if synthetic is not None else None

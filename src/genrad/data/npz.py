@@ -9,6 +9,7 @@ MedMNIST layouts: ``(N, H, W)`` grey 2D, ``(N, H, W, 3)`` RGB 2D, ``(N, D, H, W)
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -115,8 +116,11 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
                 "a .npz (zip) archive", "a file that is not one", "re-save the data with numpy.savez", source=str(path)
             )
     try:
+        check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
+    except InputError:
+        raise
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError) as error:
         reason = str(error).split("\n")[0] or type(error).__name__
         raise InputError(
@@ -125,6 +129,54 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             "re-download or re-save the file with numpy.savez",
             source=str(path),
         ) from None
+
+
+def check_declared_sizes(path: Path, *, limit: int | None = None) -> None:
+    """Refuse an archive whose array headers declare more than fits in memory, before reading any data.
+
+    Each ``.npy`` member's header (shape, dtype) is read without its data; the declared bytes plus the
+    float32 copy of the images that loading makes must stay under `limit` (default: half of the memory
+    available now, `available_memory`). Object arrays, which only unpickling could read, are refused too.
+    """
+    limit = available_memory() // 2 if limit is None else limit
+    needed, largest = 0, ("", (), np.dtype(np.uint8))
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            if not member.filename.endswith(".npy"):
+                continue
+            with archive.open(member) as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(handle)  # the header only, not the data
+            if dtype.hasobject:
+                raise InputError("arrays of numbers and strings", f"an object array {member.filename!r}, which only "
+                                 "unpickling can read", "genrad never unpickles: re-save it with numeric arrays",
+                                 source=str(path))
+            count = int(np.prod(shape, dtype=object))
+            size = count * dtype.itemsize + (4 * count if member.filename.endswith("_images.npy") else 0)
+            needed += size
+            if size >= int(np.prod(largest[1], dtype=object)) * largest[2].itemsize:
+                largest = (member.filename[: -len(".npy")], shape, dtype)
+    if needed > limit:
+        name, shape, dtype = largest
+        raise InputError(
+            f"arrays that fit in memory (at most {limit / 2**30:.3g} GiB here, half the available memory)",
+            f"{needed / 2**30:.3g} GiB declared, the largest {name} shaped {' x '.join(map(str, shape))} ({dtype})",
+            "use a smaller file (fewer or smaller images) or a machine with more memory",
+            source=str(path),
+        )
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations now (``MemAvailable`` on Linux, else physical memory)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def _channel_first(images: np.ndarray, spatial_dims: int | None, *, name: str, source: str) -> np.ndarray:

@@ -243,10 +243,18 @@ class Classifier:
                 "pass the directory written by Classifier.save",
                 source=str(directory),
             )
-        record = json.loads(config_path.read_text(encoding="utf-8"))
-        if record.get("class") != cls.__name__:
+        try:
+            record = json.loads(config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InputError("a readable config.json", "unreadable JSON", "restore the file written by Classifier.save",
+                             source=str(directory)) from None
+        if not isinstance(record, dict) or record.get("class") != cls.__name__:
+            found = f"class {record.get('class')!r}" if isinstance(record, dict) and "class" in record else (
+                "a config.json of something else (a generator's run directory?)")
             raise InputError(
-                f"a saved {cls.__name__}", f"class {record.get('class')!r}", "check the path", source=str(directory)
+                f"a saved {cls.__name__} (written by Classifier.save)", found,
+                "point to a classifier directory, e.g. utility/classifiers/real/seed-0 of `genrad evaluate utility`",
+                source=str(directory),
             )
         classifier = cls(**record["config"], device=device)
         target = torch.device(device) if device else default_device()

@@ -102,6 +102,17 @@ def feature_table(
     return FeatureTable(table.to_numpy(np.float64), tuple(table.columns), labels, content_hash)
 
 
+def check_settings(*, n_bootstrap: int = 100, confidence: float = 0.95, k: int = 5, max_samples: int = 5000) -> None:
+    """Refuse `fidelity` settings out of range (callers check before they extract any feature)."""
+    if n_bootstrap < 0 or not 0.0 < confidence < 1.0 or k < 1 or max_samples < 2:
+        raise InputError(
+            "n_bootstrap >= 0, 0 < confidence < 1, k >= 1 and max_samples >= 2",
+            f"n_bootstrap={n_bootstrap}, confidence={confidence}, k={k}, max_samples={max_samples}",
+            "pass valid settings",
+            source="fidelity",
+        )
+
+
 def fidelity(
     real: Any,
     synthetic: Any,
@@ -139,13 +150,7 @@ def fidelity(
         ``{"value", "ci", "real_floor"}``; ``features`` (per-feature table, worst first); and
         ``provenance``.
     """
-    if n_bootstrap < 0 or not 0.0 < confidence < 1.0 or k < 1 or max_samples < 2:
-        raise InputError(
-            "n_bootstrap >= 0, 0 < confidence < 1, k >= 1 and max_samples >= 2",
-            f"n_bootstrap={n_bootstrap}, confidence={confidence}, k={k}, max_samples={max_samples}",
-            "pass valid settings",
-            source="fidelity",
-        )
+    check_settings(n_bootstrap=n_bootstrap, confidence=confidence, k=k, max_samples=max_samples)
     options = {"feature_set": feature_set, "engine": engine, "workers": workers}
     real_t = feature_table(real, name="real", **options)
     synthetic_t = _aligned(feature_table(synthetic, name="synthetic", **options), real_t.names, "synthetic")

@@ -19,6 +19,7 @@ import pandas as pd
 from rich.console import Console
 
 from genrad.errors import InputError
+from genrad.paths import fresh_output
 from genrad.provenance import atomic_path, versions, write_json
 
 FEATURE_CACHE = ".radiomics_cache"
@@ -47,11 +48,36 @@ def evaluate_fidelity(
     flag; without it `real` is split in halves. See `genrad.evaluation.fidelity.fidelity` and
     `genrad.evaluation.qa.SampleQA`.
     """
-    from genrad.evaluation.fidelity import feature_table, fidelity
+    from genrad.evaluation.fidelity import check_settings, feature_table, fidelity
     from genrad.evaluation.qa import SampleQA
 
-    out = Path(out)
-    console = console or Console(stderr=True)
+    check_settings(n_bootstrap=n_bootstrap)
+    qa = SampleQA(false_flag_rate=false_flag_rate, feature_set=feature_set, engine=engine or "fast", seed=seed)
+    _check_same_shape(real, synthetic, floor_real)
+    with fresh_output(out):
+        return _evaluate_fidelity(real, synthetic, qa, out=Path(out), floor_real=floor_real, class_names=class_names,
+                                  feature_set=feature_set, engine=engine, workers=workers, n_bootstrap=n_bootstrap,
+                                  false_flag_rate=false_flag_rate, seed=seed, sources=sources,
+                                  console=console or Console(stderr=True))
+
+
+def _check_same_shape(real: Any, synthetic: Any, floor_real: Any) -> None:
+    """Radiomic features compare only images of one size: refuse sets of different image shapes up front."""
+    shapes = {name: tuple(split.image_shape) for name, split in (("real", real), ("synthetic", synthetic), ("floor", floor_real))
+              if hasattr(split, "image_shape")}
+    if len(set(shapes.values())) > 1:
+        raise InputError("real and synthetic images of one shape",
+                         ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in shapes.items()),
+                         "generate from a model trained on this data (or load both at the same size)")
+
+
+def _evaluate_fidelity(
+    real: Any, synthetic: Any, qa: Any, *, out: Path, floor_real: Any, class_names: Sequence[str] | None, feature_set: str,
+    engine: str | None, workers: int, n_bootstrap: int, false_flag_rate: float, seed: int,
+    sources: Mapping[str, Any] | None, console: Console,
+) -> dict[str, Any]:
+    from genrad.evaluation.fidelity import feature_table, fidelity
+
     options = {"feature_set": feature_set, "engine": engine, "workers": workers}
     cache = out / FEATURE_CACHE
     real_t = feature_table(real, name="real", cache_dir=cache, **options)
@@ -65,7 +91,6 @@ def evaluate_fidelity(
 
     reference, calibration = (real, None) if floor_real is None else (floor_real, real)
     reference_t, calibration_t = (real_t, None) if floor_t is None else (floor_t, real_t)
-    qa = SampleQA(false_flag_rate=false_flag_rate, feature_set=feature_set, engine=engine or "fast", seed=seed)
     with console.status(f"per-sample QA of {len(synthetic_t)} synthetic images"):
         calibration_features = None if calibration_t is None else calibration_t.values
         qa.fit(reference, calibration, reference_features=reference_t.values, calibration_features=calibration_features)

@@ -684,6 +684,7 @@ class PrivacyAudit:
                 f"quantile={self.quantile}, specificity_quantile={self.specificity_quantile}",
                 "use e.g. 0.99 and 0.95",
                 source="PrivacyAudit",
+                argument="quantile" if not 0.5 <= self.quantile < 1 else "specificity_quantile",
             )
         if not 0 < self.duplicate_ncc <= 1:
             raise InputError("0 < duplicate_ncc <= 1", str(self.duplicate_ncc), "use e.g. 0.97", source="PrivacyAudit")

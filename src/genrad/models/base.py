@@ -206,7 +206,9 @@ class Generator:
         name = type(self).__name__
         for ok, expected, found in self._argument_checks():
             if not ok:
-                raise InputError(f"{name} argument {expected}", repr(found), f"pass a valid value to {name}(...)")
+                argument = expected.split()[0]  # each check's text starts with its argument's name
+                raise InputError(f"{name} argument {expected}", repr(found), f"pass a valid {argument} to {name}(...)",
+                                 argument=argument)
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -508,7 +510,7 @@ class Generator:
         if n and (array.min() < 0 or array.max() >= self.num_classes):
             bad = int(array.max() if array.max() >= self.num_classes else array.min())
             raise InputError(f"{name}.sample labels in 0..{self.num_classes - 1}", f"label {bad}",
-                             f"this model was fitted with num_classes={self.num_classes}")
+                             f"this model was fitted with num_classes={self.num_classes}", argument="labels")
         return torch.from_numpy(array.astype(np.int64))
 
     # ------------------------------------------------------------------ persistence
@@ -576,7 +578,12 @@ class Generator:
         if cls is not Generator and not issubclass(family_cls, cls):
             raise InputError(f"a {cls.__name__} checkpoint", f"a {family_cls.__name__} checkpoint",
                              f"load it with {family_cls.__name__}.load or genrad.models.load", source=source)
-        model = family_cls.from_config({**family_cls.earlier_defaults, **checkpoint.config.get("config", {})})
+        try:
+            model = family_cls.from_config({**family_cls.earlier_defaults, **checkpoint.config.get("config", {})})
+        except InputError as error:
+            raise InputError(f"a config.json whose arguments pass {family_cls.__name__}'s checks", error.found,
+                             "restore config.json from the original run (genrad never runs an edited configuration)",
+                             source=source) from None
         model.restore(checkpoint, source=source)
         return model
 

@@ -15,7 +15,7 @@ STAGES = ("data", "train", "generate", "fidelity", "privacy", "utility")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):

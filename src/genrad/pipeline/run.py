@@ -28,6 +28,7 @@ from genrad.provenance import versions, write_json
 def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None = None, progress: bool = True) -> Path:
     """Run every stage of `config` into `out`, then build the report and return its path."""
     console = console or Console(stderr=True)
+    check_config(config)
     layout = RunLayout(Path(out))
     cohort = load(config.data.path, intensity=config.data.intensity)
     for split in (config.data.train_split, config.data.val_split, config.data.test_split):
@@ -47,6 +48,33 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
     from genrad.report import build
 
     return build(layout.root)
+
+
+def check_config(config: RunConfig) -> None:
+    """Refuse, before any stage runs, settings that a later stage would refuse: the model family's own argument
+    checks on the train section (the config's bounds cannot express those that depend on each other)."""
+    try:
+        _build_model(config.train, num_classes=2, spatial_dims=2)
+    except InputError as error:
+        fix = f"fix train.{error.argument} in the run configuration" if error.argument else error.fix
+        raise InputError(error.expected, error.found, fix, source=error.source or "run configuration") from None
+
+
+def _build_model(train: Any, *, num_classes: int, spatial_dims: int) -> Any:
+    from genrad.models import build
+
+    return build(
+        train.model,
+        num_classes=num_classes,
+        spatial_dims=spatial_dims,
+        covariates=train.covariates,
+        intensity_gamma=train.intensity_gamma,
+        black_level=train.black_level,
+        floor_gap=train.floor_gap,
+        floor_ramp=train.floor_ramp,
+        guide_step=train.guide_step,
+        guidance_scale=train.guidance_scale,
+    )
 
 
 class _Context:
@@ -102,22 +130,10 @@ def _stage_data(context: _Context) -> None:
 
 def _stage_train(context: _Context) -> None:
     """Fit the generator; the trainer checkpoints into the model folder and resumes from it after a crash."""
-    from genrad.models import build
     from genrad.training.checkpoint import STATE
 
     train = context.config.train
-    model = build(
-        train.model,
-        num_classes=context.cohort.num_classes,
-        spatial_dims=context.cohort.spatial_dims,
-        covariates=train.covariates,
-        intensity_gamma=train.intensity_gamma,
-        black_level=train.black_level,
-        floor_gap=train.floor_gap,
-        floor_ramp=train.floor_ramp,
-        guide_step=train.guide_step,
-        guidance_scale=train.guidance_scale,
-    )
+    model = _build_model(train, num_classes=context.cohort.num_classes, spatial_dims=context.cohort.spatial_dims)
     model.fit(
         context.train,
         max_minutes=train.budget_minutes,
@@ -134,7 +150,7 @@ def _stage_generate(context: _Context) -> None:
 
     options = context.config.generate
     quality_filter = _quality_filter(context) if options.filter else None
-    synthetic = generate(
+    generate(
         context.layout.model_dir,
         per_class=None if options.multiple is not None else _balanced_counts(context),
         multiple=options.multiple,
@@ -147,13 +163,6 @@ def _stage_generate(context: _Context) -> None:
         filter=quality_filter,
         progress=context.progress,
     )
-    if len(synthetic) == 0:
-        raise InputError(
-            "synthetic images that pass the per-sample QA",
-            f"all {len(synthetic.manifest)} generated images flagged",
-            "train longer (train.budget_minutes / train.max_steps) or set generate.filter: false",
-            source=str(context.layout.synthetic_dir),
-        )
 
 
 def _balanced_counts(context: _Context) -> dict[int, int]:

@@ -32,7 +32,12 @@ def build(run_dir: str | Path, out: str | Path | None = None) -> Path:
     layout = RunLayout(Path(run_dir))
     if not layout.root.is_dir():
         raise InputError("a genrad run directory", "no such folder", "run `genrad run` first", source=str(run_dir))
-    run = _read_json(layout.run_json) or {}
+    run = _read_json(layout.run_json)
+    if not isinstance(run, dict) or "genrad_version" not in run:
+        found = "no run.json" if run is None else "a run.json that genrad did not write"
+        raise InputError("a run directory written by `genrad run` (with its run.json)", found,
+                         "point to the --out folder of `genrad run` (train and generate folders have no report)",
+                         source=str(run_dir))
     real, synthetic = _load_images(layout, run)
     class_names = list(real.class_names) if real is not None else [str(k) for k in range(_num_classes(synthetic))]
     fidelity = _read_json(layout.fidelity_json)
@@ -70,7 +75,13 @@ def _section(identifier: str, title: str, **content: Any) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError("a JSON file written by genrad", "unreadable JSON", "rerun the stage that wrote it",
+                         source=str(path)) from None
 
 
 def _load_images(layout: RunLayout, run: Mapping[str, Any]) -> tuple[Any, Any]:

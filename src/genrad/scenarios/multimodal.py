@@ -555,7 +555,9 @@ def multimodal_fidelity(
 
     for split, role in ((real, "real"), (synthetic, "synthetic"), (select_on, "select_on")):
         if split is not None and split.clinical is None:
-            raise InputError(f"a clinical table with the {role} images", "none", "generate pairs with generate_pairs", source=role)
+            raise InputError(f"a clinical table with the {role} images", "none",
+                             "generate image + clinical pairs (genrad generate --with-clinical --data REAL, or generate_pairs)",
+                             source=role)
     real_features = extract(real, feature_set=feature_set, engine=engine, progress=progress)
     synthetic_features = extract(synthetic, feature_set=feature_set, engine=engine, progress=progress)
     if pairs is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from genrad import __version__
 from genrad.data.npz import medmnist_layout
 from genrad.errors import InputError
 from genrad.models.base import given_options
+from genrad.paths import fresh_output
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.synthesis.backends import BACKENDS, ModelSource, load_model, run_shards
@@ -40,6 +42,7 @@ from genrad.synthesis.shards import (
     read_shard_images,
     remove_stale_temporaries,
     shard_path,
+    shard_problem,
     split_plan,
     write_shard,
 )
@@ -113,12 +116,25 @@ def generate(
     merge = {"format": format, "filter": None if filter is None else _callable_name(filter)}
     if _is_complete(out, generation, merge):
         return SyntheticSet(out)
+    with fresh_output(out):
+        return _generate(out, model_or_run_dir, model, plan, cohort, generation, merge, sampling=sampling, seed=seed,
+                         shard_size=shard_size, batch_size=batch_size, fmt=format, backend=backend, workers=workers,
+                         address=address, filter=filter, records=records, progress=progress)
+
+
+def _generate(
+    out: Path, model_or_run_dir: ModelSource, model: GeneratorLike, plan: SamplingPlan, cohort: Any,
+    generation: dict[str, Any], merge: dict[str, Any], *, sampling: Mapping[str, Any], seed: int, shard_size: int,
+    batch_size: int, fmt: str, backend: str, workers: int, address: str | None, filter: Filter | None,  # noqa: A002
+    records: pd.DataFrame | None, progress: bool,
+) -> SyntheticSet:
+    """Sample the missing shards of `plan` into `out`, merge them and write the record (see `generate`)."""
     _claim(out, generation)
 
     tasks = split_plan(plan, seed=seed, shard_size=shard_size, batch_size=batch_size)
     remove_stale_temporaries(out / SHARD_DIR)
     remove_stale_temporaries(out)
-    todo = [task for task in tasks if not shard_path(out, task.index).exists()]
+    todo = [task for task in tasks if not _usable_shard(out, task)]
     with _progress(progress) as bar:
         sampling_task = bar.add_task("sampling", total=len(plan), completed=len(plan) - sum(map(len, todo)))
 
@@ -137,11 +153,24 @@ def generate(
             "data_hash": None if cohort is None else cohort.content_hash(),
             "privacy": getattr(model, "privacy_", None),  # a DP model's guarantee carries over (post-processing)
         }
-        manifest = _merge(out, tasks, plan, model, cohort, provenance, fmt=format, filter=filter, bar=bar, records=records)
+        manifest = _merge(out, tasks, plan, model, cohort, provenance, fmt=fmt, filter=filter, bar=bar, records=records)
     kept = int(manifest["kept"].sum())
     outputs = {name: hash_file(out / name) for name in (NPZ, MANIFEST, MANIFEST_CSV)}
     write_json(out / RECORD, {**provenance, "n_planned": len(plan), "n_kept": kept, "outputs": outputs, "versions": versions()})
     return SyntheticSet(out)
+
+
+def _usable_shard(out: Path, task: ShardTask) -> bool:
+    """Whether the shard of `task` is already written and intact; a damaged one is removed, with one line."""
+    path = shard_path(out, task.index)
+    if not path.exists():
+        return False
+    problem = shard_problem(out, task)
+    if problem is None:
+        return True
+    print(f"genrad: {path} {problem}: sampling it again", file=sys.stderr)
+    path.unlink()
+    return False
 
 
 def _check_arguments(*, seed: int, shard_size: int, batch_size: int, backend: str, workers: int) -> None:
@@ -209,6 +238,10 @@ def _merge(
         masks.append(_keep_mask(out, task, filter))
         bar.advance(filtering, len(task))
     keep = np.concatenate(masks)
+    if not keep.any():
+        raise InputError("at least one synthetic image that passes the filter", f"all {len(keep)} generated images dropped",
+                         "train the model longer, or generate without the filter (--filter, generate.filter: false)",
+                         source=str(out))
     manifest = _manifest(tasks, plan, provenance, keep, fmt, records)
     image_shape = tuple(int(s) for s in model.image_shape)
     layout = medmnist_layout(np.empty((0, *image_shape), dtype=np.uint8)).shape[1:]

@@ -5,12 +5,15 @@ Shard i covers plan images ``[i * shard_size, (i + 1) * shard_size)`` and sample
 on one CPU thread. Its pixels therefore depend only on (model, plan, seed, shard_size, batch_size),
 not on which worker or backend ran it nor in which order: the thread count is pinned because it
 changes the summation order of PyTorch's CPU kernels (and so the last bits of the output).
-A shard file exists under its final name only once complete, so a re-run skips it (resume).
+A shard file exists under its final name only once complete, so a re-run skips it (resume); it records the
+SHA-256 of its images and labels, so a shard damaged later (truncated, edited) is found and sampled again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genrad.provenance import atomic_path
+from genrad.errors import InputError
+from genrad.provenance import atomic_path, hash_arrays
 from genrad.synthesis.plan import GeneratorLike, SamplingPlan
 
 SHARD_STREAM = 0  # SeedSequence spawn key of the shard seeds (covariates use key 1)
@@ -97,20 +101,40 @@ def shard_path(out: Path, index: int) -> Path:
 
 
 def write_shard(out: Path, task: ShardTask, images: np.ndarray) -> Path:
-    """Write a sampled shard atomically: images, labels, seed and a ``synthetic`` marker."""
+    """Write a sampled shard atomically: images, labels, seed, a ``synthetic`` marker and the SHA-256 of the
+    images and labels (``sha256``), so that a shard damaged after it was written is found on resume."""
     path = shard_path(out, task.index)
+    digest = np.asarray(hash_arrays(images, task.labels))
     with atomic_path(path) as temp, open(temp, "wb") as handle:
-        np.savez(handle, images=images, labels=task.labels, seed=np.int64(task.seed), synthetic=np.bool_(True))
+        np.savez(handle, images=images, labels=task.labels, seed=np.int64(task.seed), synthetic=np.bool_(True), sha256=digest)
     return path
 
 
 def read_shard_images(out: Path, task: ShardTask) -> np.ndarray:
-    """The images of a complete shard, checked against the task (labels, count)."""
+    """The images of a complete shard, checked against the task (seed, labels) and its recorded hash."""
     path = shard_path(out, task.index)
+    problem = shard_problem(out, task)
+    if problem is not None:
+        raise InputError("intact shards (each checked when a generation resumes)", f"{path} {problem}",
+                         "rerun the same command: damaged shards are sampled again", source=str(path))
     with np.load(path, allow_pickle=False) as shard:
-        if int(shard["seed"]) != task.seed or not np.array_equal(shard["labels"], task.labels):
-            raise RuntimeError(f"{path} does not belong to this plan (seed or labels differ)")
         return shard["images"]
+
+
+def shard_problem(out: Path, task: ShardTask) -> str | None:
+    """Why the shard file of `task` cannot be used (unreadable, another plan's, or its hash differs), or None."""
+    path = shard_path(out, task.index)
+    try:
+        with np.load(path, allow_pickle=False) as shard:
+            images, labels, seed = shard["images"], shard["labels"], int(shard["seed"])
+            recorded = str(shard["sha256"]) if "sha256" in shard.files else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        return f"is unreadable ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+    if seed != task.seed or not np.array_equal(labels, task.labels):
+        return "belongs to another plan (seed or labels differ)"
+    if len(images) != len(task) or (recorded is not None and recorded != hash_arrays(images, labels)):
+        return "has changed since it was written (its SHA-256 differs)"
+    return None
 
 
 def remove_stale_temporaries(directory: Path) -> None:

@@ -1,7 +1,8 @@
 """Checkpoints: ``model.safetensors`` + ``config.json`` + ``training_state.json`` (+ ``optimizer.safetensors``).
 
 Nothing is ever pickled or unpickled. ``training_state.json`` records the SHA-256 of every tensor
-file, so a modified or half-written weights file is refused with a clear `InputError`; so is a
+file and of ``config.json``, so a modified or half-written weights or configuration file is refused with a
+clear `InputError`; so is a
 directory that contains pickle files (``*.pt``, ``*.pth``, ``*.pkl``, ``*.pickle``, ``*.ckpt``),
 because genrad never loads them and their presence means the directory is not what it claims.
 
@@ -73,6 +74,7 @@ def save_checkpoint(
             temp.write_bytes(payload)
         hashes[name] = hash_file(directory / name)
     write_json(directory / CONFIG, dict(config))
+    hashes[CONFIG] = hash_file(directory / CONFIG)
     write_json(directory / STATE, {**state, "files": hashes, "versions": versions()})
     return directory
 
@@ -92,6 +94,8 @@ def load_checkpoint(directory: str | Path, *, extra: bool = False) -> Checkpoint
     config = _read_json(directory / CONFIG)
     state = _read_json(directory / STATE)
     recorded = state.get("files", {})
+    if CONFIG in recorded:  # checkpoints written before the config was hashed have only their tensor hashes
+        _verify(directory / CONFIG, recorded[CONFIG])
     weights = _read_tensors(directory / WEIGHTS, recorded.get(WEIGHTS))
     tensors = {}
     if extra and OPTIMIZER in recorded:
@@ -120,16 +124,21 @@ def _read_tensors(path: Path, expected_hash: str | None) -> dict[str, torch.Tens
         raise InputError(f"a SHA-256 for {path.name} in {STATE}", "none recorded",
                          "use a checkpoint written by genrad (it records the hash of every tensor file)",
                          source=str(path.parent))
+    _verify(path, expected_hash)
+    try:
+        return load_safetensors_bytes(path.read_bytes())
+    except (SafetensorError, ValueError) as error:
+        raise InputError("a safetensors file", f"an unreadable file ({error})", "restore the file", source=str(path)) from None
+
+
+def _verify(path: Path, expected_hash: str) -> None:
+    """Refuse `path` unless its SHA-256 is the one recorded in ``training_state.json``."""
     found = hash_file(path)
     if found != expected_hash:
         raise InputError(f"{path.name} with SHA-256 {expected_hash[:12]}... (recorded in {STATE})",
                          f"SHA-256 {found[:12]}...",
                          "the file was modified or its write was interrupted: restore it or retrain (--resume needs an intact checkpoint)",
                          source=str(path))
-    try:
-        return load_safetensors_bytes(path.read_bytes())
-    except (SafetensorError, ValueError) as error:
-        raise InputError("a safetensors file", f"an unreadable file ({error})", "restore the file", source=str(path)) from None
 
 
 def optimizer_state(optimizers: Mapping[str, Optimizer]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

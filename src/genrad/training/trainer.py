@@ -148,8 +148,8 @@ class Trainer:
     ) -> Generator:
         """Train until a budget is spent; returns the fitted model."""
         name = type(self.model).__name__
-        if max_steps is not None and (not is_int(max_steps) or max_steps < 0):
-            raise InputError(f"{name}.fit max_steps: an int >= 0", repr(max_steps), "pass a step budget")
+        if max_steps is not None and (not is_int(max_steps) or max_steps < 1):
+            raise InputError(f"{name}.fit max_steps: an int >= 1", repr(max_steps), "pass a step budget of at least one step")
         if max_minutes is not None and not (is_number(max_minutes) and max_minutes > 0):
             raise InputError(f"{name}.fit max_minutes > 0", repr(max_minutes), "pass a time budget in minutes")
         if max_steps is None and max_minutes is None:

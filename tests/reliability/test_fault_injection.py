@@ -1,0 +1,305 @@
+"""Fault injection across every command: each bad input ends in exit code 2 and one line, without a
+traceback, before any work, and leaves no new file under the output path.
+
+Each case is a row of `CASES`: an id, the command line (built from the fixture files of `world`), and the
+folder or file whose contents must not change. A case that passes here meets genrad's promise for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genrad.cli.main import main
+from genrad.data.phantom import make_phantom
+
+UNWRITABLE = Path("/sys/genrad-fault-injection")  # /sys refuses new entries, even to root
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    phantom: Path
+    small: Path
+    run: Path
+    generated: Path
+    classifier: Path
+    file: Path
+    folder: Path
+    tables: Path
+
+    def fresh(self, name: str) -> Path:
+        """A path under the scratch folder that does not exist yet."""
+        return self.root / "scratch" / name
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """Real inputs made once: a phantom, a 5-step VAE run, a generated set, a classifier, a file and a folder."""
+    from genrad.evaluation.classifier import Classifier
+    from genrad.synthesis import generate
+    from genrad.models import VAE
+
+    root = tmp_path_factory.mktemp("faults")
+    cohort = make_phantom(n=120, size=28, dims=2, seed=0)
+    phantom = Path(cohort.save(str(root / "phantom.npz")))
+    small = root / "small.npz"
+    make_phantom(n=120, size=64, dims=2, seed=0).save(str(small))
+    model = VAE(num_classes=cohort.num_classes, spatial_dims=2).fit(cohort, max_steps=3, progress=False)
+    run = root / "run"
+    model.save(run)
+    generated = root / "generated"
+    generate(model, per_class={0: 6, 1: 6, 2: 6}, out=generated, seed=0, progress=False)
+    classifier = root / "classifier"
+    Classifier(num_classes=cohort.num_classes, channels=(8, 8, 8, 8), stem_stride=2, max_steps=2, eval_every=1).fit(
+        cohort.train, cohort.val).save(classifier)
+    file = root / "a-file.txt"
+    file.write_text("not a folder\n")
+    folder = root / "a-folder"
+    folder.mkdir()
+    tables = root / "tables.parquet"  # a folder with a file's name
+    tables.mkdir()
+    (root / "scratch").mkdir()
+    pipeline = root / "pipeline"  # what `genrad report` needs of a run: its record (the stages' outputs are optional)
+    pipeline.mkdir()
+    (pipeline / "run.json").write_text(json.dumps({"genrad_version": "0", "status": "complete", "config": {}}))
+    return World(root, phantom, small, run, generated, classifier, file, folder, tables)
+
+
+def _huge_header(world: World) -> Path:
+    """A valid .npz whose image array header declares 10^6 x 10^4 x 10^4 float64 values (no data behind it)."""
+    path = world.fresh("huge.npz")
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**4, 10**4)}
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("train_images.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, header)
+        with archive.open("train_labels.npy", "w") as member:
+            np.save(member, np.zeros(10, dtype=np.int64))
+    return path
+
+
+def _truncated(world: World) -> Path:
+    path = world.fresh("truncated.npz")
+    data = world.phantom.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _pickled(world: World) -> Path:
+    path = world.fresh("pickled.npz")
+    np.savez(path, train_images=np.array([{"x": 1}], dtype=object), train_labels=np.zeros(1, dtype=np.int64))
+    return path
+
+
+def _run_copy(world: World, edit: Callable[[Path], None]) -> Path:
+    copy = world.fresh(f"run-{time.monotonic_ns()}")
+    shutil.copytree(world.run, copy)
+    edit(copy)
+    return copy
+
+
+def _edit_config(key: str, value: object) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        record = json.loads((run / "config.json").read_text())
+        record["config"][key] = value
+        (run / "config.json").write_text(json.dumps(record))
+    return edit
+
+
+def _bad_yaml(world: World, text: str) -> Path:
+    path = world.fresh(f"config-{time.monotonic_ns()}.yaml")
+    path.write_text(text)
+    return path
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: Callable[[World], list[str]]
+    message: str = ""  # a phrase the one-line error must contain
+    after_work: bool = False  # the fault shows only in the work's result (its progress lines come first)
+
+
+def _cases() -> list[Case]:
+    w = lambda f: f  # noqa: E731 - keeps the table below one row per case
+    return [
+        # --- output paths: a file where a folder is needed, the reverse, a path under a file, an unwritable folder
+        Case("phantom-out-is-folder", w(lambda x: ["data", "phantom", "--out", str(x.folder)]), "a file"),
+        Case("phantom-out-under-file", w(lambda x: ["data", "phantom", "--out", str(x.file / "p.npz")]), "not a folder"),
+        Case("phantom-out-unwritable", w(lambda x: ["data", "phantom", "--out", str(UNWRITABLE / "p.npz")]), "writable"),
+        Case("train-out-is-file", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.file)]), "a folder"),
+        Case("train-out-under-file", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.file / "r")]), "not a folder"),
+        Case("train-out-unwritable", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(UNWRITABLE)]), "writable"),
+        Case("sample-out-is-folder", w(lambda x: ["sample", str(x.run), "--n", "2", "--out", str(x.folder)]), "a file"),
+        Case("sample-out-under-file", w(lambda x: ["sample", str(x.run), "--n", "2", "--out", str(x.file / "s.npz")]), "not a folder"),
+        Case("sample-out-unwritable", w(lambda x: ["sample", str(x.run), "--n", "2", "--out", str(UNWRITABLE / "s.npz")]), "writable"),
+        Case("generate-out-is-file", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--out", str(x.file)]), "a folder"),
+        Case("generate-out-under-file", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--out", str(x.file / "g")]), "not a folder"),
+        Case("generate-out-unwritable", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--out", str(UNWRITABLE)]), "writable"),
+        Case("run-out-is-file", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.file)]), "a folder"),
+        Case("run-out-under-file", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.file / "r")]), "not a folder"),
+        Case("run-out-unwritable", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(UNWRITABLE)]), "writable"),
+        Case("report-out-is-folder", w(lambda x: ["report", str(x.root / "pipeline"), "--out", str(x.folder)]), ""),
+        Case("report-out-under-file", w(lambda x: ["report", str(x.root / "pipeline"), "--out", str(x.file / "r.html")]), ""),
+        Case("extract-out-under-file", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(x.file / "f.parquet")]), "not a folder"),
+        Case("extract-out-unwritable", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(UNWRITABLE / "f.parquet")]), "writable"),
+        Case("extract-out-is-folder", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(x.tables)]), "a file"),
+        Case("extract-cache-is-file", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(x.fresh("f.parquet")), "--cache-dir", str(x.file)]), "a folder"),
+        Case("fidelity-out-is-file", w(lambda x: ["evaluate", "fidelity", "--real", str(x.phantom), "--synthetic", str(x.generated), "--out", str(x.file)]), "a folder"),
+        Case("fidelity-out-unwritable", w(lambda x: ["evaluate", "fidelity", "--real", str(x.phantom), "--synthetic", str(x.generated), "--out", str(UNWRITABLE)]), "writable"),
+        Case("privacy-out-is-file", w(lambda x: ["evaluate", "privacy", "--train", str(x.phantom), "--holdout", str(x.phantom), "--synthetic", str(x.generated), "--out", str(x.file)]), "a folder"),
+        Case("utility-out-is-file", w(lambda x: ["evaluate", "utility", "--data", str(x.phantom), "--out", str(x.file), "--quick"]), "a folder"),
+        Case("utility-out-under-file", w(lambda x: ["evaluate", "utility", "--data", str(x.phantom), "--out", str(x.file / "u"), "--quick"]), "not a folder"),
+        Case("grid-out-is-folder", w(lambda x: ["scenarios", "grid", "--out", str(x.folder)]), "a file"),
+        Case("stress-out-is-file", w(lambda x: ["scenarios", "stress", "--model", str(x.classifier), "--data", str(x.phantom), "--out", str(x.file), "--quick"]), "a folder"),
+        Case("augment-out-is-file", w(lambda x: ["scenarios", "augment", "--data", str(x.phantom), "--out", str(x.file), "--quick"]), "a folder"),
+        Case("multimodal-out-is-file", w(lambda x: ["scenarios", "multimodal", "--data", str(x.phantom), "--synthetic", str(x.generated / "synthetic.npz"), "--out", str(x.file)]), "a folder"),
+        Case("demo-out-is-file", w(lambda x: ["demo", "--out", str(x.file)]), "a folder"),
+        # --- hostile and broken files
+        Case("inspect-huge-header", w(lambda x: ["data", "inspect", str(_huge_header(x))]), "GiB"),
+        Case("train-huge-header", w(lambda x: ["train", "--data", str(_huge_header(x)), "--model", "vae", "--out", str(x.fresh("r"))]), "GiB"),
+        Case("inspect-truncated-npz", w(lambda x: ["data", "inspect", str(_truncated(x))]), ""),
+        Case("inspect-text-as-npz", w(lambda x: ["data", "inspect", str(_text_npz(x))]), ""),
+        Case("inspect-pickled-npz", w(lambda x: ["data", "inspect", str(_pickled(x))]), "pickle"),
+        Case("inspect-missing-file", w(lambda x: ["data", "inspect", str(x.fresh("nope.npz"))]), ""),
+        Case("sample-pickle-in-run", w(lambda x: ["sample", str(_run_copy(x, lambda r: (r / "model.pt").write_bytes(b"x"))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "pickle"),
+        Case("sample-modified-weights", w(lambda x: ["sample", str(_run_copy(x, lambda r: _flip_byte(r / "model.safetensors"))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "SHA-256"),
+        Case("sample-edited-config-huge", w(lambda x: ["sample", str(_run_copy(x, _edit_config("latent_dim", 10**12))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "config.json"),
+        Case("sample-edited-config-harmless-looking", w(lambda x: ["sample", str(_run_copy(x, _edit_config("learning_rate", 0.5))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "config.json"),
+        Case("sample-truncated-weights", w(lambda x: ["sample", str(_run_copy(x, lambda r: _truncate(r / "model.safetensors"))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "SHA-256"),
+        Case("sample-symlinked-weights", w(lambda x: ["sample", str(_run_copy(x, lambda r: _symlink_weights(r, x))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "SHA-256"),
+        Case("sample-missing-state", w(lambda x: ["sample", str(_run_copy(x, lambda r: (r / "training_state.json").unlink())), "--n", "2", "--out", str(x.fresh("s.npz"))]), "training_state.json"),
+        Case("sample-config-not-json", w(lambda x: ["sample", str(_run_copy(x, lambda r: (r / "config.json").write_text("{"))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "JSON"),
+        Case("sample-missing-run", w(lambda x: ["sample", str(x.fresh("norun")), "--n", "2", "--out", str(x.fresh("s.npz"))]), ""),
+        Case("fidelity-folder-without-npz", w(lambda x: ["evaluate", "fidelity", "--real", str(x.phantom), "--synthetic", str(x.folder), "--out", str(x.fresh("f"))]), "synthetic.npz"),
+        Case("fidelity-image-size-mismatch", w(lambda x: ["evaluate", "fidelity", "--real", str(x.small), "--synthetic", str(x.generated), "--out", str(x.fresh("f"))]), "shape"),
+        Case("fidelity-false-flag-rate", w(lambda x: ["evaluate", "fidelity", "--real", str(x.phantom), "--synthetic", str(x.generated), "--out", str(x.fresh("f")), "--false-flag-rate", "2"]), "--false-flag-rate"),
+        Case("fidelity-negative-bootstrap", w(lambda x: ["evaluate", "fidelity", "--real", str(x.phantom), "--synthetic", str(x.generated), "--out", str(x.fresh("f")), "--bootstrap", "-1"]), "--bootstrap"),
+        Case("privacy-quantile", w(lambda x: ["evaluate", "privacy", "--train", str(x.phantom), "--holdout", str(x.phantom), "--synthetic", str(x.generated), "--out", str(x.fresh("p")), "--quantile", "2"]), "--quantile"),
+        Case("privacy-same-split", w(lambda x: ["evaluate", "privacy", "--train", str(x.phantom), "--holdout", str(x.phantom), "--holdout-split", "train", "--synthetic", str(x.generated), "--out", str(x.fresh("p"))]), "held-out"),
+        Case("utility-bad-arm", w(lambda x: ["evaluate", "utility", "--data", str(x.phantom), "--out", str(x.fresh("u")), "--arms", "real+magic"]), "arm terms"),
+        Case("utility-zero-seeds", w(lambda x: ["evaluate", "utility", "--data", str(x.phantom), "--out", str(x.fresh("u")), "--seeds", "0"]), "--seeds"),
+        Case("multimodal-generate-folder", w(lambda x: ["scenarios", "multimodal", "--data", str(x.phantom), "--synthetic", str(x.generated), "--out", str(x.fresh("m"))]), "clinical"),
+        Case("stress-not-a-classifier", w(lambda x: ["scenarios", "stress", "--model", str(x.run), "--data", str(x.phantom), "--out", str(x.fresh("s"))]), "Classifier"),
+        Case("report-empty-folder", w(lambda x: ["report", str(x.folder)]), "run.json"),
+        Case("report-train-folder", w(lambda x: ["report", str(x.run)]), "run.json"),
+        Case("report-missing-folder", w(lambda x: ["report", str(x.fresh("nothing"))]), ""),
+        # --- settings: every value checked at parse time, before any stage
+        Case("run-budget-inf", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "inf"]), "budget"),
+        Case("run-budget-nan", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "nan"]), "budget"),
+        Case("run-budget-zero", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "0"]), "budget"),
+        Case("run-bad-yaml", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "train: [unclosed"))]), "YAML"),
+        Case("run-unknown-key", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "train:\n  colour: red\n"))]), "colour"),
+        Case("run-model-rejects-setting", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "train:\n  model: vae\n  floor_gap: 0.5\n"))]), "floor_gap"),
+        Case("run-missing-data", w(lambda x: ["run", "--data", str(x.fresh("none.npz")), "--out", str(x.fresh("r"))]), ""),
+        Case("run-bad-model", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--model", "unet"]), "model"),
+        Case("train-max-steps-zero", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.fresh("r")), "--max-steps", "0"]), "--max-steps"),
+        Case("train-max-minutes-zero", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.fresh("r")), "--max-minutes", "0"]), "--max-minutes"),
+        Case("train-max-minutes-inf", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.fresh("r")), "--max-minutes", "inf"]), "--max-minutes"),
+        Case("train-bad-family", w(lambda x: ["train", "--data", str(x.phantom), "--model", "unet", "--out", str(x.fresh("r"))]), "--model"),
+        Case("train-bad-split", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--split", "nope", "--out", str(x.fresh("r"))]), "nope"),
+        Case("train-unknown-covariate", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--covariates", "shoe_size", "--out", str(x.fresh("r")), "--max-steps", "1"]), "shoe_size"),
+        Case("train-gamma-out-of-range", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--intensity-gamma", "9", "--out", str(x.fresh("r"))]), "--intensity-gamma"),
+        Case("train-negative-guidance", w(lambda x: ["train", "--data", str(x.phantom), "--model", "diffusion", "--guidance-scale", "-1", "--out", str(x.fresh("r"))]), "--guidance-scale"),
+        Case("train-guide-step-vae", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--guide-step", "3", "--out", str(x.fresh("r"))]), "--guide-step"),
+        Case("train-dp-without-epsilon", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--dp", "--out", str(x.fresh("r"))]), "--epsilon"),
+        Case("train-resume-nothing", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--resume", "--out", str(x.fresh("r"))]), "--resume"),
+        Case("parser-seed-not-int", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.fresh("r")), "--seed", "abc"]), "'abc'"),
+        Case("parser-n-not-int", w(lambda x: ["sample", str(x.run), "--n", "2.5", "--out", str(x.fresh("s.npz"))]), "'2.5'"),
+        Case("parser-unknown-option", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.fresh("r")), "--bogus", "3"]), "--bogus"),
+        Case("parser-missing-option", w(lambda x: ["train", "--data", str(x.phantom), "--out", str(x.fresh("r"))]), "--model"),
+        Case("parser-unknown-command", w(lambda x: ["trian"]), "trian"),
+        Case("sample-negative-n", w(lambda x: ["sample", str(x.run), "--n", "-1", "--out", str(x.fresh("s.npz"))]), "--n"),
+        Case("sample-bad-label", w(lambda x: ["sample", str(x.run), "--n", "2", "--label", "7", "--out", str(x.fresh("s.npz"))]), "--label"),
+        Case("sample-guidance-on-vae", w(lambda x: ["sample", str(x.run), "--n", "2", "--guidance-scale", "2", "--out", str(x.fresh("s.npz"))]), "--guidance-scale"),
+        Case("generate-bad-per-class", w(lambda x: ["generate", str(x.run), "--per-class", "0=abc", "--out", str(x.fresh("g"))]), "--per-class"),
+        Case("generate-zero-shard-size", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--shard-size", "0", "--out", str(x.fresh("g"))]), "--shard-size"),
+        Case("generate-bad-backend", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--backend", "slurm", "--out", str(x.fresh("g"))]), "--backend"),
+        Case("generate-zero-workers", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--workers", "0", "--out", str(x.fresh("g"))]), "--workers"),
+        Case("generate-filter-keeps-nothing", w(lambda x: ["generate", str(x.run), "--per-class", "0=6", "--filter", "--data", str(x.phantom), "--out", str(x.fresh("g"))]), "--filter",
+             after_work=True),
+        Case("generate-filter-without-data", w(lambda x: ["generate", str(x.run), "--per-class", "0=6", "--filter", "--out", str(x.fresh("g"))]), "--data"),
+        Case("generate-two-plans", w(lambda x: ["generate", str(x.run), "--per-class", "0=6", "--balance", "--out", str(x.fresh("g"))]), ""),
+        Case("generate-other-generation", w(lambda x: ["generate", str(x.run), "--per-class", "0=3", "--out", str(x.generated)]), "different generation"),
+        Case("phantom-zero-n", w(lambda x: ["data", "phantom", "--out", str(x.fresh("p.npz")), "--n", "0"]), "--n"),
+        Case("phantom-bad-size", w(lambda x: ["data", "phantom", "--out", str(x.fresh("p.npz")), "--size", "16"]), "--size"),
+        Case("extract-bad-set", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(x.fresh("f.parquet")), "--set", "bogus"]), "bogus"),
+        Case("extract-bad-suffix", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(x.fresh("f.csv"))]), ".parquet"),
+        Case("extract-bad-split", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(x.fresh("f.parquet")), "--split", "nope"]), "nope"),
+    ]
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _symlink_weights(run: Path, world: World) -> None:
+    """The weights replaced by a link to another file (here the classifier's weights)."""
+    (run / "model.safetensors").unlink()
+    (run / "model.safetensors").symlink_to(world.classifier / "model.safetensors")
+
+
+def _text_npz(world: World) -> Path:
+    path = world.fresh("text.npz")
+    path.write_text("this is not a zip archive\n")
+    return path
+
+
+CASES = _cases()
+
+
+def _snapshot(root: Path) -> dict[str, float | None]:
+    """Every path under `root`, with the modification time of each file (folders: None, their mtime is not output)."""
+    return {str(p): None if p.is_dir() else p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+
+
+def test_the_table_is_large_and_distinct() -> None:
+    assert len(CASES) >= 60 and len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_ends_in_one_clean_line(case: Case, world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    if "unwritable" in case.id and os.access("/sys", os.W_OK) and _sys_is_writable():
+        pytest.skip("/sys accepts new entries here: no unwritable folder to test with")
+    argv = case.argv(world)
+    before = _snapshot(world.root)
+    capsys.readouterr()
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    seconds = time.perf_counter() - start
+    _, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert stopped.value.code == 2, err
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert case.after_work or len(lines) == 1, err
+    assert "Traceback" not in err
+    assert case.message in lines[-1], lines[-1]
+    after = _snapshot(world.root)
+    assert after == before, sorted(set(after.items()) ^ set(before.items()))  # nothing new, nothing changed
+    assert case.after_work or seconds < 5, f"refused after {seconds:.1f} s: checks must run before the work"
+
+
+def _sys_is_writable() -> bool:
+    try:
+        UNWRITABLE.mkdir()
+    except OSError:
+        return False
+    UNWRITABLE.rmdir()
+    return True
