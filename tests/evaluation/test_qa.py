@@ -125,3 +125,36 @@ def test_hallucinations_in_breastmnist_are_detected(breastmnist_path: Path) -> N
     result = evaluate(load(breastmnist_path), seed=0)
     assert result["false_flag_rate"] <= 0.05
     assert result["min_auroc"] >= 0.95
+
+
+def _component_fires(qa: SampleQA, table, name: str) -> np.ndarray:
+    """Whether one component alone is over the flag threshold (its -log10 p-value)."""
+    pvalues = qa._pvalue(name, table[f"qa_{name}"].to_numpy(), False)
+    return -np.log10(np.clip(pvalues, 1e-300, 1.0)) > qa.threshold_
+
+
+def _blur_and_periodic(qa: SampleQA, test) -> dict[str, float]:
+    from scipy.ndimage import gaussian_filter
+
+    blurred = qa.score(np.round(gaussian_filter(test.images, sigma=(0, 0, 1, 1)) * 255) / 255)  # saved as 8-bit
+    periodic = [qa.score(inject(test.images, kind, seed=1)) for kind in ("checkerboard", "grid")]
+    return {
+        "blur_reason": float((blurred["qa_flag"] & (blurred["qa_reason"] == "blur")).mean()),
+        "peak_on_blurred": float(_component_fires(qa, blurred, "spectral_peak").mean()),
+        "peak_on_periodic": min(float(_component_fires(qa, table, "spectral_peak").mean()) for table in periodic),
+    }
+
+
+def test_blur_is_flagged_as_blur_not_as_a_spectral_peak(fitted, phantom) -> None:
+    """Blur lowers the fine-texture part of the spectrum smoothly: its own reason, and no periodic peak."""
+    rates = _blur_and_periodic(fitted, phantom.test)
+    assert rates["blur_reason"] >= 0.95 and rates["peak_on_blurred"] < 0.05 and rates["peak_on_periodic"] >= 0.95, rates
+
+
+@pytest.mark.slow
+def test_blur_is_flagged_as_blur_on_breastmnist(breastmnist_path: Path) -> None:
+    from genrad.data import load
+
+    cohort = load(breastmnist_path)
+    rates = _blur_and_periodic(SampleQA(seed=0).fit(cohort.train, cohort.val), cohort.test)
+    assert rates["blur_reason"] >= 0.95 and rates["peak_on_blurred"] < 0.05 and rates["peak_on_periodic"] >= 0.95, rates

@@ -12,10 +12,13 @@ dark_fraction,         share of pixels at the ends of the range                 
 bright_fraction                                                                     saturation
 flat_fraction          share of pixels in constant 3x3 neighbourhoods, brighter     blank regions
                        than where real images are ever flat (e.g. black shadows)
-high_frequency         share of spectral power near Nyquist                         checkerboard,
-                                                                                    noise
+high_frequency         mean log ratio of the image's power spectrum to the real     noise,
+                       images' mean spectrum at high frequencies (an excess)        checkerboard
+blur                   the same mean log ratio as a deficit (low is abnormal)       blur, missing
+                                                                                    fine texture
 spectral_peak          largest log ratio of the image's power spectrum to the real  grids, ringing
-                       images' mean spectrum, over its median log ratio
+                       mean spectrum that is also above its local median (5 x 5
+                       frequency bins), so a smooth tilt (blur) is no peak
 local_noise            peak / median local energy of the high-pass residual         noise bursts
 straight_edge          strongest long straight intensity step, over the typical    cuts, pasted
                        gradient                                                     patches
@@ -29,7 +32,10 @@ speckle_correlation    correlation of local mean and local SD (speckle is       
 
 Every component becomes a p-value against its distribution over the real reference (empirical,
 with an exponential tail beyond the largest real value, as in peaks-over-threshold); the QA score is
-``-log10`` of the smallest p-value, so any one strongly abnormal component raises it. The flag
+``-log10`` of the smallest p-value, so any one strongly abnormal component raises it. Its reason is the
+most abnormal whole-spectrum check over the threshold (blur, a periodic pattern or noise alter every local
+statistic as well), else the most abnormal component, an image-domain check over the threshold being named
+before the k-NN distance. The flag
 threshold is an order statistic of the scores of real images (the reference images scored
 leave-one-out, plus the calibration images) chosen so that, with probability ``guarantee`` over the
 calibration sample, at most ``false_flag_rate`` of clean real images are flagged (training-conditional
@@ -64,6 +70,7 @@ DIRECTIONS = {
     "bright_fraction": "upper",
     "flat_fraction": "upper",
     "high_frequency": "upper",
+    "blur": "lower",
     "spectral_peak": "upper",
     "local_noise": "upper",
     "straight_edge": "upper",
@@ -71,6 +78,8 @@ DIRECTIONS = {
     "template_correlation": "lower",
     "speckle_correlation": "lower",
 }
+SPECTRAL = ("spectral_peak", "blur", "high_frequency")
+"""Whole-spectrum components: named as an image's reason before the local checks when they fire."""
 _LEVEL = 1.0 / 255.0  # one grey level of 8-bit data
 _TINY = _LEVEL**2
 
@@ -124,11 +133,21 @@ class PixelChecks:
         power = _power(slices)
         fy = np.abs(np.fft.fftfreq(slices.shape[1]))[:, None]
         fx = np.abs(np.fft.rfftfreq(slices.shape[2]))[None, :]
-        high = np.maximum(fx, fy) >= 0.375
-        away_from_dc = np.hypot(fx, fy) >= 0.1
-        ratio = np.log(power[:, away_from_dc] + 1e-12) - np.log(self.spectrum_[away_from_dc])
-        peak = ratio.max(axis=1) - np.median(ratio, axis=1)
-        return {"high_frequency": power[:, high].sum(axis=1), "spectral_peak": peak}
+        fine = np.broadcast_to(np.maximum(fx, fy) >= 0.25, power.shape[1:])
+        away_from_dc = np.broadcast_to(np.hypot(fx, fy) >= 0.1, power.shape[1:])
+        ratio = np.log(power + 1e-12) - np.log(self.spectrum_)
+        # A peak rises above the median of its 5 x 5 neighbourhood (frequencies wrap along the full axis, fy, and
+        # mirror at 0 and Nyquist along the half axis, fx) and above the real mean power: a smooth tilt of the
+        # spectrum (blur) is no peak, nor is the quantisation noise left where blur removed the signal.
+        padded = np.pad(np.pad(ratio, ((0, 0), (2, 2), (0, 0)), mode="wrap"), ((0, 0), (0, 0), (2, 2)), mode="reflect")
+        local = np.median(sliding_window_view(padded, (5, 5), axis=(1, 2)), axis=(-2, -1))
+        coarse = np.broadcast_to((np.maximum(fx, fy) >= 0.05) & (np.maximum(fx, fy) < 0.15), power.shape[1:])
+        fine_ratio = ratio[:, fine].mean(axis=1) - ratio[:, coarse].mean(axis=1)  # a tilt, not a contrast change
+        return {
+            "high_frequency": fine_ratio,  # upper tail: excess fine texture (noise)
+            "blur": fine_ratio,  # lower tail of the same value: missing fine texture
+            "spectral_peak": np.minimum(ratio - local, ratio)[:, away_from_dc].max(axis=1),
+        }
 
 
 def calibration_rank(n: int, false_flag_rate: float, guarantee: float) -> int:
@@ -265,8 +284,26 @@ class SampleQA:
         table = components.add_prefix("qa_")
         table["qa_score"] = score
         table["qa_flag"] = score > self.threshold_
-        table["qa_reason"] = reason
+        table["qa_reason"] = self._specific_reason(components, reason)
         return table
+
+    def _specific_reason(self, components: pd.DataFrame, reason: np.ndarray) -> np.ndarray:
+        """The reason of each flagged image: its most abnormal component, except that a whole-spectrum check over
+        the threshold (`SPECTRAL`: a blur, a periodic pattern or noise changes every local statistic too) is named
+        first, and any image-domain check over the threshold before ``knn_distance`` (which catches every departure
+        from the real radiomic manifold)."""
+        strength = {name: -np.log10(np.clip(self._pvalue(name, components[name].to_numpy(), False), 1e-300, 1.0))
+                    for name in DIRECTIONS if name != "knn_distance"}
+
+        def strongest_over_threshold(group: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            values = np.column_stack([strength[name] for name in group])
+            best = values.argmax(axis=1)
+            return np.asarray(group)[best], values[np.arange(len(values)), best] > self.threshold_
+
+        image_name, image_fires = strongest_over_threshold(list(strength))
+        spectral_name, spectral_fires = strongest_over_threshold(list(SPECTRAL))
+        chosen = np.where((reason == "knn_distance") & image_fires, image_name, reason)
+        return np.where(spectral_fires, spectral_name, chosen)
 
     def flag(self, images: Any, *, features: np.ndarray | pd.DataFrame | None = None) -> np.ndarray:
         """Boolean mask: True for images the QA flags."""
