@@ -46,18 +46,19 @@ import numpy as np
 import torch
 
 import genrad.models
+from genrad.core import make_generator
 from genrad.data import Split, load
 from genrad.evaluation.privacy import PrivacyAudit, planted_memoriser
 from genrad.evaluation.utility import run_protocol
+from genrad.models.vae import VAE
 from genrad.provenance import versions
-from genrad.training.dp import PRIVATE_SETTINGS, fit_private
-from genrad.training.seeding import make_generator
+from genrad.training.dp import fit_private
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_breastmnist import CpuBudget, class_ratio_labels, frd_v1, write_pngs  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "breastmnist.npz"
-DP_VAE = {"channels": [16, 32, 64, 128], "batch_size": 64, "kl_warmup_steps": 200, **PRIVATE_SETTINGS["vae"]}
+DP_VAE = {"channels": [16, 32, 64, 128], "batch_size": 64, "kl_warmup_steps": 200, **VAE.private_settings}
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,8 @@ import torch
 
 import genrad.models
 from genrad.data.phantom import make_phantom
-from genrad.scenarios.multimodal import ClinicalSynthesizer, RetrievalGenerator, generate_pairs, multimodal_fidelity
+from genrad.scenarios.multimodal import RetrievalGenerator, multimodal_fidelity
+from genrad.synthesis.clinical import ClinicalSynthesizer, generate_pairs
 
 COVARIATE = "lesion_diameter_mm"
 

@@ -49,9 +49,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 import genrad.models
+from genrad.core import make_generator, seeded_init
 from genrad.data import Split, load
 from genrad.provenance import versions
-from genrad.training.seeding import make_generator, seeded_init
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "breastmnist.npz"
 
@@ -180,8 +180,9 @@ def run_family(name: str, cohort: Any, args: argparse.Namespace, reference: Path
                                                                    "ddim_steps": 50, "learning_rate": 1e-4}
     else:
         options = dict(json.loads(args.config).get(name, {}))
-        family = genrad.models.Generator.registry[options.pop("family", name)]
-        model = family(num_classes=cohort.num_classes, spatial_dims=2, **options)
+        preset = options.pop("preset", None)
+        family = options.pop("family", None if preset else name)
+        model = genrad.models.build(family, preset=preset, num_classes=cohort.num_classes, spatial_dims=2, **options)
         model.fit(split, max_steps=10**9, seed=args.seed, callbacks=[budget], progress=False)
         steps, batch_size, config = model.step_, model.batch_size, model.config
         if args.keep:
@@ -230,7 +231,7 @@ def main() -> None:
     parser.add_argument("--reference", default="test", choices=("test", "val"), help="real split to compare with")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config", default="{}", help='JSON constructor overrides per name; "family" aliases a variant, e.g. \'{"rf": {"family": "diffusion", "scheduler": "rflow"}}\'')
+    parser.add_argument("--config", default="{}", help='JSON constructor overrides per name; "family" aliases a variant, e.g. \'{"rf": {"family": "diffusion", "scheduler": "rflow"}}\'; "preset" builds a preset of genrad.models.presets, e.g. \'{"p": {"preset": "diffusion"}}\'')
     parser.add_argument("--skip-floor", action="store_true", help="do not compute the real train-vs-reference FRD")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="combine the JSON results of runs made in parallel processes (one family each) and exit")

@@ -6,6 +6,7 @@ argument checks, so that a value of the wrong type fails the check instead of ra
 """
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -45,3 +46,13 @@ def is_int(value: Any) -> bool:
 def is_number(value: Any) -> bool:
     """A finite real number (int or float, Python or NumPy), not a bool."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check(owner: str, checks: Iterable[tuple[bool, str, Any]]) -> None:
+    """Raise one `InputError` for the first failed ``(ok, expected, found)`` check; `expected` starts with the
+    argument's name, which the error carries as its `argument`."""
+    for ok, expected, found in checks:
+        if not ok:
+            argument = expected.split()[0]
+            raise InputError(f"{owner} argument {expected}", repr(found), f"pass a valid {argument} to {owner}(...)",
+                             argument=argument)

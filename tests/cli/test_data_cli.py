@@ -172,12 +172,15 @@ def test_phantom_then_inspect(tmp_path, capsys):
     assert sum(split["n"] for split in summary["splits"].values()) == 60
     assert summary["preprocessing"]["saved"]["phantom"]["seed"] == 2
     assert summary["clinical_columns"] == ["age", "sex", "lesion_diameter_mm", "tumor_marker_u_ml"]
+    assert summary["intensity_auto"] == {"gamma": 1.0, "black_level": 0.0, "floor_gap": 0.0, "floor_ramp": 0.0}
 
 
 def test_inspect_reports_a_clipped_display_floor(tmp_path, capsys):
     images = np.clip(np.random.default_rng(0).gamma(2.0, 30.0, (8, 16, 16)), 20, 255).astype(np.uint8)
     path = medmnist(tmp_path / "clipped.npz", train_images=images, train_labels=np.arange(8) % 2)
     code, out, _ = run(["data", "inspect", str(path)], capsys)
-    assert code == 0 and "--black-level 0.07843" in out.replace("\n", " ")
+    assert code == 0 and "applies the clipped-ultrasound map gamma=2, black_level=0.07843" in " ".join(out.split())
     code, out, _ = run(["data", "inspect", str(path), "--json"], capsys)
-    assert json.loads(out)["splits"]["train"]["display_floor"] == pytest.approx(20 / 255)
+    summary = json.loads(out)
+    assert summary["splits"]["train"]["display_floor"] == pytest.approx(20 / 255)
+    assert summary["intensity_auto"] == {"gamma": 2.0, "black_level": 20 / 255, "floor_gap": 0.6, "floor_ramp": 3.0}

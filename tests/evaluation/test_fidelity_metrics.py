@@ -7,9 +7,17 @@ import pytest
 from scipy.stats import ks_2samp, wasserstein_distance
 
 from genrad.errors import InputError
-from genrad.evaluation.alpha import AlphaPrecisionBetaRecall, alpha_beta_indicators, alpha_precision_beta_recall
+from genrad.evaluation.alpha import (
+    AlphaPrecisionBetaRecall,
+    alpha_beta_indicators,
+    alpha_precision_beta_recall,
+)
 from genrad.evaluation.c2st import c2st_auc
-from genrad.evaluation.distances import feature_distances, ks_columns, wasserstein_columns
+from genrad.evaluation.distances import (
+    feature_distances,
+    ks_columns,
+    wasserstein_columns,
+)
 from genrad.evaluation.frd import FRD, frd, frd_from_moments, frechet_distance
 from genrad.evaluation.kid import KID, kid, kid_bootstrap
 from genrad.evaluation.prdc import PRDC, prdc

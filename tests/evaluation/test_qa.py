@@ -127,12 +127,6 @@ def test_hallucinations_in_breastmnist_are_detected(breastmnist_path: Path) -> N
     assert result["min_auroc"] >= 0.95
 
 
-def _component_fires(qa: SampleQA, table, name: str) -> np.ndarray:
-    """Whether one component alone is over the flag threshold (its -log10 p-value)."""
-    pvalues = qa._pvalue(name, table[f"qa_{name}"].to_numpy(), False)
-    return -np.log10(np.clip(pvalues, 1e-300, 1.0)) > qa.threshold_
-
-
 def _blur_and_periodic(qa: SampleQA, test) -> dict[str, float]:
     from scipy.ndimage import gaussian_filter
 
@@ -140,8 +134,8 @@ def _blur_and_periodic(qa: SampleQA, test) -> dict[str, float]:
     periodic = [qa.score(inject(test.images, kind, seed=1)) for kind in ("checkerboard", "grid")]
     return {
         "blur_reason": float((blurred["qa_flag"] & (blurred["qa_reason"] == "blur")).mean()),
-        "peak_on_blurred": float(_component_fires(qa, blurred, "spectral_peak").mean()),
-        "peak_on_periodic": min(float(_component_fires(qa, table, "spectral_peak").mean()) for table in periodic),
+        "peak_on_blurred": float(qa.fires(blurred, "spectral_peak").mean()),
+        "peak_on_periodic": min(float(qa.fires(table, "spectral_peak").mean()) for table in periodic),
     }
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from scipy import stats
+from utility_toys import TINY, blob_cohort, blobs, one_thread  # noqa: F401
 
 from genrad.data.cohort import Cohort
 from genrad.data.phantom import make_phantom
@@ -16,19 +17,19 @@ from genrad.errors import InputError
 from genrad.evaluation import classifier as classifier_module
 from genrad.evaluation.utility import (
     MULTIPLES,
+    QUICK,
     Arm,
     agreement_mask,
     arm_counts,
     arm_parts,
     arm_training_set,
-    real_fraction_indices,
-    t_interval,
     default_arms,
     keep_mask_from_manifest,
+    real_fraction_indices,
     run_protocol,
     synthetic_counts,
+    t_interval,
 )
-from utility_toys import TINY, blob_cohort, blobs, one_thread  # noqa: F401
 
 
 def test_arm_names_round_trip_and_bad_names_fail() -> None:
@@ -242,3 +243,13 @@ def test_recipe_selection_never_reads_the_test_split(tmp_path, one_thread) -> No
     assert tables[0] == tables[1]
     assert {row["arm"] for row in tables[0]} == {"real", "real+augment", "real+synthetic@1x", "real+synthetic@1x+weight0.3"}
     assert selection["best"]["pool"] == "good"
+
+
+@pytest.mark.slow
+def test_the_quick_recipe_learns_nearly_as_well_as_the_full_one_on_the_demo_phantom() -> None:
+    """The demo's utility stage runs the quick recipe: its real-only AUC must be within 0.05 of the full recipe's
+    on the same phantom, or the demo's utility section would measure an untrained classifier."""
+    cohort = make_phantom(n=600, size=28, seed=0)
+    quick = run_protocol(cohort, arms=["real"], seeds=QUICK["seeds"], recipe=QUICK["recipe"])["arms"][0]["auc"]["mean"]
+    full = run_protocol(cohort, arms=["real"], seeds=QUICK["seeds"])["arms"][0]["auc"]["mean"]
+    assert full - quick <= 0.05, (quick, full)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from utility_toys import one_thread  # noqa: F401
 
 from genrad.data import load
 from genrad.evaluation.utility import run_protocol
-from utility_toys import one_thread  # noqa: F401
 
 # MedMNIST v2 (Yang et al., Sci. Data 2023), BreastMNIST test split, the baselines on 28-px images:
 # ResNet-18 (28) 0.901 / 0.863, ResNet-50 (28) 0.857 / 0.812, auto-sklearn 0.836 / 0.803,

@@ -8,11 +8,11 @@ import stat
 import numpy as np
 import pytest
 import torch
+from utility_toys import TINY, blob_cohort, blobs, one_thread  # noqa: F401
 
 from genrad.errors import InputError, NotFittedError
 from genrad.evaluation.classification import roc_auc
 from genrad.evaluation.classifier import Classifier
-from utility_toys import TINY, blob_cohort, blobs, one_thread  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from utility_toys import blob_cohort, blobs, one_thread  # noqa: F401
 
 from genrad.cli.main import main
 from genrad.data import Cohort
-from utility_toys import blob_cohort, blobs, one_thread  # noqa: F401
 
 
 def run(args: list[str], capsys) -> tuple[int, str, str]:

@@ -31,13 +31,13 @@ def run(argv: list[str]) -> int:
 def test_train_resume_and_sample(toy_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     base = ["train", "--data", str(toy_npz), "--model", "vae", "--out", str(out), "--seed", "1", "--covariates", "age",
-            "--intensity-gamma", "2", "--black-level", "0.004", "--floor-gap", "0.3", "--floor-ramp", "2"]
+            "--intensity", "gamma=2,black_level=0.004,floor_gap=0.3,floor_ramp=2"]
     assert run(base + ["--max-steps", "2"]) == 0
     assert run(base + ["--max-steps", "3", "--resume"]) == 0
     assert json.loads((out / "training_state.json").read_text())["step"] == 3
     config = json.loads((out / "config.json").read_text())["config"]
-    assert config["covariates"] == ["age"] and config["intensity_gamma"] == 2.0 and config["black_level"] == 0.004
-    assert config["floor_gap"] == 0.3 and config["floor_ramp"] == 2.0
+    assert config["covariates"] == ["age"]
+    assert config["intensity"] == {"gamma": 2.0, "black_level": 0.004, "floor_gap": 0.3, "floor_ramp": 2.0}
     synthetic = tmp_path / "synthetic.npz"
     assert run(["sample", str(out), "--n", "6", "--out", str(synthetic), "--seed", "2"]) == 0
     cohort = load(synthetic)
@@ -56,14 +56,19 @@ def test_train_resume_and_sample(toy_npz: Path, tmp_path: Path, capsys: pytest.C
         (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--covariates", "weight"], "missing"),
         (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--resume"], "--resume with a checkpoint"),
         (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--precision", "fp16"], "precision one of"),
-        (["train", "--data", "{npz}", "--model", "diffusion", "--out", "{tmp}/r", "--intensity-gamma", "0"], "--intensity-gamma in"),
-        (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--floor-gap", "0.3"], "with a --black-level > 0"),
+        (["train", "--data", "{npz}", "--model", "diffusion", "--out", "{tmp}/r", "--intensity", "gamma=0"], "--intensity gamma="),
+        (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--intensity", "floor_gap=0.3"], "with a black_level > 0"),
+        (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--intensity", "colour=2"], "gamma, black_level"),
+        (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--option", "latent_dim"], "--option KEY=VALUE"),
+        (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--option", "wings=2"], "unknown argument"),
+        (["train", "--data", "{npz}", "--preset", "best", "--out", "{tmp}/r"], "--preset among"),
         (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--precision", "bf16", "--dp", "--epsilon", "8"],
          "precision 'fp32' for DP"),
         (["sample", "{tmp}", "--n", "2", "--out", "{tmp}/x.npz"], "config.json"),
-        (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--guidance-scale", "3"], "VAE sampling settings"),
-        (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--guide-step", "3"], "--guide-step with --model diffusion"),
-        (["train", "--data", "{npz}", "--model", "diffusion", "--out", "{tmp}/r", "--guide-step", "0"], "--guide-step None or an int >= 1"),
+        (["train", "--data", "{npz}", "--model", "vae", "--out", "{tmp}/r", "--option", "guidance_scale=3"], "VAE sampling settings"),
+        (["train", "--data", "{npz}", "--model", "gan", "--out", "{tmp}/r", "--option", "guide_step=3"], "unknown argument"),
+        (["train", "--data", "{npz}", "--model", "diffusion", "--out", "{tmp}/r", "--option", "guide_step=0"],
+         "--option guide_step=VALUE"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, toy_npz: Path, tmp_path: Path,
@@ -78,7 +83,7 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, toy_npz:
 def test_guidance_is_set_at_training_and_changed_at_sampling(toy_npz: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run(["train", "--data", str(toy_npz), "--model", "diffusion", "--out", str(out), "--max-steps", "2",
-                "--guidance-scale", "3", "--guide-step", "1"]) == 0
+                "--option", "guidance_scale=3", "--option", "guide_step=1"]) == 0
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["guidance_scale"] == 3.0 and config["guide_step"] == 1
     assert load_model(out).snapshot_guide() is not None

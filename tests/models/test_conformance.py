@@ -18,10 +18,11 @@ from conftest import toy_split
 from safetensors.torch import load_file, save_file
 
 import genrad.models
+from genrad.data.intensity import IntensityMap
 from genrad.errors import InputError, NotFittedError
 from genrad.models import Generator
+from genrad.models.checkpoint import STATE, WEIGHTS
 from genrad.provenance import hash_file
-from genrad.training.checkpoint import STATE, WEIGHTS
 
 TINY_CONFIGS: dict[str, tuple[type[Generator], dict]] = {
     "vae": (genrad.models.VAE, {"num_classes": 2, "channels": (8, 16), "latent_dim": 8, "batch_size": 8}),
@@ -120,7 +121,7 @@ def test_bad_arguments_name_the_class(family: str, fitted: Generator) -> None:
     ("argument", "value"),
     [("num_classes", True), ("batch_size", 8.0), ("batch_size", "8"), ("learning_rate", float("nan")),
      ("learning_rate", None), ("channels", (8, "16")), ("channels", 8), ("latent_or_steps", "4"),
-     ("covariates", "age"), ("covariates", {"age"}), ("intensity_gamma", "2"), ("ema_decay", "0.9")],
+     ("covariates", "age"), ("covariates", {"age"}), ("ema_decay", "0.9")],
 )
 def test_arguments_of_the_wrong_type_are_input_errors(family: str, argument: str, value: object) -> None:
     """Wrong types (strings, bools for ints, NaN, a string or an unordered set for a list) get the one-line error,
@@ -140,7 +141,7 @@ def test_numpy_arguments_are_accepted_and_saved_as_json(family: str) -> None:
 
 def test_covariates_condition_and_validate(family: str) -> None:
     model = tiny(family, covariates=("age", "size_mm")).fit(toy_split(), max_steps=2, progress=False)
-    assert model.covariate_mean_[0] == pytest.approx(50, abs=5)
+    assert model.conditions_.mean_[0] == pytest.approx(50, abs=5)
     images = model.sample(4, labels=[0, 0, 1, 1], covariates=np.array([[40, 10], [80, 10], [40, 10], [60, 5.0]]))
     assert images.shape == (4, 1, 28, 28)
     drawn = model.draw_covariates(torch.tensor([0, 1]), torch.Generator().manual_seed(0))
@@ -209,15 +210,36 @@ def test_3d_and_image_size(family: str) -> None:
 
 
 def test_intensity_map_is_used_for_training_sampling_and_saving(family: str, fitted: Generator, tmp_path: Path) -> None:
-    """The intensity map itself is tested in test_model_space.py; here: every family trains and samples through it."""
-    options = {"intensity_gamma": 2.0, "black_level": 0.02}
+    """The intensity map itself is tested in tests/data/test_intensity_map.py; here: every family trains and samples
+    through it, and saves it."""
+    options = {"intensity": IntensityMap(gamma=2.0, black_level=0.02)}
     model = tiny(family, **options).fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
     pixels = torch.from_numpy(toy_split().images)
-    assert torch.allclose(model.model_space(toy_split()).tensors[0], model._pad(model.to_model_space(pixels)))
+    assert torch.allclose(model.model_space(toy_split()).tensors[0], model._pad(model.intensity_.encode(pixels)))
     images = model.sample(4, labels=[0, 1, 0, 1], generator=0)
     assert float(images.min()) >= 0.02 - 1e-6 and float(images.max()) <= 1.0  # nothing below the black level
     model.save(tmp_path)
     loaded = genrad.models.load(tmp_path)
-    assert {k: loaded.config[k] for k in options} == options
+    assert loaded.config["intensity"] == options["intensity"].as_dict() and loaded.intensity_ == options["intensity"]
     assert torch.equal(loaded.sample(4, generator=3), model.sample(4, generator=3))
     assert model.model_hash() != fitted.model_hash()
+
+
+def test_a_run_saved_in_the_earlier_layout_still_loads(family: str, tmp_path: Path) -> None:
+    """Runs saved before the intensity options became an `IntensityMap` kept them as flat constructor arguments, and
+    their training state recorded no config hash: such a run loads with the same map and the same samples."""
+    intensity = IntensityMap(gamma=0.5, black_level=0.02, floor_gap=0.3, floor_ramp=0.1)
+    model = tiny(family, intensity=intensity).fit(toy_split(), max_steps=2, seed=0, progress=False)
+    model.save(tmp_path)
+    payload = json.loads((tmp_path / "config.json").read_text())
+    flat = payload["config"].pop("intensity")
+    payload["config"].update(intensity_gamma=flat["gamma"], black_level=flat["black_level"],
+                             floor_gap=flat["floor_gap"], floor_ramp=flat["floor_ramp"])
+    del payload["fitted"]["intensity"]
+    (tmp_path / "config.json").write_text(json.dumps(payload))
+    state = json.loads((tmp_path / STATE).read_text())
+    del state["files"]["config.json"]
+    (tmp_path / STATE).write_text(json.dumps(state))
+    loaded = genrad.models.load(tmp_path)
+    assert loaded.intensity_ == intensity and loaded.config == model.config
+    assert torch.equal(loaded.sample(3, generator=1), model.sample(3, generator=1))

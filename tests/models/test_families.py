@@ -100,6 +100,11 @@ def test_padding_is_invisible() -> None:
     assert torch.allclose(model._crop(dataset.tensors[0]), torch.from_numpy(toy_split().images) * 2 - 1)
 
 
+def guided(model: Diffusion, x: torch.Tensor, t: float, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
+    """The prediction the sampler steps with under `model`'s guidance settings."""
+    return model.guidance()(model.network("unet"), x, t, labels, covariates)
+
+
 def test_noise_schedules_and_checkpoints_saved_before_the_option(tmp_path) -> None:
     model = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=2, batch_size=8)
     betas = model._noise_scheduler().betas
@@ -165,16 +170,16 @@ def test_guidance_interval_limits_guidance_to_its_noise_levels() -> None:
     model = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=4, batch_size=8, guidance_scale=3.0).fit(
         toy_split(), max_steps=2, progress=False)
     x, labels, covariates = torch.randn(2, 1, 16, 16), torch.tensor([0, 1]), torch.zeros(2, 0)
-    guided_high = model._guided(x, 900, labels, covariates)
+    guided_high = guided(model, x, 900, labels, covariates)
     model.guidance_interval = (0.2, 0.6)
-    conditional_high = model._guided(x, 900, labels, covariates)
+    conditional_high = guided(model, x, 900, labels, covariates)
     model.guidance_scale = 1.0
-    assert torch.allclose(conditional_high, model._guided(x, 900, labels, covariates))  # outside: no guidance
+    assert torch.allclose(conditional_high, guided(model, x, 900, labels, covariates))  # outside: no guidance
     assert not torch.allclose(conditional_high, guided_high)
     model.guidance_scale = 3.0
-    inside = model._guided(x, 400, labels, covariates)
+    inside = guided(model, x, 400, labels, covariates)
     model.guidance_interval = (0.0, 1.0)
-    assert torch.allclose(inside, model._guided(x, 400, labels, covariates), atol=1e-6)  # inside: guided as before
+    assert torch.allclose(inside, guided(model, x, 400, labels, covariates), atol=1e-6)  # inside: guided as before
     with pytest.raises(InputError, match="guidance_interval"):
         Diffusion(num_classes=2, guidance_interval=(0.6, 0.2))
     assert Diffusion.from_config(model.config).guidance_interval == (0.0, 1.0)  # JSON lists come back as tuples
@@ -228,8 +233,8 @@ def test_autoguidance_keeps_an_earlier_snapshot_and_guides_with_it(tmp_path) -> 
     with torch.no_grad():
         conditional = unet(x, torch.full((2,), 500.0), class_labels=(labels, covariates))
         weak = guide(x, torch.full((2,), 500.0), class_labels=(labels, covariates))
-        assert torch.allclose(model._guided(x, 500, labels, covariates), weak + 2.0 * (conditional - weak), atol=1e-6)
-        assert not torch.allclose(model._guided(x, 500, labels, covariates), plain._guided(x, 500, labels, covariates))
+        assert torch.allclose(guided(model, x, 500, labels, covariates), weak + 2.0 * (conditional - weak), atol=1e-6)
+        assert not torch.allclose(guided(model, x, 500, labels, covariates), guided(plain, x, 500, labels, covariates))
     model.save(tmp_path / "run")
     loaded = Diffusion.load(tmp_path / "run")
     assert torch.equal(loaded.sample(3, generator=5), model.sample(3, generator=5))

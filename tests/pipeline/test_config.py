@@ -7,9 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from genrad.data.intensity import IntensityMap
 from genrad.errors import InputError
-from genrad.models import Diffusion
-from genrad.pipeline.config import RunConfig, default_config_yaml, load_config, parse_config
+from genrad.pipeline.config import (
+    RunConfig,
+    default_config_yaml,
+    load_config,
+    parse_config,
+)
+from genrad.pipeline.run import check_config
 
 
 def test_defaults_round_trip_through_yaml(tmp_path: Path) -> None:
@@ -30,11 +36,11 @@ def test_toml_and_overrides(tmp_path: Path) -> None:
     [
         ({"train": {"model": "flow"}}, "train.model"),
         ({"train": {"budget_minutes": -1}}, "train.budget_minutes"),
-        ({"train": {"intensity_gamma": 0}}, "train.intensity_gamma"),
-        ({"train": {"floor_gap": 1.5}}, "train.floor_gap"),
-        ({"train": {"model": "vae", "guidance_scale": 3.0}}, "train"),
-        ({"train": {"model": "gan", "guide_step": 350}}, "train"),
-        ({"train": {"model": "diffusion", "guide_step": 0}}, "train.guide_step"),
+        ({"train": {"intensity": {"gamma": 0}}}, "train.intensity"),
+        ({"train": {"intensity": {"black_level": 0.1, "floor_gap": 1.5}}}, "train.intensity"),
+        ({"train": {"intensity": {"colour": 1}}}, "train.intensity"),
+        ({"train": {"preset": "best"}}, "train.preset"),
+        ({"train": {"model": "vae", "preset": "diffusion"}}, "train"),
         ({"generate": {"shards": 3}}, "generate.shards"),
         ({"utility": {"multiples": [1, -2]}}, "utility.multiples"),
     ],
@@ -47,32 +53,25 @@ def test_bad_options_name_the_option(tmp_path: Path, payload: dict, option: str)
     assert "\n" not in str(error.value)
 
 
-FLOOR = {"black_level": 0.1, "floor_gap": 0.5}  # floor_gap and floor_ramp act only on a floor
+def test_intensity_bounds_are_the_maps_own() -> None:
+    """`TrainConfig.intensity` is checked by `IntensityMap` itself (one place for its bounds), without torch."""
+    for intensity, accepted in (({"gamma": 0.25}, True), ({"gamma": 4.0}, True), ({"gamma": 4.01}, False),
+                                ({"black_level": 0.49}, True), ({"black_level": 0.5}, False),
+                                ({"black_level": 0.1, "floor_gap": 0.99}, True), ({"floor_gap": 0.3}, False)):
+        payload = {"train": {"model": "diffusion", "intensity": intensity}}
+        if accepted:
+            assert parse_config(payload, source="test").train.intensity == IntensityMap(**intensity).as_dict()
+        else:
+            with pytest.raises(InputError, match="train.intensity"):
+                parse_config(payload, source="test")
 
 
-@pytest.mark.parametrize(
-    ("option", "accepted", "refused", "context"),
-    [
-        ("intensity_gamma", [0.25, 4.0], [0.24, 4.01], {}),
-        ("black_level", [0.0, 0.49], [-0.01, 0.5], {}),
-        ("floor_gap", [0.0, 0.99], [-0.01, 1.0], {"black_level": 0.1}),
-        ("floor_ramp", [0.0, 6.0], [-0.5], FLOOR),
-        ("guidance_scale", [0.0, 5.0], [-0.1], {}),
-        ("guide_step", [1, 350], [0], {}),
-    ],
-)
-def test_train_bounds_agree_with_the_model_checks(option: str, accepted: list, refused: list, context: dict) -> None:
-    """`TrainConfig` repeats the models' argument bounds (so that parsing a config needs no torch): keep them equal."""
-    for value in accepted:
-        options = {**context, option: value}
-        parse_config({"train": {"model": "diffusion", **options}}, source="test")
-        Diffusion(num_classes=2, **options)
-    for value in refused:
-        options = {**context, option: value}
-        with pytest.raises(InputError, match=f"train.{option}"):
-            parse_config({"train": {"model": "diffusion", **options}}, source="test")
-        with pytest.raises(InputError, match=option):
-            Diffusion(num_classes=2, **options)
+@pytest.mark.parametrize(("options", "message"), [({"guidance_scale": -0.1}, "train.guidance_scale"),
+                                                  ({"guide_step": 0}, "train.guide_step"), ({"wings": 2}, "unknown argument")])
+def test_family_options_are_checked_by_the_family_before_any_stage(options: dict, message: str) -> None:
+    config = parse_config({"train": {"model": "diffusion", "options": options}}, source="test")
+    with pytest.raises(InputError, match=message):
+        check_config(config)
 
 
 def test_unreadable_config_is_bad_input(tmp_path: Path) -> None:

@@ -11,18 +11,16 @@ from genrad.cli.main import main
 from genrad.data.phantom import make_phantom
 from genrad.pipeline import run as pipeline_run
 from genrad.pipeline.config import RunConfig
-from genrad.pipeline.layout import RunLayout
+from genrad.synthesis.layout import RunLayout
 
 
 def _config(data: Path) -> RunConfig:
     return RunConfig().with_overrides(
         **{
             "data.path": str(data),
+            "train.model": "vae",
             "train.max_steps": 30,
-            "train.intensity_gamma": 2.0,
-            "train.black_level": 1 / 255,
-            "train.floor_gap": 0.3,
-            "train.floor_ramp": 2.0,
+            "train.intensity": {"gamma": 2.0, "black_level": 1 / 255, "floor_gap": 0.3, "floor_ramp": 2.0},
             "generate.filter": False,
             "fidelity.feature_set": "fast",
             "fidelity.n_bootstrap": 10,
@@ -71,7 +69,8 @@ def test_interrupted_run_resumes_at_the_first_incomplete_stage(phantom_path: Pat
     record = json.loads(layout.run_json.read_text())
     assert record["status"] == "complete" and record["data_hash"] and record["versions"]["torch"]
     model_config = json.loads((layout.model_dir / "config.json").read_text())["config"]
-    assert model_config["intensity_gamma"] == 2.0 and model_config["floor_gap"] == 0.3 and model_config["floor_ramp"] == 2.0
+    assert model_config["intensity"] == {"gamma": 2.0, "black_level": 1 / 255, "floor_gap": 0.3, "floor_ramp": 2.0}
+    assert record["model_choice"] == {"family": "vae", "preset": None, "reason": "given in the run configuration"}
 
 
 def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path: Path, capsys) -> None:
@@ -98,7 +97,7 @@ def test_train_stage_passes_diffusion_guidance_options(phantom_path: Path, tmp_p
     from genrad.models import load as load_model
 
     config = _config(phantom_path).with_overrides(**{"train.model": "diffusion", "train.max_steps": 2,
-                                                     "train.guidance_scale": 2.0, "train.guide_step": 1})
+                                                     "train.options": {"guidance_scale": 2.0, "guide_step": 1}})
     layout = RunLayout(tmp_path / "run")
     context = pipeline_run._Context(config=config, layout=layout, cohort=load(str(phantom_path)), progress=False)
     pipeline_run._STAGE_WORK["train"](context)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from genrad.pipeline.config import STAGES, RunConfig
-from genrad.pipeline.layout import RunLayout
 from genrad.pipeline.stages import fingerprint, is_complete, run_stage
+from genrad.synthesis.layout import RunLayout
 
 
 def _run_all(layout: RunLayout, config: RunConfig, calls: list[str]) -> None:

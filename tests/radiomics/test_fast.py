@@ -14,7 +14,12 @@ import pytest
 
 from genrad.radiomics import FEATURE_SETS, FeatureSet, extract
 from genrad.radiomics.fast import ALL_FEATURES, discretise, extract_batch
-from genrad.radiomics.fast.preprocess import apply_separable, bspline_operator, normalize, resample_grid
+from genrad.radiomics.fast.preprocess import (
+    apply_separable,
+    bspline_operator,
+    normalize,
+    resample_grid,
+)
 
 RTOL = 1e-6  # the acceptance bound is 1e-4; the engines agree to rounding (<= 1e-11 observed)
 # Features where pyradiomics itself returns rounding noise: compared with an absolute tolerance.
@@ -194,8 +199,8 @@ def _frd_like_frd_score(reference: pd.DataFrame, other: pd.DataFrame) -> float:
 
 
 def _frd_agreement(tmp_path: Path, first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
-    from PIL import Image
     from frd_score import frd
+    from PIL import Image
 
     folders = []
     for name, images in (("a", first), ("b", second)):

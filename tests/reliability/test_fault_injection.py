@@ -46,8 +46,8 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """Real inputs made once: a phantom, a 5-step VAE run, a generated set, a classifier, a file and a folder."""
     from genrad.evaluation.classifier import Classifier
-    from genrad.synthesis import generate
     from genrad.models import VAE
+    from genrad.synthesis import generate
 
     root = tmp_path_factory.mktemp("faults")
     cohort = make_phantom(n=120, size=28, dims=2, seed=0)
@@ -199,7 +199,7 @@ def _cases() -> list[Case]:
         Case("run-budget-zero", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "0"]), "budget"),
         Case("run-bad-yaml", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "train: [unclosed"))]), "YAML"),
         Case("run-unknown-key", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "train:\n  colour: red\n"))]), "colour"),
-        Case("run-model-rejects-setting", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "train:\n  model: vae\n  floor_gap: 0.5\n"))]), "floor_gap"),
+        Case("run-model-rejects-setting", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "train:\n  model: vae\n  intensity: {floor_gap: 0.5}\n"))]), "floor_gap"),
         Case("run-missing-data", w(lambda x: ["run", "--data", str(x.fresh("none.npz")), "--out", str(x.fresh("r"))]), ""),
         Case("run-bad-model", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--model", "unet"]), "model"),
         Case("train-max-steps-zero", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.fresh("r")), "--max-steps", "0"]), "--max-steps"),
@@ -208,15 +208,17 @@ def _cases() -> list[Case]:
         Case("train-bad-family", w(lambda x: ["train", "--data", str(x.phantom), "--model", "unet", "--out", str(x.fresh("r"))]), "--model"),
         Case("train-bad-split", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--split", "nope", "--out", str(x.fresh("r"))]), "nope"),
         Case("train-unknown-covariate", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--covariates", "shoe_size", "--out", str(x.fresh("r")), "--max-steps", "1"]), "shoe_size"),
-        Case("train-gamma-out-of-range", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--intensity-gamma", "9", "--out", str(x.fresh("r"))]), "--intensity-gamma"),
-        Case("train-negative-guidance", w(lambda x: ["train", "--data", str(x.phantom), "--model", "diffusion", "--guidance-scale", "-1", "--out", str(x.fresh("r"))]), "--guidance-scale"),
-        Case("train-guide-step-vae", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--guide-step", "3", "--out", str(x.fresh("r"))]), "--guide-step"),
+        Case("train-gamma-out-of-range", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--intensity", "gamma=9", "--out", str(x.fresh("r"))]), "--intensity gamma="),
+        Case("train-negative-guidance", w(lambda x: ["train", "--data", str(x.phantom), "--model", "diffusion", "--option", "guidance_scale=-1", "--out", str(x.fresh("r"))]), "--option guidance_scale="),
+        Case("train-guide-step-vae", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--option", "guide_step=3", "--out", str(x.fresh("r"))]), "guide_step"),
+        Case("train-bad-preset", w(lambda x: ["train", "--data", str(x.phantom), "--preset", "best", "--out", str(x.fresh("r"))]), "--preset"),
+        Case("train-bad-option-syntax", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--option", "latent_dim", "--out", str(x.fresh("r"))]), "--option KEY=VALUE"),
         Case("train-dp-without-epsilon", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--dp", "--out", str(x.fresh("r"))]), "--epsilon"),
         Case("train-resume-nothing", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--resume", "--out", str(x.fresh("r"))]), "--resume"),
         Case("parser-seed-not-int", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.fresh("r")), "--seed", "abc"]), "'abc'"),
         Case("parser-n-not-int", w(lambda x: ["sample", str(x.run), "--n", "2.5", "--out", str(x.fresh("s.npz"))]), "'2.5'"),
         Case("parser-unknown-option", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(x.fresh("r")), "--bogus", "3"]), "--bogus"),
-        Case("parser-missing-option", w(lambda x: ["train", "--data", str(x.phantom), "--out", str(x.fresh("r"))]), "--model"),
+        Case("parser-missing-option", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae"]), "--out"),
         Case("parser-unknown-command", w(lambda x: ["trian"]), "trian"),
         Case("sample-negative-n", w(lambda x: ["sample", str(x.run), "--n", "-1", "--out", str(x.fresh("s.npz"))]), "--n"),
         Case("sample-bad-label", w(lambda x: ["sample", str(x.run), "--n", "2", "--label", "7", "--out", str(x.fresh("s.npz"))]), "--label"),

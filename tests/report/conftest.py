@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 
 from genrad.data import Cohort  # noqa: E402
 from genrad.data.phantom import make_phantom  # noqa: E402
-from genrad.pipeline.layout import RunLayout  # noqa: E402
+from genrad.synthesis.layout import RunLayout  # noqa: E402
 
 
 def _features(images: np.ndarray, labels: np.ndarray, contrast_scale: float) -> pd.DataFrame:
@@ -44,7 +44,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     layout.synthetic_dir.mkdir(parents=True)
     synthetic.save(str(layout.synthetic_npz))
     layout.run_json.write_text(json.dumps({"genrad_version": "0.1.0", "config": {"data": {"path": str(data_path)}}, "seed": 0,
-                                               "data_hash": "abc"}))
+                                               "data_hash": "abc", "model_choice": {"family": None, "preset": "diffusion",
+                                                                                    "reason": "a 15-minute budget allows it"}}))
     layout.fidelity_dir.mkdir()
     fidelity = {
         "frd": {"value": 9.0, "ci": [8.0, 10.0], "real_floor": 3.5},
@@ -72,7 +73,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"name": "real+synthetic@1x", "auc": auc, "balanced_accuracy": auc, "recall_per_class": {"2": auc},
          "delta_vs_real": {"auc": {"mean": 0.03, "ci": [0.01, 0.05]}}},
     ]
-    layout.utility_json.write_text(json.dumps({"arms": arms}))
+    layout.utility_json.write_text(json.dumps({"arms": arms, "seeds": [0, 1, 2, 3, 4]}))
     layout.model_dir.mkdir()
     pd.DataFrame({"step": [1, 2, 3], "loss": [1.0, 0.5, 0.3]}).to_csv(layout.model_dir / "history.csv", index=False)
     return root

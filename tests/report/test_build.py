@@ -27,6 +27,15 @@ def test_report_has_every_section_and_plain_language_verdicts(run_dir: Path, tmp
     assert "too smooth" in html  # synthetic contrast was scaled by 0.6
     assert "2.57x the real floor" in html  # FRD 9.0 vs floor 3.5
     assert "improves AUC by +0.030" in html
+    utility_json = run_dir / "utility" / "utility.json"
+    full = utility_json.read_text()
+    try:  # the quick protocol's 2 seeds: the same interval is not evidence of a gain
+        utility_json.write_text(json.dumps({**json.loads(full), "seeds": [0, 1]}))
+        html = build(run_dir, tmp_path / "quick.html").read_text(encoding="utf-8")
+    finally:
+        utility_json.write_text(full)
+    assert "improves AUC" not in html and "with 2 classifier seeds the protocol cannot show a gain" in html
+    assert "Model: preset diffusion (a 15-minute budget allows it)." in html  # the model choice, with its reason
 
 
 def test_missing_stages_are_reported_not_fatal(tmp_path: Path) -> None:

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from genrad.core import derive_seed
 from genrad.data import load
 from genrad.data.phantom import make_phantom
 from genrad.errors import InputError
 from genrad.scenarios import Grid, default_grid, perturb
 from genrad.scenarios.augment import AUGMENTED, BASELINE, augment, perturbed_pool
-from genrad.training.seeding import derive_seed
 
 GRID = Grid(perturbations={"noise": [0.05, 0.2], "blur": [2.0, 4.0]})
 TINY = {"channels": (4, 8, 8, 8), "max_steps": 10, "eval_every": 5, "patience": 1}

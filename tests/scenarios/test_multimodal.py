@@ -13,16 +13,18 @@ from scipy.stats import spearmanr
 from genrad.data.phantom import make_phantom
 from genrad.errors import InputError, NotFittedError
 from genrad.scenarios.multimodal import (
-    ClinicalSynthesizer,
-    RetrievalGenerator,
     CovariateFeatureCorrelations,
+    RetrievalGenerator,
     correlation,
     covariate_feature_correlations,
-    generate_pairs,
     multimodal_fidelity,
+    table_fidelity,
+)
+from genrad.synthesis.clinical import (
+    ClinicalSynthesizer,
+    generate_pairs,
     records_for_plan,
     sample_clinical,
-    table_fidelity,
 )
 
 

@@ -10,9 +10,15 @@ import pytest
 from genrad.cli.main import main
 from genrad.data import load
 from genrad.data.cohort import Split
-from genrad.scenarios import Grid
 from genrad.evaluation.classification import roc_auc
-from genrad.scenarios.stress import CLEAN, CellCache, batched_auc, bootstrap_indices, evaluate_grid
+from genrad.scenarios import Grid
+from genrad.scenarios.stress import (
+    CLEAN,
+    CellCache,
+    batched_auc,
+    bootstrap_indices,
+    evaluate_grid,
+)
 
 NOISE_AND_BLUR = Grid(name="noise-blur", perturbations={"noise": [0.02, 0.05, 0.1, 0.2], "blur": [1.0, 2.0, 3.0, 4.0]})
 RECIPE = {"channels": (8, 16, 32, 64), "max_steps": 300, "eval_every": 25, "patience": 4}

@@ -232,8 +232,8 @@ def test_a_damaged_shard_is_sampled_again_with_the_same_bytes(tmp_path, capsys) 
     writes exactly the bytes of an uninterrupted run."""
     import shutil
 
-    from genrad.models import VAE
     from genrad.data.phantom import make_phantom
+    from genrad.models import VAE
 
     cohort = make_phantom(n=120, size=28, dims=2, seed=0)
     model = VAE(num_classes=cohort.num_classes, spatial_dims=2).fit(cohort, max_steps=2, progress=False)

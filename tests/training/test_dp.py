@@ -15,11 +15,11 @@ from genrad.data.phantom import make_phantom
 from genrad.errors import InputError
 from genrad.models import GAN, VAE
 from genrad.models import load as load_model
-from genrad.training.dp import ALPHAS, PRIVATE_SETTINGS, PrivateTrainer, fit_private, refuse_private_run
+from genrad.training.dp import ALPHAS, PrivateTrainer, fit_private, refuse_private_run
 
 
 def small_vae() -> VAE:
-    return VAE(num_classes=3, image_size=16, channels=(8, 16), latent_dim=8, batch_size=16, **PRIVATE_SETTINGS["vae"])
+    return VAE(num_classes=3, image_size=16, channels=(8, 16), latent_dim=8, batch_size=16, **VAE.private_settings)
 
 
 @pytest.fixture(scope="module")

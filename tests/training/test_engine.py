@@ -12,12 +12,24 @@ import pytest
 import torch
 from torch import nn
 
+from genrad.core import default_device, seeded_init
 from genrad.data import Split
 from genrad.errors import InputError
 from genrad.models import VAE
-from genrad.training import EMA, EpochBatchSampler, Trainer, load_checkpoint, save_checkpoint, seeded_init
-from genrad.training.checkpoint import OPTIMIZER, STATE, WEIGHTS, optimizer_state, restore_optimizers
-from genrad.training.device import default_device
+from genrad.models.checkpoint import (
+    OPTIMIZER,
+    STATE,
+    WEIGHTS,
+    optimizer_state,
+    restore_optimizers,
+)
+from genrad.training import (
+    EMA,
+    EpochBatchSampler,
+    Trainer,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def toy(n: int = 24) -> Split:

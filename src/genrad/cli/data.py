@@ -19,8 +19,12 @@ def inspect(
 ) -> None:
     """Splits, shapes, dtype, intensity range, class counts and clinical columns of a dataset."""
     from genrad.data import load
+    from genrad.data.intensity import IntensityMap
 
-    summary = load(path).summary()
+    cohort = load(path)
+    summary = cohort.summary()
+    if "train" in summary["splits"]:
+        summary["intensity_auto"] = IntensityMap.from_data(cohort.train.images).as_dict()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -37,9 +41,11 @@ def inspect(
     console.print(table)
     console.print(f"clinical columns: {', '.join(summary['clinical_columns']) or 'none'}")
     console.print(f"preprocessing: {summary['preprocessing']}")
-    floor = summary["splits"].get("train", {}).get("display_floor")
-    if floor is not None:
-        console.print(f"the train split is clipped at {floor:.4g}: train with --black-level {floor:.4g} (and --floor-gap 0.6)")
+    if "intensity_auto" in summary:
+        chosen = IntensityMap(**summary["intensity_auto"])
+        described = ("the identity map (no clipped display floor)" if chosen == IntensityMap() else
+                     "the clipped-ultrasound map " + ", ".join(f"{k}={v:.4g}" for k, v in chosen.as_dict().items()))
+        console.print(f"training applies {described} by default (--intensity auto); override with --intensity")
 
 
 @data_app.command("phantom")

@@ -11,7 +11,6 @@ from genrad.cli.evaluate import synthetic_file as synthetic_file_of
 from genrad.errors import InputError
 
 
-
 def fidelity_command(
     real: str = typer.Option(..., "--real", help="Real reference data (.npz, folder or 'phantom')."),
     synthetic: Path = typer.Option(..., "--synthetic", help="synthetic.npz, or a `genrad generate` output folder."),

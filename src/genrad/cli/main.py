@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import fields
 from typing import Any
 
 import typer
@@ -13,13 +14,14 @@ from genrad import __version__
 from genrad.cli.data import data_app
 from genrad.cli.evaluate import evaluate_app
 from genrad.cli.fidelity import fidelity_command
+from genrad.cli.models import sample, train
 from genrad.cli.pipeline import demo_command, report_command, run_command
 from genrad.cli.privacy import privacy
-from genrad.cli.models import sample, train
 from genrad.cli.radiomics import radiomics_app
 from genrad.cli.scenarios import scenarios_app
 from genrad.cli.synthesis import generate_command
 from genrad.cli.utility import utility
+from genrad.data.intensity import IntensityMap
 from genrad.errors import InputError
 from genrad.paths import os_error
 
@@ -110,6 +112,7 @@ def _typed_value(param: object, arguments: list[str]) -> str | None:
     return None
 
 
+INTENSITY_FIELDS = tuple(field.name for field in fields(IntensityMap))
 # Python argument names of the API whose command-line option has another name.
 _ARGUMENT_ALIASES = {"n_bootstrap": "bootstrap", "labels": "label", "filter": "filter_flagged"}
 
@@ -126,7 +129,13 @@ def in_flags(error: InputError, command: Any) -> InputError:
             flags[param.name] = long[0]
     flags.update({alias: flags[name] for alias, name in _ARGUMENT_ALIASES.items() if name in flags and alias not in flags})
     names = [name for name in flags if "_" in name or name == error.argument]
-    if not names:
+    fix = error.fix
+    if error.argument and error.argument not in flags:  # an argument set through a KEY=VALUE option
+        for option, fields in (("intensity", INTENSITY_FIELDS), ("option", None)):
+            if option in flags and (fields is None or error.argument in fields):
+                fix = f"pass a valid {flags[option]} {error.argument}=VALUE"
+                break
+    if not names and fix == error.fix:
         return error
     pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(?![\w(])")
 
@@ -134,7 +143,7 @@ def in_flags(error: InputError, command: Any) -> InputError:
         text = re.sub(r"pass (a )?valid (value|values|settings)( to \w+(\.\w+)?\(\.\.\.\))?", "pass a valid value", text)
         return pattern.sub(lambda match: flags[match.group(1)], text)
 
-    rewritten = [rewrite(part) for part in (error.expected, error.found, error.fix)]
+    rewritten = [rewrite(part) for part in (error.expected, error.found)] + [fix if fix != error.fix else rewrite(fix)]
     if rewritten == [error.expected, error.found, error.fix]:
         return error
     return InputError(*rewritten, source=error.source, argument=error.argument)

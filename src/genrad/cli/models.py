@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -10,7 +12,9 @@ import typer
 def train(
     data: str = typer.Option(..., "--data", help="A MedMNIST .npz, an image folder with labels.csv, or 'phantom'."),
     split: str = typer.Option("train", "--split", help="The split to train on."),
-    model: str = typer.Option(..., "--model", help="Model family: vae, gan or diffusion."),
+    model: str | None = typer.Option(None, "--model", help="Model family (vae, gan, diffusion) with its defaults."),
+    preset: str | None = typer.Option(None, "--preset", help="A validated configuration (genrad.models.presets); "
+                                      "without --model or --preset: the best preset for the budget."),
     out: Path = typer.Option(..., "--out", help="Run directory: checkpoints, history.csv, sample grids."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock budget of this call."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Total optimisation steps (resumed runs continue to it)."),
@@ -18,71 +22,65 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the checkpoint in --out."),
     image_size: int | None = typer.Option(None, "--image-size", help="Train and sample at this side length."),
     covariates: str = typer.Option("", "--covariates", help="Comma-separated numeric clinical columns to condition on."),
+    intensity: str | None = typer.Option(None, "--intensity", help="'auto' (chosen from the data, the default), "
+                                         "'none', or IntensityMap fields, e.g. gamma=2,black_level=0.0039,floor_gap=0.6"),
+    option: list[str] = typer.Option([], "--option", help="Any other constructor argument of the family, KEY=VALUE "
+                                     "(JSON value), repeatable: --option guidance_scale=1.25 --option guide_step=350"),
+    precision: str | None = typer.Option(None, "--precision", help="fp32, or bf16: mixed-precision training steps."),
     dp: bool = typer.Option(False, "--dp", help="Differentially private training (DP-SGD, Opacus); needs --epsilon."),
     epsilon: float | None = typer.Option(None, "--epsilon", help="DP budget: --max-steps steps spend at most this."),
     delta: float | None = typer.Option(None, "--delta", help="DP delta (default min(1e-5, 1/(10 n)))."),
     max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="DP per-image gradient clipping norm."),
-    precision: str = typer.Option("fp32", "--precision",
-                                  help="fp32, or bf16: mixed-precision steps (~1.7x the steps per CPU-minute on AVX512-BF16 CPUs)."),
-    intensity_gamma: float = typer.Option(1.0, "--intensity-gamma",
-                                          help="Model pixels**(1/G): 2 is a square-root domain, for signal-dependent noise "
-                                               "such as ultrasound speckle."),
-    black_level: float = typer.Option(0.0, "--black-level",
-                                      help="The data's display floor in [0, 1) units (e.g. 1/255 = 0.0039 for BreastMNIST): "
-                                           "clipped regions come out flat at it."),
-    floor_gap: float = typer.Option(0.0, "--floor-gap",
-                                    help="With --black-level: model-space gap (0-1, e.g. 0.3) between clipped pixels and the "
-                                         "darkest tissue, so clipping is a state the model commits to."),
-    floor_ramp: float = typer.Option(0.0, "--floor-ramp",
-                                     help="With --floor-gap: clipped pixels descend from the gap edge to -1 over this many "
-                                          "pixels of distance to unclipped tissue, so borders of clipped regions can be gradual."),
-    guidance_scale: float | None = typer.Option(None, "--guidance-scale",
-                                                help="Diffusion only: classifier-free guidance weight of the sampler (default 1.5; "
-                                                     "5 scored best on BreastMNIST)."),
-    guide_step: int | None = typer.Option(None, "--guide-step",
-                                          help="Diffusion only: autoguidance by the model's own EMA weights at this step "
-                                               "instead of classifier-free guidance (e.g. 350 with --guidance-scale 2)."),
 ) -> None:
     """Train a conditional generator (VAE, GAN or diffusion) and write its run directory."""
     from genrad.data import load
     from genrad.errors import InputError
-    from genrad.models import Generator, build
+    from genrad.models import build
+    from genrad.models.presets import choose_preset
     from genrad.paths import check_output
+    from genrad.training import train as train_model
 
     check_output(out, kind="folder")
-    if resume and not (out / "training_state.json").exists():
-        raise InputError("--resume with a checkpoint in --out", f"no training_state.json in {out}",
-                         "drop --resume to start a new run, or point --out at the interrupted run", source="--resume")
-    if model not in Generator.registry:
-        raise InputError(f"--model one of {', '.join(Generator.registry)}", repr(model), "choose a listed family", source="--model")
+    if dp != (epsilon is not None):
+        raise InputError("--dp together with --epsilon", f"--dp {dp}, --epsilon {epsilon}", "pass both, e.g. --dp --epsilon 8",
+                         source="--epsilon" if dp else "--dp")
+    options = {**keyword_options(option, "--option"), "intensity": intensity_option(intensity)}
     cohort = load(data)
-    names = tuple(c.strip() for c in covariates.split(",") if c.strip())
-    from genrad.training.dp import PRIVATE_SETTINGS
-
-    if guide_step is not None and model != "diffusion":
-        raise InputError("--guide-step with --model diffusion", f"--model {model}", "drop --guide-step", source="--guide-step")
-    generator = build(
-        model, num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims, covariates=names, image_size=image_size,
-        precision=precision, intensity_gamma=intensity_gamma, black_level=black_level, floor_gap=floor_gap,
-        floor_ramp=floor_ramp, guide_step=guide_step, guidance_scale=guidance_scale,
-        **(PRIVATE_SETTINGS.get(model, {}) if dp else {}),
-    )
-    if dp or epsilon is not None:
-        from genrad.training.dp import fit_private
-
-        if epsilon is None or not dp:
-            raise InputError("--dp together with --epsilon", f"--dp {dp}, --epsilon {epsilon}", "pass both, e.g. --dp --epsilon 8",
-                             source="--epsilon" if dp else "--dp")
-        fit_private(generator, cohort[split], epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm, max_steps=max_steps,
-                    max_minutes=max_minutes, seed=seed, out_dir=out, resume=resume)
-    else:
-        if resume:
-            from genrad.training.dp import refuse_private_run
-
-            refuse_private_run(out)
-        generator.fit(cohort[split], max_steps=max_steps, max_minutes=max_minutes, seed=seed, out_dir=out, resume=resume)
+    if model is None and preset is None:
+        preset, reason = choose_preset(budget_minutes=max_minutes, n_images=len(cohort[split]))
+        typer.echo(f"preset {preset}: {reason}", err=True)
+    generator = build(model, preset=preset, private=dp, num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims,
+                      covariates=tuple(c.strip() for c in covariates.split(",") if c.strip()), image_size=image_size,
+                      precision=precision, **options)
+    train_model(generator, cohort[split], max_steps=max_steps, max_minutes=max_minutes, seed=seed, out_dir=out, resume=resume,
+                epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm)
     spent = f", epsilon {generator.privacy_['epsilon']:.3g} (delta {generator.privacy_['delta']:.2g})" if dp else ""
     typer.echo(f"{out}  ({type(generator).__name__}, {generator.step_} steps, model {generator.model_hash()[:12]}{spent})")
+
+
+def keyword_options(pairs: list[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs with JSON values (plain text when not JSON) as a dict."""
+    from genrad.errors import InputError
+
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{flag} KEY=VALUE", repr(pair), f"write e.g. {flag} guidance_scale=1.25", source=flag)
+        try:
+            found[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            found[key.strip()] = text
+    return found
+
+
+def intensity_option(text: str | None) -> Any:
+    """``--intensity``: None (the default, 'auto'), 'auto', 'none' (the identity map) or IntensityMap fields."""
+    if text is None or text == "auto":
+        return None if text is None else "auto"
+    if text == "none":
+        return {}
+    return keyword_options(text.split(","), "--intensity")
 
 
 def sample(
@@ -96,8 +94,8 @@ def sample(
 ) -> None:
     """Draw synthetic images from a trained run into a MedMNIST-style .npz."""
     from genrad.models import load
-    from genrad.models.export import synthetic_cohort
     from genrad.paths import check_output
+    from genrad.synthesis.export import synthetic_cohort
 
     check_output(out, kind="file", suffix=".npz")
     model = load(run_dir).with_sampling(guidance_scale=guidance_scale)

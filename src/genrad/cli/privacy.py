@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,6 @@ from rich.table import Table
 
 from genrad.cli.evaluate import synthetic_file
 from genrad.errors import InputError
-
-SYNTHESIS_RECORD = "synthesis.json"
 
 
 def privacy(
@@ -37,6 +34,7 @@ def privacy(
     from genrad.evaluation.outputs import evaluate_privacy
     from genrad.paths import check_output
     from genrad.provenance import hash_file
+    from genrad.synthesis.dataset import generator_record
 
     check_output(out, kind="folder")
     if train == holdout and train_split == holdout_split:
@@ -64,19 +62,10 @@ def privacy(
             "holdout": {"path": holdout, "split": holdout_split},
             "synthetic": {"path": str(synthetic_path), "split": synthetic_split, "sha256": hash_file(synthetic_path)},
         },
-        generator=_generator_record(synthetic_path),
+        generator=generator_record(synthetic_path.parent),
     )
     _print_summary(result)
     typer.echo(str(out / "privacy.json"))
-
-
-def _generator_record(path: Path) -> dict[str, Any] | None:
-    """The generating run's record beside the synthetic file (incl. its DP guarantee), when present."""
-    record = path.parent / SYNTHESIS_RECORD
-    if not record.exists():
-        return None
-    payload = json.loads(record.read_text(encoding="utf-8"))
-    return {key: payload.get(key) for key in ("model_config", "privacy", "data_hash") if key in payload}
 
 
 def _print_summary(result: dict[str, Any]) -> None:

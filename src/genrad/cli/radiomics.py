@@ -24,11 +24,10 @@ def extract(
 
     from genrad.data import load
     from genrad.errors import InputError
+    from genrad.paths import check_output
     from genrad.provenance import atomic_path
     from genrad.radiomics import DEFAULT_ENGINE
     from genrad.radiomics import extract as extract_features
-
-    from genrad.paths import check_output
 
     check_output(out, kind="file", suffix=".parquet")
     if cache_dir is not None:

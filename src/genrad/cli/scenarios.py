@@ -108,8 +108,8 @@ def multimodal_command(
 ) -> None:
     """Fidelity of image + clinical pairs: table (SDMetrics), images (radiomics) and covariate-feature links."""
     from genrad.data import load
-    from genrad.provenance import versions, write_json
     from genrad.paths import check_output
+    from genrad.provenance import versions, write_json
     from genrad.scenarios.multimodal import multimodal_fidelity
 
     check_output(out, kind="folder")

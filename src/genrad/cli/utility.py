@@ -31,7 +31,11 @@ def utility(
 ) -> None:
     """Train one classifier recipe on real, re-weighted, augmented and real+synthetic arms; test on real."""
     from genrad.data import load
-    from genrad.evaluation.utility import QUICK, evaluate_utility, keep_mask_from_manifest
+    from genrad.evaluation.utility import (
+        QUICK,
+        evaluate_utility,
+        keep_mask_from_manifest,
+    )
     from genrad.paths import check_output
 
     check_output(out, kind="folder")

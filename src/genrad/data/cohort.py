@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from genrad.data.intensity import display_floor
+from genrad.data.npz_format import save_npz
 from genrad.errors import InputError
 from genrad.provenance import hash_arrays
 
@@ -210,9 +211,7 @@ class Cohort:
         }
 
     def save(self, path: str) -> str:
-        """Write a MedMNIST-compatible `.npz` (see `genrad.data.npz.save_npz`)."""
-        from genrad.data.npz import save_npz
-
+        """Write a MedMNIST-compatible `.npz` (see `genrad.data.npz_format.save_npz`)."""
         return str(save_npz(self, path))
 
 

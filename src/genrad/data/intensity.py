@@ -1,6 +1,16 @@
-"""Explicit intensity normalisation to the cohort convention, float32 in [0, 1].
+"""Intensities: the loaders' normalisation to the cohort convention (float32 in [0, 1]), the display floor a
+data set is clipped at, and the `IntensityMap` from [0, 1] into a generator's model space.
 
-Methods (the choice and its parameters are recorded in ``Cohort.preprocessing``):
+`IntensityMap` maps image intensities in ``[0, 1]`` to the networks' "model space" in ``[-1, 1]``:
+``y = -1 + g + (2 - g) u**(1 / gamma)``, ``u = (x - b) / (1 - b)``, with ``b`` the display floor (`black_level`)
+and ``g`` the `floor_gap`; pixels at or below the floor map to -1 (or, with `floor_ramp`, descend from ``-1 + g``
+towards -1 with their distance to unclipped tissue). ``gamma = 2`` (a square-root domain) suits signal-dependent
+noise such as ultrasound speckle (multiplicative; Burckhardt 1978): the inverse map's slope ``2 y`` shrinks the
+generator's errors where the image is dark. Decoding is monotone and continuous and sends every value at or below
+``-1 + g`` to the floor, so clipped regions come out exactly flat, as in the data. It imports torch only inside
+the methods that need it, so that a run configuration can be validated without loading torch.
+
+Normalisation methods (the choice and its parameters are recorded in ``Cohort.preprocessing``):
 
 - ``"auto"``: ``"uint8"`` for uint8 data, ``"none"`` for float data already in [0, 1] (what genrad
   saves), ``"minmax"`` otherwise;
@@ -12,11 +22,16 @@ Methods (the choice and its parameters are recorded in ``Cohort.preprocessing``)
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from genrad.errors import InputError
+from genrad.errors import InputError, check, is_number
+
+if TYPE_CHECKING:
+    import torch
 
 METHODS = ("auto", "uint8", "minmax", "percentile", "none")
 
@@ -101,3 +116,104 @@ def _lowest_levels(values: np.ndarray, how_many: int) -> tuple[list[float], list
         counts.append(int(at_lowest.sum()))
         values = values[~at_lowest]
     return levels, counts
+
+
+FLOOR_TOLERANCE = 1e-6
+"""Pixels within this of the black level are clipped ones (float32 8-bit values, e.g. 1 / 255, differ by ~1e-10)."""
+CLIPPED_SHARE = 0.005
+"""`IntensityMap.from_data`: the least share of pixels at the display floor that makes a data set "clipped"."""
+
+
+@dataclass(frozen=True)
+class IntensityMap:
+    """Image intensities ``[0, 1]`` <-> model space ``[-1, 1]`` (see the module docstring).
+
+    Attributes:
+        gamma: the networks model ``x**(1 / gamma)``; 1 is linear, 2 a square-root domain.
+        black_level: the data's display floor (0: none): pixels at or below it are clipped regions.
+        floor_gap: model-space gap between clipped pixels (-1) and the darkest tissue, so that "clipped" is a state
+            the networks commit to rather than a grey level next to the darkest tissue (needs a black level).
+        floor_ramp: clipped pixels descend from the gap edge to -1 over this many pixels of distance to unclipped
+            tissue (a censored signal going on below the floor), so clipped borders can be gradual (needs a gap).
+    """
+
+    gamma: float = 1.0
+    black_level: float = 0.0
+    floor_gap: float = 0.0
+    floor_ramp: float = 0.0
+
+    def __post_init__(self) -> None:
+        g, b = self.floor_gap, self.black_level
+        check("IntensityMap", [
+            (is_number(self.gamma) and 0.25 <= self.gamma <= 4, "gamma in [0.25, 4]", self.gamma),
+            (is_number(b) and 0.0 <= b < 0.5, "black_level in [0, 0.5)", b),
+            (is_number(g) and (g == 0.0 or (is_number(b) and b > 0 and 0.0 < g < 1.0)),
+             "floor_gap 0, or in (0, 1) with a black_level > 0", g),
+            (is_number(self.floor_ramp) and (self.floor_ramp == 0.0 or (self.floor_ramp > 0 and is_number(g) and g > 0)),
+             "floor_ramp 0, or > 0 (pixels) with a floor_gap > 0", self.floor_ramp),
+        ])
+
+    @classmethod
+    def ultrasound(cls, black_level: float) -> IntensityMap:
+        """The map for clipped B-mode ultrasound: square-root domain, the floor at -1, a gap and a ramp below it."""
+        return cls(gamma=2.0, black_level=black_level, floor_gap=0.6, floor_ramp=3.0)
+
+    @classmethod
+    def from_data(cls, images: np.ndarray) -> IntensityMap:
+        """The map for `images` (``intensity="auto"``): `ultrasound` when at least `CLIPPED_SHARE` of the pixels sit
+        at a clipped display floor (`genrad.data.intensity.display_floor`) above 0, else the identity map."""
+        floor = display_floor(images, min_fraction=CLIPPED_SHARE)
+        if floor is None or not 0.0 < floor < 0.5:
+            return cls()
+        level = round(floor * 255)
+        return cls.ultrasound(level / 255 if abs(floor * 255 - level) < 1e-4 else floor)  # an 8-bit level exactly
+
+    @classmethod
+    def parse(cls, value: IntensityMap | Mapping[str, Any] | str) -> IntensityMap | str:
+        """An `IntensityMap` from itself, its `as_dict` or ``"auto"`` (kept as the string until fitted)."""
+        if isinstance(value, IntensityMap) or value == "auto":
+            return value
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {f.name for f in fields(cls)})
+            if unknown:
+                raise InputError("intensity keys gamma, black_level, floor_gap, floor_ramp", f"{unknown}",
+                                 "remove them from the configuration", argument="intensity")
+            return cls(**value)
+        raise InputError('intensity an IntensityMap, its dict or "auto"', repr(value), 'pass intensity="auto"',
+                         argument="intensity")
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def clipped(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels at or below the black level (within `FLOOR_TOLERANCE`)."""
+        return images <= self.black_level + FLOOR_TOLERANCE
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, C, *spatial)`` in ``[0, 1]`` -> model space, clipped pixels at -1 or on their ramp."""
+        import torch
+
+        b, g = self.black_level, self.floor_gap
+        scaled = -1.0 + g + (2.0 - g) * ((images.clamp(b, 1.0) - b) / (1.0 - b)) ** (1.0 / self.gamma)
+        if not g:
+            return scaled
+        return torch.where(self.clipped(images), self._floor_values(images), scaled)
+
+    def decode(self, values: torch.Tensor) -> torch.Tensor:
+        """The inverse of `encode`: monotone, continuous, values at or below ``-1 + floor_gap`` -> the black level."""
+        b, g = self.black_level, self.floor_gap
+        u = ((values + 1.0 - g) / (2.0 - g)).clamp(0.0, 1.0)
+        return b + (1.0 - b) * u**self.gamma
+
+    def _floor_values(self, images: torch.Tensor) -> torch.Tensor:
+        """Model-space values of clipped pixels: -1, or ``max(-1, -1 + g - g d / floor_ramp)`` with ``d`` the
+        distance (pixels, Euclidean distance transform) to the nearest unclipped pixel of the same image."""
+        import torch
+        from scipy.ndimage import distance_transform_edt
+
+        if not self.floor_ramp:
+            return torch.full_like(images, -1.0)
+        masks = self.clipped(images).reshape(-1, *images.shape[2:]).numpy()
+        depth = torch.from_numpy(np.stack([distance_transform_edt(mask) for mask in masks]).astype(np.float32))
+        g = self.floor_gap
+        return (-1.0 + g - g * depth.reshape(images.shape) / self.floor_ramp).clamp(min=-1.0)

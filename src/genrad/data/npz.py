@@ -20,11 +20,11 @@ import pandas as pd
 
 from genrad.data.cohort import SPLIT_NAMES, Cohort, Split
 from genrad.data.intensity import normalise_intensity
+from genrad.data.npz_format import (
+    CLINICAL_INFIX,
+    TRUTH_INFIX,
+)
 from genrad.errors import InputError
-from genrad.provenance import atomic_path
-
-_CLINICAL = "_clinical__"
-_TRUTH = "_truth__"
 
 
 def load_npz(path: str | Path, *, intensity: str = "auto") -> Cohort:
@@ -74,36 +74,6 @@ def load_npz(path: str | Path, *, intensity: str = "auto") -> Cohort:
         preprocessing=preprocessing,
         synthetic="synthetic" in arrays,
     )
-
-
-def save_npz(cohort: Cohort, path: str | Path) -> Path:
-    """Write `cohort` as a MedMNIST-compatible `.npz`, atomically.
-
-    Images that are exact multiples of 1/255 are stored as uint8 (as MedMNIST does), others as
-    float32, so that `load_npz(save_npz(c))` gives identical arrays and the same content hash.
-    """
-    path = Path(path)
-    if path.suffix != ".npz" or path.is_dir():
-        found = "a folder" if path.is_dir() else f"suffix {path.suffix!r}"
-        raise InputError("an output file name ending in .npz", found, "name the output FILE.npz", source=str(path))
-    arrays: dict[str, np.ndarray] = {}
-    for name, split in cohort.splits.items():
-        arrays[f"{name}_images"] = medmnist_layout(_compact(split.images))
-        arrays[f"{name}_labels"] = split.labels.reshape(-1, 1)
-        for prefix, table in ((_CLINICAL, split.clinical), (_TRUTH, split.truth)):
-            if table is not None:
-                for column in table.columns:
-                    values = table[column].to_numpy()
-                    arrays[f"{name}{prefix}{column}"] = values.astype(str) if values.dtype == object else values
-    arrays["class_names"] = np.asarray(cohort.class_names, dtype=str)
-    arrays["spatial_dims"] = np.asarray(cohort.spatial_dims)
-    arrays["spacing"] = np.asarray(cohort.spacing, dtype=np.float64)
-    if cohort.synthetic:
-        arrays["synthetic"] = np.asarray(True)
-    arrays["genrad_preprocessing"] = np.asarray(json.dumps(dict(cohort.preprocessing), sort_keys=True))
-    with atomic_path(path) as temp, open(temp, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-    return path
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -196,20 +166,6 @@ def _channel_first(images: np.ndarray, spatial_dims: int | None, *, name: str, s
     )
 
 
-def medmnist_layout(images: np.ndarray) -> np.ndarray:
-    """Channel-first images as MedMNIST stores them: ``(N, *spatial)`` for one channel, channels last otherwise."""
-    if images.shape[1] == 1:
-        return images[:, 0]
-    return np.moveaxis(images, 1, -1)
-
-
-def _compact(images: np.ndarray) -> np.ndarray:
-    quantised = np.rint(images * 255.0)
-    if quantised.min() >= 0 and quantised.max() <= 255 and np.array_equal(quantised.astype(np.float32) / 255.0, images):
-        return quantised.astype(np.uint8)
-    return images
-
-
 def _labels(labels: np.ndarray, n_images: int, *, name: str, source: str) -> np.ndarray:
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
@@ -232,10 +188,10 @@ def _labels(labels: np.ndarray, n_images: int, *, name: str, source: str) -> np.
 
 def _make_split(name: str, images: np.ndarray, labels: np.ndarray, arrays: dict[str, Any], *, source: str) -> Split:
     tables = {}
-    for prefix in (_CLINICAL, _TRUTH):
+    for prefix in (CLINICAL_INFIX, TRUTH_INFIX):
         columns = {key[len(name) + len(prefix) :]: arrays[key] for key in arrays if key.startswith(name + prefix)}
         tables[prefix] = pd.DataFrame(columns) if columns else None
     try:
-        return Split(images, labels, clinical=tables[_CLINICAL], truth=tables[_TRUTH], name=name)
+        return Split(images, labels, clinical=tables[CLINICAL_INFIX], truth=tables[TRUTH_INFIX], name=name)
     except InputError as error:
         raise error.at(source) from None

@@ -27,8 +27,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from genrad.core import store_arguments
 from genrad.evaluation.prdc import chunked_distances, knn_radii
-from genrad.evaluation.stats import Reservoir, Standardizer, as_matrix, drop_nan_rows, normalise_pair
+from genrad.evaluation.stats import (
+    Reservoir,
+    Standardizer,
+    as_matrix,
+    drop_nan_rows,
+    normalise_pair,
+)
 
 
 def levels(distances: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -115,11 +122,7 @@ class AlphaPrecisionBetaRecall:
     def __init__(
         self, reference: np.ndarray, *, n_steps: int = 30, k: int = 1, max_samples: int = 10_000, seed: int = 0
     ) -> None:
-        self.reference = reference
-        self.n_steps = n_steps
-        self.k = k
-        self.max_samples = max_samples
-        self.seed = seed
+        store_arguments(self, locals())
         real = drop_nan_rows(as_matrix(reference, name="reference"))
         self.scaler_ = Standardizer().fit(real)
         self.grid_ = np.linspace(0.0, 1.0, n_steps)

@@ -15,7 +15,11 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from genrad.evaluation.stats import Reservoir, as_matrix, drop_nan_rows, normalise_pair, subsample
+from genrad.evaluation.stats import (
+    ReservoirMetric,
+    normalise_pair,
+    subsample,
+)
 
 
 def with_squares(features: np.ndarray) -> np.ndarray:
@@ -79,7 +83,7 @@ def bootstrap_auc(target: np.ndarray, scores: np.ndarray, n_bootstrap: int, rng:
     return replicates
 
 
-class C2ST:
+class C2ST(ReservoirMetric):
     """Streaming C2ST: synthetic rows go through a reservoir of ``max_samples`` rows; `compute` runs the
     test against the reference (balanced, so at most ``len(reference)`` synthetic rows are used)."""
 
@@ -92,19 +96,9 @@ class C2ST:
         seed: int = 0,
         classifier: ClassifierMixin | None = None,
     ) -> None:
-        self.reference = drop_nan_rows(as_matrix(reference, name="reference"))
         self.n_folds = n_folds
-        self.max_samples = max_samples
-        self.seed = seed
         self.classifier = classifier
-        self.reset()
-
-    def reset(self) -> None:
-        self.reservoir = Reservoir(self.max_samples, seed=self.seed)
-
-    def update(self, features: np.ndarray) -> C2ST:
-        self.reservoir.update(drop_nan_rows(as_matrix(features, name="synthetic")))
-        return self
+        super().__init__(reference, max_samples=max_samples, seed=seed)
 
     def compute(self) -> float:
         return c2st_auc(

@@ -32,13 +32,11 @@ import torch
 from monai.networks.nets import ResNet
 from safetensors.torch import load_file
 
+from genrad.core import default_device, derive_seed, tensors_to_bytes
 from genrad.data.cohort import Split
-from genrad.evaluation.classification import roc_auc
 from genrad.errors import InputError, NotFittedError
+from genrad.evaluation.classification import roc_auc
 from genrad.provenance import atomic_path, versions
-from genrad.training.checkpoint import tensors_to_bytes
-from genrad.training.device import default_device
-from genrad.training.seeding import derive_seed, seeded_init
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -280,7 +278,13 @@ class Classifier:
 
     def _augmentation(self, seed: int) -> Any:
         """Classical augmentation (MONAI array transforms on one channel-first image)."""
-        from monai.transforms import Compose, RandAdjustContrast, RandAffine, RandFlip, RandGaussianNoise
+        from monai.transforms import (
+            Compose,
+            RandAdjustContrast,
+            RandAffine,
+            RandFlip,
+            RandGaussianNoise,
+        )
 
         angle = math.pi / 12
         transform = Compose(

@@ -16,7 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kstwo
 
-from genrad.evaluation.stats import Reservoir, as_matrix, drop_nan_rows, normalise_pair
+from genrad.evaluation.stats import (
+    ReservoirMetric,
+    normalise_pair,
+)
 
 _PROPERTIES = {
     "firstorder": "intensity",
@@ -96,24 +99,14 @@ def feature_distances(
     return table.sort_values(["wasserstein", "ks"], ascending=False, kind="stable").reset_index(drop=True)
 
 
-class FeatureDistances:
+class FeatureDistances(ReservoirMetric):
     """Streaming per-feature distances: synthetic rows go through a reservoir of ``max_samples`` rows."""
 
     def __init__(
         self, reference: np.ndarray, names: Sequence[str] | None = None, *, max_samples: int = 10_000, seed: int = 0
     ) -> None:
-        self.reference = drop_nan_rows(as_matrix(reference, name="reference"))
         self.names = names
-        self.max_samples = max_samples
-        self.seed = seed
-        self.reset()
-
-    def reset(self) -> None:
-        self.reservoir = Reservoir(self.max_samples, seed=self.seed)
-
-    def update(self, features: np.ndarray) -> FeatureDistances:
-        self.reservoir.update(drop_nan_rows(as_matrix(features, name="synthetic")))
-        return self
+        super().__init__(reference, max_samples=max_samples, seed=seed)
 
     def compute(self) -> pd.DataFrame:
         return feature_distances(self.reference, self.reservoir.rows, self.names)

@@ -215,7 +215,13 @@ def _pair_metrics(
     from genrad.evaluation.distances import feature_distances, wasserstein_columns
     from genrad.evaluation.frd import frd
     from genrad.evaluation.kid import kid, kid_bootstrap
-    from genrad.evaluation.stats import bootstrap_means, bootstrap_pairs, clean_pair, normalise_pair, subsample
+    from genrad.evaluation.stats import (
+        bootstrap_means,
+        bootstrap_pairs,
+        clean_pair,
+        normalise_pair,
+        subsample,
+    )
 
     real, synthetic = clean_pair(real, synthetic)
     capped = subsample(synthetic, max_samples, rng)

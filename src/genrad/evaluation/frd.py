@@ -19,7 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from genrad.errors import InputError
-from genrad.evaluation.stats import Moments, Standardizer, as_matrix, clean_pair, drop_nan_rows
+from genrad.evaluation.stats import (
+    Moments,
+    Standardizer,
+    as_matrix,
+    clean_pair,
+    drop_nan_rows,
+)
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrad.evaluation.stats import Reservoir, as_matrix, drop_nan_rows, normalise_pair, subsample
+from genrad.evaluation.stats import (
+    ReservoirMetric,
+    normalise_pair,
+    subsample,
+)
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -71,32 +75,16 @@ def kid_bootstrap(
     return within(polynomial_kernel(x, x), counts_x) + within(polynomial_kernel(y, y), counts_y) - 2.0 * cross
 
 
-class KID:
+class KID(ReservoirMetric):
     """Streaming KID: synthetic rows go through a uniform reservoir of ``max_samples`` rows (bounded
     memory); `compute` evaluates `kid` on the reservoir against the full reference."""
 
     def __init__(
-        self,
-        reference: np.ndarray,
-        *,
-        subset_size: int = 1000,
-        n_subsets: int = 50,
-        max_samples: int = 10_000,
-        seed: int = 0,
+        self, reference: np.ndarray, *, subset_size: int = 1000, n_subsets: int = 50, max_samples: int = 10_000, seed: int = 0
     ) -> None:
-        self.reference = drop_nan_rows(as_matrix(reference, name="reference"))
         self.subset_size = subset_size
         self.n_subsets = n_subsets
-        self.max_samples = max_samples
-        self.seed = seed
-        self.reset()
-
-    def reset(self) -> None:
-        self.reservoir = Reservoir(self.max_samples, seed=self.seed)
-
-    def update(self, features: np.ndarray) -> KID:
-        self.reservoir.update(drop_nan_rows(as_matrix(features, name="synthetic")))
-        return self
+        super().__init__(reference, max_samples=max_samples, seed=seed)
 
     def compute(self) -> float:
         return kid(self.reference, self.reservoir.rows, subset_size=self.subset_size, n_subsets=self.n_subsets, seed=self.seed)

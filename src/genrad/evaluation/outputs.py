@@ -48,11 +48,11 @@ def evaluate_fidelity(
     flag; without it `real` is split in halves. See `genrad.evaluation.fidelity.fidelity` and
     `genrad.evaluation.qa.SampleQA`.
     """
-    from genrad.evaluation.fidelity import check_settings, feature_table, fidelity
+    from genrad.evaluation.fidelity import check_settings
     from genrad.evaluation.qa import SampleQA
 
     check_settings(n_bootstrap=n_bootstrap)
-    qa = SampleQA(false_flag_rate=false_flag_rate, feature_set=feature_set, engine=engine or "fast", seed=seed)
+    qa = SampleQA(false_flag_rate=false_flag_rate, feature_set=feature_set, engine=engine or "fast", seed=seed).check_settings()
     _check_same_shape(real, synthetic, floor_real)
     with fresh_output(out):
         return _evaluate_fidelity(real, synthetic, qa, out=Path(out), floor_real=floor_real, class_names=class_names,
@@ -134,7 +134,13 @@ def evaluate_privacy(
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Memorisation audit of `synthetic` (see `genrad.evaluation.privacy.PrivacyAudit`), streamed in chunks."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from genrad.evaluation.privacy import PrivacyAudit
 

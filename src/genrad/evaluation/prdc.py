@@ -17,7 +17,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from genrad.evaluation.stats import Reservoir, Standardizer, as_matrix, drop_nan_rows, normalise_pair
+from genrad.core import store_arguments
+from genrad.evaluation.stats import (
+    Reservoir,
+    Standardizer,
+    as_matrix,
+    drop_nan_rows,
+    normalise_pair,
+)
 
 CHUNK = 1024
 
@@ -93,10 +100,7 @@ class PRDC:
     """
 
     def __init__(self, reference: np.ndarray, *, k: int = 5, max_samples: int = 10_000, seed: int = 0) -> None:
-        self.reference = reference
-        self.k = k
-        self.max_samples = max_samples
-        self.seed = seed
+        store_arguments(self, locals())
         real = drop_nan_rows(as_matrix(reference, name="reference"))
         self.scaler_ = Standardizer().fit(real)
         self.real_ = self.scaler_.transform(real)

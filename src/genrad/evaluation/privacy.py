@@ -58,8 +58,10 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 
+from genrad.core import store_arguments
 from genrad.errors import InputError, NotFittedError
 from genrad.evaluation.embedding import ContrastiveEmbedding
+from genrad.evaluation.stats import percentile_interval
 from genrad.provenance import atomic_path, hash_arrays, versions
 
 FEATURE_SPACES = ("embedding", "radiomics")
@@ -185,21 +187,13 @@ def membership_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> f
     return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def bootstrap_ci(
-    statistic: Callable[..., float],
-    *samples: np.ndarray,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> list[float]:
-    """Percentile bootstrap interval of ``statistic(*samples)``, each sample resampled independently."""
+def bootstrap_replicates(statistic: Callable[..., float], *samples: np.ndarray, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """``statistic(*samples)`` on `n_resamples` bootstrap resamples, each sample resampled independently."""
     rng = np.random.default_rng(seed)
-    values = [
+    return np.array([
         statistic(*(sample[rng.integers(0, len(sample), len(sample))] for sample in samples))
         for _ in range(n_resamples)
-    ]
-    tail = (1.0 - confidence) / 2
-    return [float(np.nanquantile(values, tail)), float(np.nanquantile(values, 1.0 - tail))]
+    ], dtype=np.float64)
 
 
 # --- spaces ---------------------------------------------------------------------------------------
@@ -251,10 +245,7 @@ class PixelSpace:
     name = "pixel"
 
     def __init__(self, max_shift: int = 2, flip: bool = True, max_side: int = 64, smooth: float = 1.0) -> None:
-        self.max_shift = max_shift
-        self.flip = flip
-        self.max_side = max_side
-        self.smooth = smooth
+        store_arguments(self, locals())
 
     def fit(self, train: torch.Tensor) -> PixelSpace:
         spatial = working_resolution(train[:1], self.max_side).shape[2:]
@@ -414,20 +405,8 @@ class PrivacyAudit:
         confidence: float = 0.95,
         seed: int = 0,
     ) -> None:
+        store_arguments(self, locals())
         self.features = tuple(features)
-        self.quantile = quantile
-        self.specificity_quantile = specificity_quantile
-        self.duplicate_ncc = duplicate_ncc
-        self.max_shift = max_shift
-        self.flip = flip
-        self.max_side = max_side
-        self.smooth = smooth
-        self.embedding = embedding
-        self.radiomics_feature_set = radiomics_feature_set
-        self.top_k = top_k
-        self.n_bootstrap = n_bootstrap
-        self.confidence = confidence
-        self.seed = seed
 
     @property
     def config(self) -> dict[str, Any]:
@@ -662,7 +641,8 @@ class PrivacyAudit:
         return summary
 
     def _ci(self, statistic: Callable[..., float], *samples: np.ndarray) -> list[float]:
-        return bootstrap_ci(statistic, *samples, n_resamples=self.n_bootstrap, confidence=self.confidence, seed=self.seed)
+        replicates = bootstrap_replicates(statistic, *samples, n_resamples=self.n_bootstrap, seed=self.seed)
+        return percentile_interval(replicates, self.confidence)
 
     def _make_spaces(self) -> list[Space]:
         spaces: list[Space] = [PixelSpace(self.max_shift, self.flip, self.max_side, self.smooth)]

@@ -59,6 +59,7 @@ from scipy.ndimage import gaussian_filter, uniform_filter, uniform_filter1d
 from scipy.stats import beta
 from threadpoolctl import threadpool_limits
 
+from genrad.core import store_arguments
 from genrad.errors import InputError, NotFittedError
 from genrad.evaluation.prdc import chunked_distances
 from genrad.evaluation.stats import Standardizer, subsample
@@ -218,14 +219,18 @@ class SampleQA:
         max_reference: int = 5000,
         seed: int = 0,
     ) -> None:
-        self.false_flag_rate = false_flag_rate
-        self.guarantee = guarantee
-        self.k = k
-        self.feature_set = feature_set
-        self.engine = engine
-        self.workers = workers
-        self.max_reference = max_reference
-        self.seed = seed
+        store_arguments(self, locals())
+
+    def check_settings(self) -> SampleQA:
+        """Refuse invalid settings before any work (`fit` calls it too)."""
+        if not 0.0 < self.false_flag_rate < 1.0 or not 0.0 < self.guarantee < 1.0 or self.k < 1:
+            raise InputError(
+                "0 < false_flag_rate < 1, 0 < guarantee < 1 and k >= 1",
+                f"false_flag_rate={self.false_flag_rate}, guarantee={self.guarantee}, k={self.k}",
+                "pass valid settings",
+                source="SampleQA",
+            )
+        return self
 
     def fit(
         self,
@@ -238,13 +243,7 @@ class SampleQA:
         """Learn the real reference (images, radiomic manifold, component distributions) and the flag
         threshold. Images are `Split`s or float arrays ``(N, C, ...)`` in [0, 1]; precomputed radiomic
         features (one row per image, same order) skip the extraction."""
-        if not 0.0 < self.false_flag_rate < 1.0 or not 0.0 < self.guarantee < 1.0 or self.k < 1:
-            raise InputError(
-                "0 < false_flag_rate < 1, 0 < guarantee < 1 and k >= 1",
-                f"false_flag_rate={self.false_flag_rate}, guarantee={self.guarantee}, k={self.k}",
-                "pass valid settings",
-                source="SampleQA",
-            )
+        self.check_settings()
         images = _images(real_reference, "real_reference")
         features = self._features(images, reference_features, "reference_features", width=None)
         keep = subsample(np.arange(len(images)), self.max_reference, np.random.default_rng(self.seed))
@@ -308,6 +307,13 @@ class SampleQA:
     def flag(self, images: Any, *, features: np.ndarray | pd.DataFrame | None = None) -> np.ndarray:
         """Boolean mask: True for images the QA flags."""
         return self.score(images, features=features)["qa_flag"].to_numpy()
+
+    def fires(self, table: pd.DataFrame, component: str) -> np.ndarray:
+        """Whether `component` alone is over the flag threshold in each row of a `score` table."""
+        if not hasattr(self, "threshold_"):
+            raise NotFittedError(self)
+        pvalues = self._pvalue(component, table[f"qa_{component}"].to_numpy(), False)
+        return -np.log10(np.clip(pvalues, 1e-300, 1.0)) > self.threshold_
 
     def as_filter(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """A ``filter(images, labels) -> keep`` callable for `genrad.synthesis.generate` that keeps the

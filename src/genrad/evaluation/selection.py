@@ -25,7 +25,12 @@ import numpy as np
 
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
-from genrad.evaluation.utility import Arm, real_fraction_indices, run_protocol, t_interval
+from genrad.evaluation.utility import (
+    Arm,
+    real_fraction_indices,
+    run_protocol,
+    t_interval,
+)
 
 FOLDS = ("A", "B")
 

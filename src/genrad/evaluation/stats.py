@@ -180,6 +180,24 @@ class Reservoir:
         return self._rows
 
 
+class ReservoirMetric:
+    """Base of the streaming metrics that compare a fixed reference with synthetic rows kept in a uniform
+    `Reservoir` of ``max_samples`` rows (bounded memory): `update` with batches, `compute` (subclass), `reset`."""
+
+    def __init__(self, reference: np.ndarray, *, max_samples: int = 10_000, seed: int = 0) -> None:
+        self.reference = drop_nan_rows(as_matrix(reference, name="reference"))
+        self.max_samples = max_samples
+        self.seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        self.reservoir = Reservoir(self.max_samples, seed=self.seed)
+
+    def update(self, features: np.ndarray) -> ReservoirMetric:
+        self.reservoir.update(drop_nan_rows(as_matrix(features, name="synthetic")))
+        return self
+
+
 def subsample(features: np.ndarray, size: int | None, rng: np.random.Generator) -> np.ndarray:
     """At most ``size`` rows drawn without replacement (all rows, in order, when there are fewer)."""
     if size is None or features.shape[0] <= size:
@@ -199,9 +217,19 @@ def bootstrap_ci(estimate: float, replicates: np.ndarray, level: float = 0.95, *
     values = values[np.isfinite(values)]
     if values.size == 0 or not np.isfinite(estimate):
         return [None, None]
-    tail = (1.0 - level) / 2.0
     shift = values.mean() - estimate if recentre else 0.0
-    low, high = np.quantile(values - shift, [tail, 1.0 - tail])
+    return percentile_interval(values - shift, level)
+
+
+def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> list[float | None]:
+    """The central `level` share of the finite replicates (Efron & Tibshirani 1993, sec. 13.3);
+    ``[None, None]`` without any."""
+    values = np.asarray(replicates, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return [None, None]
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
     return [float(low), float(high)]
 
 

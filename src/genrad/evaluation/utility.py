@@ -34,14 +34,18 @@ import numpy as np
 from rich.progress import Progress, TimeElapsedColumn
 from scipy import stats
 
+from genrad.core import derive_seed
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
 from genrad.evaluation.classification import classification_metrics, resampled_metrics
 from genrad.evaluation.classifier import Classifier
-from genrad.evaluation.stats import bootstrap_ci, bootstrap_p_value, stratified_bootstrap_index
+from genrad.evaluation.stats import (
+    bootstrap_ci,
+    bootstrap_p_value,
+    stratified_bootstrap_index,
+)
 from genrad.progress import progress_bar
 from genrad.provenance import hash_arrays, versions, write_json
-from genrad.training.seeding import derive_seed
 
 MULTIPLES = (0.5, 1.0, 2.0, 5.0, 10.0)
 REAL_FRACTIONS = (0.1, 0.25, 0.5)
@@ -52,7 +56,7 @@ N_BOOTSTRAP = 2000
 QUICK = {
     "seeds": 2,
     "multiples": (1.0,),
-    "recipe": {"channels": (8, 16, 32, 64), "stem_stride": 2, "batch_size": 32, "max_steps": 40, "eval_every": 10, "patience": 2},
+    "recipe": {"channels": (8, 16, 32, 64), "stem_stride": 2, "batch_size": 32, "max_steps": 150, "eval_every": 15, "patience": 3},
 }
 FLAG_COLUMNS = ("qa_flag", "qa_flagged", "flagged", "flag")
 KEEP_COLUMNS = ("qa_keep", "qa_kept", "keep")  # not "kept": synthetic.npz holds only kept images
@@ -255,19 +259,9 @@ def arm_parts(
     return real_part, synthetic_part
 
 
-def arm_training_set(
-    arm: Arm,
-    real: Split,
-    synthetic: Split | None,
-    *,
-    seed: int,
-    num_classes: int,
-    keep: np.ndarray | None = None,
-    agree: np.ndarray | None = None,
-) -> Split:
-    """`arm_parts` joined into one training split (real images first)."""
-    parts = [part for part in arm_parts(arm, real, synthetic, seed=seed, num_classes=num_classes, keep=keep, agree=agree)
-             if part is not None]
+def arm_training_set(arm: Arm, real: Split, synthetic: Split | None, **options: Any) -> Split:
+    """`arm_parts` (same options) joined into one training split (real images first)."""
+    parts = [part for part in arm_parts(arm, real, synthetic, **options) if part is not None]
     images = np.concatenate([part.images for part in parts])
     labels = np.concatenate([part.labels for part in parts])
     return Split(images, labels, name="train")

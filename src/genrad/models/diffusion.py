@@ -4,26 +4,18 @@ Conditioning: the UNet's class embedding (``num_class_embeds = num_classes + 1``
 the "no condition" token) is replaced by `ConditionEmbedding`, which adds a linear map of the
 standardised covariates to the class embedding; the sum is added to the timestep embedding inside the
 UNet. The condition is dropped (null class, zero covariates) with probability `condition_dropout`
-during training, which enables classifier-free guidance at sampling time (Ho & Salimans 2022)::
+during training, which enables classifier-free guidance at sampling time (Ho & Salimans 2022). With
+`guide_step`, the EMA UNet as it was at that training step is kept as an autoguidance guide (Karras et
+al. 2024); it costs no training time. Sampling: `genrad.models.sampling.DiffusionSampler` with the
+guidance strategy of the sampling settings (none, classifier-free, autoguidance, in an interval).
 
-    prediction = u + guidance_scale * (c - u),    u = f(x_t, t, null),  c = f(x_t, t, y, covariates)
-
-only at noise levels ``t / T`` inside `guidance_interval` (elsewhere ``c``; Kynkäänniemi et al. 2024,
-"Applying guidance in a limited interval improves sample and distribution quality in diffusion models").
-With `guide_step`, the model guides itself with an earlier version of itself instead (autoguidance;
-Karras et al. 2024, "Guiding a diffusion model with a bad version of itself", eq. 2): the EMA UNet as
-it was at training step `guide_step` is kept, and ``u`` becomes its *conditional* prediction
-``g(x_t, t, y, covariates)``. The guide costs no training time (it is a snapshot of the same run).
-
-Two objectives / samplers (MONAI schedulers; the network is called directly because MONAI's
-``DiffusionInferer`` does not pass class labels):
+Two objectives (MONAI schedulers; the network is called directly because MONAI's ``DiffusionInferer``
+does not pass class labels):
 
 - ``"ddim"``: DDPM training (Ho et al. 2020) with v-prediction (Salimans & Ho 2022),
-  ``v = sqrt(a_t) eps - sqrt(1 - a_t) x0`` and MONAI's ``DDPMScheduler.add_noise``; deterministic
-  DDIM sampling (Song et al. 2021, eq. 12) in `num_inference_steps` steps with ``DDIMScheduler``;
-  `sampling_eta` > 0 adds the paper's noise ``sigma_t(eta)`` (eq. 16; 1 = DDPM's ancestral sampler).
-  With `min_snr_gamma`, each image's loss is weighted ``min(SNR_t, gamma) / (SNR_t + 1)``, with
-  ``SNR_t = a_t / (1 - a_t)`` (Min-SNR-gamma for v-prediction; Hang et al. 2023, eq. 9 and sec. 3.4).
+  ``v = sqrt(a_t) eps - sqrt(1 - a_t) x0``; with `min_snr_gamma`, each image's loss is weighted
+  ``min(SNR_t, gamma) / (SNR_t + 1)``, ``SNR_t = a_t / (1 - a_t)`` (Hang et al. 2023, eq. 9 and sec. 3.4);
+  DDIM sampling (Song et al. 2021) in `num_inference_steps` steps.
 - ``"rflow"``: rectified flow (Liu et al. 2023), ``x_t = (1 - s) x0 + s eps`` with ``s = t / T`` drawn
   logit-normal (Esser et al. 2024), target ``x0 - eps``; Euler sampling with ``RFlowScheduler``.
 """
@@ -37,13 +29,22 @@ from typing import Any
 
 import torch
 from monai.networks.nets import DiffusionModelUNet
-from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
+from monai.networks.schedulers import DDPMScheduler
 from torch import nn
 from torch.optim import AdamW, Optimizer
 
+from genrad.core import store_arguments
 from genrad.errors import is_int, is_number
-from genrad.models.base import Batch, Generator, are_ints, as_tuple
+from genrad.models.base import Batch, Generator
 from genrad.models.blocks import ConditionEmbedding
+from genrad.models.options import as_tuple
+from genrad.models.sampling import (
+    Autoguidance,
+    ClassifierFree,
+    DiffusionSampler,
+    Interval,
+    NoGuidance,
+)
 
 SCHEDULERS = ("ddim", "rflow")
 NOISE_SCHEDULES = {"linear": ("linear_beta", 1e-4, 0.02), "scaled_linear": ("scaled_linear_beta", 0.0015, 0.0195)}
@@ -64,61 +65,39 @@ def diffusion_channels(size: int, spatial_dims: int) -> tuple[int, ...]:
 
 
 class Diffusion(Generator):
-    """Conditional diffusion model with classifier-free guidance and a few-step sampler.
+    """Conditional diffusion model with classifier-free or auto-guidance and a few-step sampler.
+
+    The shared options (`GeneratorOptions`: classes, covariates, channels, batch size, learning rate, EMA,
+    precision, intensity map) come as keyword arguments. Its own:
 
     Args:
-        num_classes, spatial_dims, covariates, image_size: see `Generator`.
-        channels: UNet channels per level (None: `diffusion_channels`); attention on the coarsest level.
-        num_res_blocks: residual blocks per level.
+        num_res_blocks: residual blocks per UNet level (attention on the coarsest level).
         scheduler: "ddim" (DDPM training, v-prediction, DDIM sampling) or "rflow" (rectified flow).
         num_train_timesteps: T of the noise schedule.
-        noise_schedule: "ddim" only: "linear" (betas 1e-4 to 0.02) or "scaled_linear" (0.0015 to 0.0195), see
-            `NOISE_SCHEDULES`. On BreastMNIST, with the real set first, "linear" scored FRD 4.08-4.18 (3 sample
-            sets, 2 models) against 4.35 for "scaled_linear" (docs/benchmarks.md).
-        min_snr_gamma: "ddim" only: Min-SNR-gamma loss weighting (None: the plain v-prediction loss). On BreastMNIST
-            (15 CPU-minutes, gamma 5) it moved FRD from 5.79 to 5.47 with the generated set first but from 4.16 to
-            4.70 with the real set first (docs/benchmarks.md), so it is off by default.
-        num_inference_steps: sampling steps (50 by default: on BreastMNIST one model scored FRD 8.22 with 25 DDIM
-            steps and 6.46 with 50; 100 gained little more; docs/benchmarks.md).
-        sampling_eta: "ddim" only: DDIM's eta (0: deterministic; 1: as stochastic as DDPM). On BreastMNIST 1 scored
-            far worse than 0 (FRD 5.89 / 4.90 against 4.27 / 4.18; docs/benchmarks.md).
-        guidance_scale: classifier-free guidance weight (1 = conditional model only, no guidance). On BreastMNIST
-            with ``floor_gap=0.3``, 5 scored better FRD than 1.5, 3 and 7 (docs/benchmarks.md).
-        guidance_interval: ``(low, high)`` fractions of the T timesteps where guidance applies ((0, 1): all). On
-            BreastMNIST, guidance 5 at t/T >= 0.4 only scored like guidance everywhere (FRD 4.20 / 4.21); at
-            t/T <= 0.4 only it lost most of the gain (4.85; docs/benchmarks.md).
-        guide_step: autoguidance: keep the EMA UNet of this training step as the guide (None: classifier-free
-            guidance). A model trained for `guide_step` steps or fewer has no guide and falls back to
-            classifier-free guidance (with a warning). On BreastMNIST (1394 steps) the step-350 guide with
-            ``guidance_scale=2`` scored FRD 4.17 / 4.61 (two draws; generated set first) and 4.09 / 3.98 (real
-            set first) against 4.21 / 4.37 and 4.24 / 4.10 for classifier-free guidance 5; a benchmark-script run
-            with it: 4.22 / 4.59 and 4.16 / 4.00 (docs/benchmarks.md). The weight that fits falls as training
-            moves the model away from its guide (BreastMNIST: 2 at ~1350 steps, 1.75 at ~1850, 1.25-1.5 at ~3100
-            with the step-350 guide; 1.75 again with the guide at step 590), so keep `guide_step` at a similar
-            share of the run when the budget buys more steps.
-        condition_dropout: probability of training on the null condition.
-        batch_size, learning_rate, ema_decay: AdamW and EMA of the UNet (used for sampling).
-        precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
-        intensity_gamma: the networks model ``x**(1 / intensity_gamma)`` (2: square-root domain; see `genrad.models.base`).
-        black_level: the data's display floor (pixels at or below it are clipped regions), mapped to -1.
-        floor_gap: model-space gap between the floor and the lowest unclipped value (see `genrad.models.base`).
-        floor_ramp: clipped pixels descend from the gap edge to -1 over this many pixels (see `genrad.models.base`).
+        noise_schedule: "ddim" only: "linear" (betas 1e-4 to 0.02, DDPM's pixel-space schedule) or "scaled_linear"
+            (latent diffusion's), see `NOISE_SCHEDULES`.
+        min_snr_gamma: "ddim" only: Min-SNR-gamma loss weighting (Hang et al. 2023); None: the plain v-prediction loss.
+        num_inference_steps: sampling steps.
+        sampling_eta: "ddim" only: DDIM's eta (0: deterministic; 1: as stochastic as DDPM's ancestral sampler).
+        guidance_scale: guidance weight ``w`` (1: the conditional model alone, no guidance).
+        guidance_interval: ``(low, high)`` fractions of the T timesteps where guidance applies ((0, 1): all).
+        guide_step: autoguidance by the EMA UNet as it was at this training step (None: classifier-free guidance).
+            The weight that fits falls as training moves the model away from its guide, so keep `guide_step` at a
+            similar share of the run when the budget buys more steps. A model trained for `guide_step` steps or fewer
+            has no guide and falls back to classifier-free guidance (with a warning).
+        condition_dropout: probability of training on the null condition (what classifier-free guidance needs).
     """
 
     family = "diffusion"
     default_steps = 5000
-    earlier_defaults = {"noise_schedule": "scaled_linear"}
+    option_defaults = {"learning_rate": 5e-4}
+    earlier_defaults = {**Generator.earlier_defaults, "noise_schedule": "scaled_linear"}
     ema_networks = ("unet",)
     sampling_settings = ("num_inference_steps", "sampling_eta", "guidance_scale", "guidance_interval")
 
     def __init__(
         self,
         *,
-        num_classes: int,
-        spatial_dims: int = 2,
-        covariates: Sequence[str] = (),
-        image_size: int | None = None,
-        channels: Sequence[int] | None = None,
         num_res_blocks: int = 1,
         scheduler: str = "ddim",
         num_train_timesteps: int = 1000,
@@ -130,35 +109,14 @@ class Diffusion(Generator):
         guidance_interval: Sequence[float] = (0.0, 1.0),
         guide_step: int | None = None,
         condition_dropout: float = 0.1,
-        batch_size: int = 32,
-        learning_rate: float = 5e-4,
-        ema_decay: float | None = 0.999,
-        precision: str = "fp32",
-        intensity_gamma: float = 1.0,
-        black_level: float = 0.0,
-        floor_gap: float = 0.0,
-        floor_ramp: float = 0.0,
+        **options: Any,
     ) -> None:
-        self.channels = None if channels is None else as_tuple(channels)
-        self.num_res_blocks = num_res_blocks
-        self.scheduler = scheduler
-        self.num_train_timesteps = num_train_timesteps
-        self.noise_schedule = noise_schedule
-        self.min_snr_gamma = min_snr_gamma
-        self.num_inference_steps = num_inference_steps
-        self.sampling_eta = sampling_eta
-        self.guidance_scale = guidance_scale
+        store_arguments(self, locals())
         self.guidance_interval = as_tuple(guidance_interval)
-        self.guide_step = guide_step
-        self.condition_dropout = condition_dropout
-        super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
-                         batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
-                         precision=precision, intensity_gamma=intensity_gamma,
-                         black_level=black_level, floor_gap=floor_gap, floor_ramp=floor_ramp)
+        super().__init__(**options)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
-        return super()._argument_checks() + [
-            (self.channels is None or are_ints(self.channels, 1), "channels None or at least 2 positive ints", self.channels),
+        return [
             (is_int(self.num_res_blocks) and self.num_res_blocks >= 1, "num_res_blocks an int >= 1", self.num_res_blocks),
             (self.scheduler in SCHEDULERS, f"scheduler one of {SCHEDULERS}", self.scheduler),
             (is_int(self.num_train_timesteps) and self.num_train_timesteps >= 2, "num_train_timesteps an int >= 2",
@@ -168,7 +126,7 @@ class Diffusion(Generator):
              'min_snr_gamma None, or > 0 with scheduler "ddim"', self.min_snr_gamma),
             (is_int(self.num_inference_steps) and is_int(self.num_train_timesteps)
              and 1 <= self.num_inference_steps <= self.num_train_timesteps,
-             f"1 <= num_inference_steps <= num_train_timesteps ({self.num_train_timesteps})", self.num_inference_steps),
+             f"num_inference_steps in 1..num_train_timesteps ({self.num_train_timesteps})", self.num_inference_steps),
             (is_number(self.sampling_eta) and (self.sampling_eta == 0.0 or (self.scheduler == "ddim" and 0.0 < self.sampling_eta <= 1.0)),
              'sampling_eta 0, or in (0, 1] with scheduler "ddim"', self.sampling_eta),
             (is_number(self.guidance_scale) and self.guidance_scale >= 0, "guidance_scale >= 0", self.guidance_scale),
@@ -264,47 +222,30 @@ class Diffusion(Generator):
         snr = alpha_bar / (1.0 - alpha_bar)
         return snr.clamp(max=self.min_snr_gamma) / (snr + 1.0)
 
-    def _guided(self, x: torch.Tensor, t: torch.Tensor | int | float, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
-        """``u + w (c - u)``: ``u`` from the guide snapshot, or unconditional with one batched UNet call
-        (just ``c`` when ``w == 1`` or t is outside the interval)."""
-        unet = self.network("unet")
-        n = len(x)
-        low, high = self.guidance_interval
-        timesteps = torch.full((n,), float(t), device=x.device)
-        if self.guidance_scale == 1.0 or not low <= float(t) / self.num_train_timesteps <= high:
-            return unet(x, timesteps, class_labels=(labels, covariates))
+    def guidance(self) -> Any:
+        """The guidance strategy of the current sampling settings (`genrad.models.sampling`)."""
+        if self.guidance_scale == 1.0:
+            return NoGuidance()
         guide = self.snapshot_guide()
-        if guide is not None:
-            weak = guide(x, timesteps, class_labels=(labels, covariates))
-            return weak + self.guidance_scale * (unet(x, timesteps, class_labels=(labels, covariates)) - weak)
-        null = torch.full_like(labels, self.num_classes)
-        both = unet(torch.cat([x, x]), torch.cat([timesteps, timesteps]),
-                    class_labels=(torch.cat([labels, null]), torch.cat([covariates, torch.zeros_like(covariates)])))
-        conditional, unconditional = both.chunk(2)
-        return unconditional + self.guidance_scale * (conditional - unconditional)
+        if self.guide_step is not None and guide is None:
+            warnings.warn(f"Diffusion not trained past guide_step {self.guide_step}: sampling with classifier-free "
+                          "guidance instead of autoguidance", stacklevel=4)  # one message: shown once per process
+        strategy = Autoguidance(guide, self.guidance_scale) if guide is not None else ClassifierFree(self.guidance_scale, self.num_classes)
+        low, high = self.guidance_interval
+        return strategy if (low, high) == (0.0, 1.0) else Interval(strategy, low, high, self.num_train_timesteps)
+
+    def sampler(self) -> DiffusionSampler:
+        """The `DiffusionSampler` of the current sampling settings, built once per settings."""
+        key = (self.num_inference_steps, self.sampling_eta, self.guidance_scale, self.guidance_interval, self.step_)
+        if getattr(self, "_sampler", (None, None))[0] != key:
+            self._sampler = (key, DiffusionSampler(self.scheduler, num_train_timesteps=self.num_train_timesteps,
+                                                   num_inference_steps=self.num_inference_steps, guidance=self.guidance(),
+                                                   schedule=self._schedule_arguments(), eta=self.sampling_eta, device=self.device_))
+        return self._sampler[1]
 
     def _generate(self, labels: torch.Tensor, covariates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if self.guide_step is not None and self.snapshot_guide() is None:
-            warnings.warn(f"Diffusion not trained past guide_step {self.guide_step}: sampling with classifier-free "
-                          "guidance instead of autoguidance", stacklevel=3)  # one message: shown once per process
-        device = self.device_
-        x = torch.randn((len(labels), *self.net_shape_), generator=generator).to(device)
-        labels, covariates = labels.to(device), covariates.to(device)
-        if self.scheduler == "rflow":
-            sampler = RFlowScheduler(self.num_train_timesteps, use_discrete_timesteps=False)
-            sampler.set_timesteps(self.num_inference_steps, device=device)
-            timesteps = sampler.timesteps.tolist()
-            for t, next_t in zip(timesteps, timesteps[1:] + [0.0], strict=True):
-                x, _ = sampler.step(self._guided(x, t, labels, covariates), t, x, next_t)
-            return x
-        sampler = DDIMScheduler(self.num_train_timesteps, clip_sample=True, **self._schedule_arguments())
-        sampler.set_timesteps(self.num_inference_steps, device=device)
-        step_noise = None  # DDIM's eq. 16 noise, drawn on the device from a seed taken from `generator`
-        if self.sampling_eta > 0:
-            step_noise = torch.Generator(device).manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-        for t in sampler.timesteps.tolist():
-            x, _ = sampler.step(self._guided(x, t, labels, covariates), int(t), x, eta=self.sampling_eta, generator=step_noise)
-        return x
+        noise = torch.randn((len(labels), *self.net_shape_), generator=generator).to(self.device_)
+        return self.sampler()(self.network("unet"), noise, labels.to(self.device_), covariates.to(self.device_), generator)
 
 
 def _expand(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

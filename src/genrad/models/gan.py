@@ -26,9 +26,15 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.optim import Adam, Optimizer
 
-from genrad.errors import is_int, is_number
-from genrad.models.base import Batch, Generator, are_ints, as_tuple
-from genrad.models.blocks import ConditionEmbedding, default_channels, groups_for, output_conv
+from genrad.core import store_arguments
+from genrad.errors import is_number
+from genrad.models.base import Batch, LatentGenerator
+from genrad.models.blocks import (
+    ConditionEmbedding,
+    default_channels,
+    groups_for,
+    output_conv,
+)
 
 
 class _ModulatedUp(nn.Module):
@@ -138,63 +144,28 @@ def _shift(x: torch.Tensor, shifts: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-class GAN(Generator):
+class GAN(LatentGenerator):
     """Conditional GAN: hinge loss, spectral norm, projection discriminator, DiffAugment, generator EMA.
 
+    The shared options (`GeneratorOptions`; ``learning_rate`` is the generator's, Adam with betas (0, 0.99)) and
+    `latent_dim` (`LatentGenerator`) come as keyword arguments. Its own:
+
     Args:
-        num_classes, spatial_dims, covariates, image_size: see `Generator`.
-        channels: generator / discriminator channels per level (None: `default_channels`).
-        latent_dim: size of z.
         augment: apply DiffAugment to real and generated images before the discriminator.
         discriminator_learning_rate: the discriminator's Adam step size (a larger one than G's is the two time-scale
-            update rule, Heusel et al. 2017). Equal by default: with 4e-4 the phantom's class conditioning collapsed
-            between 400 and 500 steps (per-class accuracy 0.687 -> 0.373, chance 0.333); with 2e-4 it is 0.847 at
-            500 (slow test `tests/models/test_conditioning.py`; docs/benchmarks.md, session 10).
-        batch_size, learning_rate, ema_decay: Adam with betas (0, 0.99) (learning_rate for G); EMA of G.
-        precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
-        intensity_gamma: the networks model ``x**(1 / intensity_gamma)`` (2: square-root domain; see `genrad.models.base`).
-        black_level: the data's display floor (pixels at or below it are clipped regions), mapped to -1.
-        floor_gap: model-space gap between the floor and the lowest unclipped value (see `genrad.models.base`).
-        floor_ramp: clipped pixels descend from the gap edge to -1 over this many pixels (see `genrad.models.base`).
+            update rule, Heusel et al. 2017; equal rates keep the class conditioning from collapsing early).
     """
 
     family = "gan"
     default_steps = 5000
     ema_networks = ("generator",)
 
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        spatial_dims: int = 2,
-        covariates: Sequence[str] = (),
-        image_size: int | None = None,
-        channels: Sequence[int] | None = None,
-        latent_dim: int = 64,
-        augment: bool = True,
-        discriminator_learning_rate: float = 2e-4,
-        batch_size: int = 32,
-        learning_rate: float = 2e-4,
-        ema_decay: float | None = 0.999,
-        precision: str = "fp32",
-        intensity_gamma: float = 1.0,
-        black_level: float = 0.0,
-        floor_gap: float = 0.0,
-        floor_ramp: float = 0.0,
-    ) -> None:
-        self.channels = None if channels is None else as_tuple(channels)
-        self.latent_dim = latent_dim
-        self.augment = augment
-        self.discriminator_learning_rate = discriminator_learning_rate
-        super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
-                         batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
-                         precision=precision, intensity_gamma=intensity_gamma,
-                         black_level=black_level, floor_gap=floor_gap, floor_ramp=floor_ramp)
+    def __init__(self, *, augment: bool = True, discriminator_learning_rate: float = 2e-4, **options: Any) -> None:
+        store_arguments(self, locals())
+        super().__init__(**options)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [
-            (self.channels is None or are_ints(self.channels, 1), "channels None or at least 2 positive ints", self.channels),
-            (is_int(self.latent_dim) and self.latent_dim >= 1, "latent_dim an int >= 1", self.latent_dim),
             (is_number(self.discriminator_learning_rate) and self.discriminator_learning_rate > 0,
              "discriminator_learning_rate > 0", self.discriminator_learning_rate),
             (isinstance(self.augment, bool), "augment True or False", self.augment),

@@ -29,9 +29,16 @@ import torch
 from torch import nn
 from torch.optim import Adam, Optimizer
 
+from genrad.core import store_arguments
 from genrad.errors import is_int, is_number
-from genrad.models.base import Batch, Generator, are_ints, as_tuple
-from genrad.models.blocks import broadcast, condition_vector, conv_block, default_channels, output_conv
+from genrad.models.base import Batch, LatentGenerator
+from genrad.models.blocks import (
+    broadcast,
+    condition_vector,
+    conv_block,
+    default_channels,
+    output_conv,
+)
 
 PRIORS = ("class_gaussian", "standard")
 
@@ -111,70 +118,41 @@ class LatentPrior(nn.Module):
             self.scale_tril[k] = torch.linalg.cholesky(covariance).to(self.scale_tril.dtype)
 
 
-class VAE(Generator):
+class VAE(LatentGenerator):
     """Conditional VAE with KL annealing and a calibrated decoder; fast one-pass sampling.
 
+    The shared options (`GeneratorOptions`) and `latent_dim` (`LatentGenerator`) come as keyword arguments. Its own:
+
     Args:
-        num_classes: number of classes (labels 0..K-1).
-        spatial_dims: 2 for images, 3 for volumes.
-        covariates: names of numeric clinical columns to condition on (standardised inside).
-        image_size: train and sample at this side length (data are resized); None keeps the data's size.
-        channels: feature channels per level; None picks `default_channels` for the image size.
-        latent_dim: size of z.
         decoder_sigma: standard deviation of the Gaussian decoder (smaller: sharper, less regular latent space).
         kl_warmup_steps: steps over which the KL weight rises linearly from 0 to 1.
         latent_prior: "class_gaussian" (z from per-class Gaussians fitted after training) or "standard" (N(0, I),
-            use it for differentially private training).
+            what differentially private training needs).
         temperature: scale of the sampling noise of z (below 1 trades diversity for sharpness).
-        batch_size, learning_rate, ema_decay: optimisation (Adam) and EMA of the decoder weights.
-        precision: "fp32" or "bf16" (mixed-precision training steps; see `genrad.models.base`).
-        intensity_gamma: the networks model ``x**(1 / intensity_gamma)`` (2: square-root domain; see `genrad.models.base`).
-        black_level: the data's display floor (pixels at or below it are clipped regions), mapped to -1.
-        floor_gap: model-space gap between the floor and the lowest unclipped value (see `genrad.models.base`).
-        floor_ramp: clipped pixels descend from the gap edge to -1 over this many pixels (see `genrad.models.base`).
     """
 
     family = "vae"
     default_steps = 3000
+    option_defaults = {"learning_rate": 1e-3, "ema_decay": 0.995}
     ema_networks = ("vae",)
+    private_networks = ("vae",)
+    private_settings = {"latent_prior": "standard"}
+    """The class-Gaussian prior is fitted to the training images' latents outside DP-SGD."""
 
     def __init__(
         self,
         *,
-        num_classes: int,
-        spatial_dims: int = 2,
-        covariates: Sequence[str] = (),
-        image_size: int | None = None,
-        channels: Sequence[int] | None = None,
-        latent_dim: int = 64,
         decoder_sigma: float = 0.1,
         kl_warmup_steps: int = 1000,
         latent_prior: str = "class_gaussian",
         temperature: float = 1.0,
-        batch_size: int = 32,
-        learning_rate: float = 1e-3,
-        ema_decay: float | None = 0.995,
-        precision: str = "fp32",
-        intensity_gamma: float = 1.0,
-        black_level: float = 0.0,
-        floor_gap: float = 0.0,
-        floor_ramp: float = 0.0,
+        **options: Any,
     ) -> None:
-        self.channels = None if channels is None else as_tuple(channels)
-        self.latent_dim = latent_dim
-        self.decoder_sigma = decoder_sigma
-        self.kl_warmup_steps = kl_warmup_steps
-        self.latent_prior = latent_prior
-        self.temperature = temperature
-        super().__init__(num_classes=num_classes, spatial_dims=spatial_dims, covariates=covariates, image_size=image_size,
-                         batch_size=batch_size, learning_rate=learning_rate, ema_decay=ema_decay,
-                         precision=precision, intensity_gamma=intensity_gamma,
-                         black_level=black_level, floor_gap=floor_gap, floor_ramp=floor_ramp)
+        store_arguments(self, locals())
+        super().__init__(**options)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:
         return super()._argument_checks() + [
-            (self.channels is None or are_ints(self.channels, 1), "channels None or at least 2 positive ints", self.channels),
-            (is_int(self.latent_dim) and self.latent_dim >= 1, "latent_dim an int >= 1", self.latent_dim),
             (is_number(self.decoder_sigma) and self.decoder_sigma > 0, "decoder_sigma > 0", self.decoder_sigma),
             (is_int(self.kl_warmup_steps) and self.kl_warmup_steps >= 0, "kl_warmup_steps an int >= 0", self.kl_warmup_steps),
             (self.latent_prior in PRIORS, f"latent_prior one of {PRIORS}", self.latent_prior),

@@ -7,8 +7,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from genrad.data.intensity import IntensityMap
 from genrad.errors import InputError
 
 STAGES = ("data", "train", "generate", "fidelity", "privacy", "utility")
@@ -29,25 +37,47 @@ class DataConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """The generative model and its budget. The bounds repeat the models' argument checks, so that reading a
-    config does not import torch; tests/pipeline/test_config.py keeps the two equal."""
+    """The generative model and its budget. `preset` names a validated configuration (`genrad.models.presets`);
+    `model` a family with its defaults; `intensity` and `options` are the `IntensityMap` and any other constructor
+    argument of the family, checked by the family itself before any stage runs (``check_config``)."""
 
-    model: Literal["vae", "gan", "diffusion"] = "vae"
-    budget_minutes: float = Field(5.0, gt=0)
+    model: Literal["vae", "gan", "diffusion"] | None = Field(None, description="A family with its defaults; none: the preset.")
+    preset: str | None = Field(None, description="A preset of genrad.models.presets; neither: the best for the budget.")
+    budget_minutes: float = Field(15.0, gt=0)
     max_steps: int | None = Field(None, gt=0)
     covariates: tuple[str, ...] = ()
-    intensity_gamma: float = Field(1.0, ge=0.25, le=4.0, description="Model pixels**(1/G); 2 for speckled ultrasound.")
-    black_level: float = Field(0.0, ge=0.0, lt=0.5, description="Display floor in [0, 1) units; clipped regions come out flat.")
-    floor_gap: float = Field(0.0, ge=0.0, lt=1.0, description="With black_level: model-space gap between clipped pixels and the darkest tissue.")
-    floor_ramp: float = Field(0.0, ge=0.0, description="With floor_gap: pixels over which clipped pixels descend to -1.")
-    guidance_scale: float | None = Field(None, ge=0.0, description="Diffusion only: classifier-free guidance of the sampler.")
-    guide_step: int | None = Field(None, ge=1, description="Diffusion only: autoguidance by the model's EMA weights at this step.")
+    intensity: Literal["auto"] | dict[str, float] = Field(
+        "auto", description="'auto' (chosen from the data), or IntensityMap fields: gamma, black_level, floor_gap, floor_ramp.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Other constructor arguments of the family.")
+
+    @field_validator("intensity", mode="before")
+    @classmethod
+    def _intensity(cls, value: Any) -> Any:
+        """The map's own checks (`genrad.data.intensity.IntensityMap`), so that its bounds live in one place."""
+        if value == "auto":
+            return value
+        try:
+            mapped = IntensityMap.parse(value)
+        except InputError as error:
+            raise ValueError(f"{error.expected}, found {error.found}") from None
+        return mapped.as_dict() if isinstance(mapped, IntensityMap) else mapped
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        from genrad.models.presets import PRESETS  # no torch: presets are plain data
+
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"a preset among {sorted(PRESETS)}")
+        return value
 
     @model_validator(mode="after")
-    def _guidance_needs_diffusion(self) -> TrainConfig:
-        for name in ("guidance_scale", "guide_step"):
-            if getattr(self, name) is not None and self.model != "diffusion":
-                raise ValueError(f"{name} applies to model 'diffusion' only, not {self.model!r}: remove it or set model: diffusion")
+    def _one_choice(self) -> TrainConfig:
+        from genrad.models.presets import PRESETS
+
+        if self.model is not None and self.preset is not None and PRESETS[self.preset].family != self.model:
+            raise ValueError(f"preset {self.preset!r} is a {PRESETS[self.preset].family} model, not {self.model!r}: "
+                             "give one of model and preset")
         return self
 
 

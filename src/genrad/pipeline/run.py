@@ -20,9 +20,9 @@ from genrad import __version__
 from genrad.data import Cohort, load
 from genrad.errors import InputError
 from genrad.pipeline.config import STAGES, RunConfig
-from genrad.pipeline.layout import RunLayout
 from genrad.pipeline.stages import fingerprint, run_stage
 from genrad.provenance import versions, write_json
+from genrad.synthesis.layout import RunLayout
 
 
 def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None = None, progress: bool = True) -> Path:
@@ -35,7 +35,8 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
         cohort[split]  # noqa: B018 - fails early, with the fix, when a split is missing
     layout.root.mkdir(parents=True, exist_ok=True)
     data_hash = cohort.content_hash()
-    _write_run_record(layout, config, data_hash, status="running")
+    choice = model_choice(config, len(cohort[config.data.train_split]))
+    _write_run_record(layout, config, data_hash, status="running", choice=choice)
     context = _Context(config=config, layout=layout, cohort=cohort, progress=progress)
     for stage in STAGES:
         if not _enabled(config, stage):
@@ -44,7 +45,7 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
         ran, seconds = run_stage(layout, stage, fingerprint(config, stage, data_hash), lambda s=stage: _STAGE_WORK[s](context))
         status = f"done in {seconds:.1f} s" if ran else "complete, skipped"
         console.print(f"[green]✓[/green] {stage}: {status}")
-    _write_run_record(layout, config, data_hash, status="complete")
+    _write_run_record(layout, config, data_hash, status="complete", choice=choice)
     from genrad.report import build
 
     return build(layout.root)
@@ -52,29 +53,32 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
 
 def check_config(config: RunConfig) -> None:
     """Refuse, before any stage runs, settings that a later stage would refuse: the model family's own argument
-    checks on the train section (the config's bounds cannot express those that depend on each other)."""
+    checks on the train section (its ``options`` are the family's constructor arguments)."""
     try:
-        _build_model(config.train, num_classes=2, spatial_dims=2)
+        _build_model(config, num_classes=2, spatial_dims=2, n_images=1)
     except InputError as error:
         fix = f"fix train.{error.argument} in the run configuration" if error.argument else error.fix
         raise InputError(error.expected, error.found, fix, source=error.source or "run configuration") from None
 
 
-def _build_model(train: Any, *, num_classes: int, spatial_dims: int) -> Any:
+def model_choice(config: RunConfig, n_images: int) -> dict[str, Any]:
+    """The family or preset `train` names, or the preset chosen for the budget (with the reason)."""
+    from genrad.models.presets import choose_preset
+
+    train = config.train
+    if train.model is None and train.preset is None:
+        preset, reason = choose_preset(budget_minutes=train.budget_minutes, n_images=n_images)
+        return {"family": None, "preset": preset, "reason": reason}
+    return {"family": train.model, "preset": train.preset, "reason": "given in the run configuration"}
+
+
+def _build_model(config: RunConfig, *, num_classes: int, spatial_dims: int, n_images: int) -> Any:
     from genrad.models import build
 
-    return build(
-        train.model,
-        num_classes=num_classes,
-        spatial_dims=spatial_dims,
-        covariates=train.covariates,
-        intensity_gamma=train.intensity_gamma,
-        black_level=train.black_level,
-        floor_gap=train.floor_gap,
-        floor_ramp=train.floor_ramp,
-        guide_step=train.guide_step,
-        guidance_scale=train.guidance_scale,
-    )
+    train = config.train
+    choice = model_choice(config, n_images)
+    return build(choice["family"], preset=choice["preset"], num_classes=num_classes, spatial_dims=spatial_dims,
+                 covariates=train.covariates, intensity=train.intensity, **train.options)
 
 
 class _Context:
@@ -109,7 +113,7 @@ def _enabled(config: RunConfig, stage: str) -> bool:
     return bool(getattr(section, "enabled", True))
 
 
-def _write_run_record(layout: RunLayout, config: RunConfig, data_hash: str, *, status: str) -> None:
+def _write_run_record(layout: RunLayout, config: RunConfig, data_hash: str, *, status: str, choice: dict[str, Any]) -> None:
     write_json(
         layout.run_json,
         {
@@ -117,6 +121,7 @@ def _write_run_record(layout: RunLayout, config: RunConfig, data_hash: str, *, s
             "status": status,
             "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "config": config.model_dump(mode="json"),
+            "model_choice": choice,
             "seed": config.seed,
             "data_hash": data_hash,
             "versions": versions(),
@@ -130,19 +135,14 @@ def _stage_data(context: _Context) -> None:
 
 def _stage_train(context: _Context) -> None:
     """Fit the generator; the trainer checkpoints into the model folder and resumes from it after a crash."""
-    from genrad.training.checkpoint import STATE
+    from genrad.models.checkpoint import STATE
+    from genrad.training import train as train_model
 
     train = context.config.train
-    model = _build_model(train, num_classes=context.cohort.num_classes, spatial_dims=context.cohort.spatial_dims)
-    model.fit(
-        context.train,
-        max_minutes=train.budget_minutes,
-        max_steps=train.max_steps,
-        seed=context.config.seed,
-        out_dir=context.layout.model_dir,
-        resume=(context.layout.model_dir / STATE).exists(),
-        progress=context.progress,
-    )
+    model = _build_model(context.config, num_classes=context.cohort.num_classes, spatial_dims=context.cohort.spatial_dims,
+                         n_images=len(context.train))
+    train_model(model, context.train, max_minutes=train.budget_minutes, max_steps=train.max_steps, seed=context.config.seed,
+                out_dir=context.layout.model_dir, resume=(context.layout.model_dir / STATE).exists(), progress=context.progress)
 
 
 def _stage_generate(context: _Context) -> None:
@@ -218,7 +218,7 @@ def _stage_privacy(context: _Context) -> None:
         n_bootstrap=context.config.privacy.n_bootstrap,
         seed=context.config.seed,
         sources=_sources(context),
-        generator={key: synthetic.record.get(key) for key in ("model_config", "privacy", "data_hash")},
+        generator=synthetic.generator,
     )
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from genrad.pipeline.config import STAGES, RunConfig
-from genrad.pipeline.layout import RunLayout
 from genrad.provenance import write_json
+from genrad.synthesis.layout import RunLayout
 
 # Configuration sections each stage reads, cumulatively with the stages before it.
 _SECTIONS = {

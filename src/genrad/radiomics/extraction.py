@@ -98,7 +98,12 @@ def extract_chunk(
 def _run_chunks(
     volumes: Volumes, feature_set: FeatureSet, engine: str, workers: int, cache: Path | None, progress: bool
 ) -> tuple[list[str], np.ndarray]:
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from genrad.progress import progress_bar
 

@@ -1,6 +1,6 @@
 """Build the one-file HTML report of a run directory.
 
-The report reads what the pipeline stages wrote (see `genrad.pipeline.layout`) and embeds every
+The report reads what the pipeline stages wrote (see `genrad.synthesis.layout`) and embeds every
 image as a data URI: no external scripts, styles or fonts, so it opens offline and can be shared.
 A stage that has not run is shown as such instead of failing the report.
 """
@@ -19,10 +19,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from genrad import __version__
 from genrad.errors import InputError
-from genrad.pipeline.layout import RunLayout
 from genrad.provenance import atomic_path
 from genrad.report import figures
 from genrad.report.verdicts import feature_verdicts, metric_rows
+from genrad.synthesis.layout import RunLayout
 
 MAX_FEATURE_PLOTS = 8
 
@@ -49,7 +49,7 @@ def build(run_dir: str | Path, out: str | Path | None = None) -> Path:
         _privacy_section(layout),
         _utility_section(layout, class_names),
         _scenarios_section(layout),
-        _training_section(layout),
+        _training_section(layout, run),
         _provenance_section(run),
     ]
     summary = _summary(fidelity, _read_json(layout.privacy_json), _read_json(layout.utility_json), sections)
@@ -265,8 +265,12 @@ def _scenarios_section(layout: RunLayout) -> dict[str, Any]:
     return section
 
 
-def _training_section(layout: RunLayout) -> dict[str, Any]:
+def _training_section(layout: RunLayout, run: Mapping[str, Any]) -> dict[str, Any]:
     section = _section("training", "Training curves")
+    choice = run.get("model_choice") or {}
+    if choice:
+        model = f"preset {choice['preset']}" if choice.get("preset") else f"the {choice.get('family')} family's defaults"
+        section["bullets"] = [f"Model: {model} ({choice.get('reason')})."]
     history_path = next((p for p in (layout.model_dir / "history.csv",) if p.exists()), None)
     if history_path is None:
         section["missing"] = "No training history found (stage: train)."
@@ -282,6 +286,10 @@ def _provenance_section(run: Mapping[str, Any]) -> dict[str, Any]:
         return section
     section["pre"] = json.dumps(run, indent=2, sort_keys=True, default=str)
     return section
+
+
+MIN_SEEDS_TO_CLAIM = 5
+"""Classifier seeds a utility run needs before the report states a gain or a loss (the quick protocol runs 2)."""
 
 
 def _summary(fidelity: Any, privacy: Any, utility: Any, sections: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -302,12 +310,27 @@ def _summary(fidelity: Any, privacy: Any, utility: Any, sections: Sequence[Mappi
             level = "good" if value <= 0.05 else "bad"
             items.append({"level": level, "text": f"{value:.1%} of synthetic images are near-copies of training images"})
     if utility:
-        for arm in utility.get("arms", []):
-            delta = (arm.get("delta_vs_real") or {}).get("auc")
-            if isinstance(delta, Mapping) and isinstance(delta.get("ci"), Sequence) and arm.get("name", "").startswith("real+synthetic"):
-                low, high = delta["ci"]
-                if low > 0:
-                    items.append({"level": "good", "text": f"{arm['name']} improves AUC by {delta['value' if 'value' in delta else 'mean']:+.3f} (CI excludes 0)"})
-                elif high < 0:
-                    items.append({"level": "bad", "text": f"{arm['name']} lowers AUC (CI below 0)"})
+        items.extend(_utility_verdicts(utility))
+    return items
+
+
+def _utility_verdicts(utility: Mapping[str, Any]) -> list[dict[str, str]]:
+    """A gain or a loss of AUC by real+synthetic data, claimed only when its interval excludes 0 and the protocol
+    ran enough classifier seeds (`MIN_SEEDS_TO_CLAIM`) for training randomness not to decide it."""
+    seeds = len(utility.get("seeds", [])) or None
+    items = []
+    for arm in utility.get("arms", []):
+        delta = (arm.get("delta_vs_real") or {}).get("auc")
+        if not (isinstance(delta, Mapping) and isinstance(delta.get("ci"), Sequence) and arm.get("name", "").startswith("real+synthetic")):
+            continue
+        (low, high), change = delta["ci"], delta.get("value", delta.get("mean"))
+        if seeds is not None and seeds < MIN_SEEDS_TO_CLAIM:
+            items.append({"level": "warn", "text": f"{arm['name']} changes AUC by {change:+.3f}: with {seeds} classifier seeds "
+                          f"the protocol cannot show a gain (genrad claims one from {MIN_SEEDS_TO_CLAIM} seeds)"})
+        elif low > 0:
+            items.append({"level": "good", "text": f"{arm['name']} improves AUC by {change:+.3f} (CI excludes 0)"})
+        elif high < 0:
+            items.append({"level": "bad", "text": f"{arm['name']} lowers AUC by {-change:.3f} (CI below 0)"})
+        else:
+            items.append({"level": "warn", "text": f"{arm['name']}: no AUC gain shown ({change:+.3f}, CI contains 0)"})
     return items

@@ -9,17 +9,19 @@
 from genrad.scenarios.augment import augment, perturbed_pool
 from genrad.scenarios.grid import Grid, default_grid, load_grid, parse_grid
 from genrad.scenarios.multimodal import (
-    ClinicalSynthesizer,
     RetrievalGenerator,
     covariate_feature_correlations,
     cross_modal_link,
-    generate_pairs,
     multimodal_fidelity,
-    sample_clinical,
     table_fidelity,
 )
 from genrad.scenarios.perturbations import PERTURBATIONS, Perturbation, perturb
 from genrad.scenarios.stress import evaluate_grid, stress
+from genrad.synthesis.clinical import (
+    ClinicalSynthesizer,
+    generate_pairs,
+    sample_clinical,
+)
 
 __all__ = [
     "PERTURBATIONS",

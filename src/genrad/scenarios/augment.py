@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from genrad.core import derive_seed
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
 from genrad.provenance import atomic_path, hash_arrays, versions, write_json
@@ -35,7 +36,6 @@ from genrad.scenarios.stress import (
     evaluate_grid,
     write_stress_outputs,
 )
-from genrad.training.seeding import derive_seed
 
 BASELINE, AUGMENTED = "real", "real+scenarios"
 QUICK_RECIPE: dict[str, Any] = {"channels": (8, 16, 32, 64), "max_steps": 120, "eval_every": 20, "patience": 3}

@@ -1,18 +1,12 @@
-"""Multi-modal synthesis: clinical records and images generated together, and their joint fidelity.
+"""Multi-modal fidelity: clinical records and images generated together (`genrad.synthesis.clinical`).
 
-1. **Clinical records**: one SDV ``GaussianCopulaSynthesizer`` per class (Patki et al. 2016, "The
-   Synthetic Data Vault"; Gaussian copula over per-column marginals) models the clinical table
-   conditioned on the class; `sample_clinical` draws records for requested class counts, seeded.
-2. **Images** are drawn conditioned on the class and those records (`generate_pairs`: any generator
-   whose ``sample(n, labels=..., covariates=..., generator=...)`` takes covariates, e.g. a genrad
-   model constructed with ``covariates=("lesion_diameter_mm", ...)``).
-3. **Fidelity** (`multimodal_fidelity`) covers the table (SDMetrics quality report: column shapes,
-   KS / TV complement, and column-pair trends, correlation / contingency similarity), the images
-   (FRD and per-feature distances on radiomic features) and the *cross-modal link*: the correlation
-   between a covariate and a radiomic feature in the generated pairs must match the real one
-   (`cross_modal_link`: inside the real bootstrap interval, and a difference whose bootstrap
-   interval contains 0). A shuffled-pairs control (covariates permuted within class) shows the
-   check has power: it must fail where a link exists.
+`multimodal_fidelity` covers the table (SDMetrics quality report: column shapes,
+KS / TV complement, and column-pair trends, correlation / contingency similarity), the images
+(FRD and per-feature distances on radiomic features) and the *cross-modal link*: the correlation
+between a covariate and a radiomic feature in the generated pairs must match the real one
+(`cross_modal_link`: inside the real bootstrap interval, and a difference whose bootstrap
+interval contains 0). A shuffled-pairs control (covariates permuted within class) shows the
+check has power: it must fail where a link exists.
 
 Correlations are computed within class (Spearman 1904 by default), then combined over classes on
 Fisher's z scale with the real class shares as weights: a generator which gets the class right but
@@ -30,175 +24,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from genrad.core import derive_seed
 from genrad.data.cohort import Split
-from genrad.errors import InputError, NotFittedError
-from genrad.training.seeding import derive_seed
+from genrad.errors import InputError
+from genrad.evaluation.stats import percentile_interval
+from genrad.synthesis.clinical import LABEL_COLUMN, column_types
 
-LABEL_COLUMN = "label"
-MIN_ROWS_PER_CLASS = 5
 N_BOOT = 1000
 CONFIDENCE = 0.95
 METHODS = ("spearman", "pearson")
-
-
-def _metadata(table: pd.DataFrame) -> dict[str, dict[str, str]]:
-    """SDV / SDMetrics column types: numbers are numerical, everything else categorical."""
-    types = pd.api.types
-    return {
-        column: {"sdtype": "numerical" if types.is_numeric_dtype(values) and not types.is_bool_dtype(values) else "categorical"}
-        for column, values in table.items()
-    }
-
-
-class ClinicalSynthesizer:
-    """Clinical records conditioned on class: one SDV Gaussian-copula synthesizer per class.
-
-    ``enforce_min_max_values`` keeps every sampled value inside the range seen for its class.
-    """
-
-    def __init__(self, *, default_distribution: str = "beta", enforce_min_max_values: bool = True) -> None:
-        self.default_distribution = default_distribution
-        self.enforce_min_max_values = enforce_min_max_values
-
-    def fit(self, table: pd.DataFrame, labels: np.ndarray) -> ClinicalSynthesizer:
-        """Fit one synthesizer per class on the rows of `table` with that label; return self."""
-        from sdv.metadata import Metadata
-        from sdv.single_table import GaussianCopulaSynthesizer
-
-        labels = np.asarray(labels)
-        if not isinstance(table, pd.DataFrame) or table.shape[1] == 0 or len(table) != len(labels):
-            raise InputError(
-                "a clinical DataFrame with one row per label and at least one column",
-                f"{type(table).__name__} of shape {getattr(table, 'shape', None)} and {len(labels)} labels",
-                "pass split.clinical and split.labels",
-            )
-        table = table.reset_index(drop=True)
-        counts = {int(k): int((labels == k).sum()) for k in np.unique(labels)}
-        small = {k: n for k, n in counts.items() if n < MIN_ROWS_PER_CLASS}
-        if small:
-            raise InputError(
-                f"at least {MIN_ROWS_PER_CLASS} clinical rows per class",
-                f"rows per class {small}",
-                "fit on a larger split (e.g. the training split) or merge rare classes",
-            )
-        metadata = Metadata.load_from_dict({"tables": {"clinical": {"columns": _metadata(table)}}})
-        self.columns_ = list(table.columns)
-        self.dtypes_ = table.dtypes.to_dict()
-        self.synthesizers_ = {}
-        for k in counts:
-            synthesizer = GaussianCopulaSynthesizer(
-                metadata,
-                enforce_min_max_values=self.enforce_min_max_values,
-                default_distribution=self.default_distribution,
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                synthesizer.fit({"clinical": table[labels == k].reset_index(drop=True)})
-            self.synthesizers_[k] = synthesizer
-        return self
-
-    def sample(self, labels: np.ndarray, *, seed: int) -> pd.DataFrame:
-        """One record per label, in the order of `labels`; class k's rows use ``derive_seed(seed, "clinical", k)``."""
-        if not hasattr(self, "synthesizers_"):
-            raise NotFittedError(self)
-        labels = np.asarray(labels)
-        unknown = sorted(set(np.unique(labels).tolist()) - set(self.synthesizers_))
-        if unknown:
-            raise InputError(
-                f"labels of the fitted classes {sorted(self.synthesizers_)}",
-                f"labels {unknown}",
-                "sample only classes that had clinical rows when fitting",
-            )
-        parts = []
-        for k in np.unique(labels):
-            where = np.flatnonzero(labels == k)
-            synthesizer = self.synthesizers_[int(k)]
-            synthesizer.reset_sampling()
-            synthesizer._set_random_state(derive_seed(seed, "clinical", int(k)) % 2**32)  # SDV's only seeding hook
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                rows = synthesizer.sample(len(where))["clinical"]
-            parts.append(rows.set_axis(where))
-        if not parts:
-            return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in self.dtypes_.items()})
-        return pd.concat(parts).sort_index()[self.columns_].astype(self.dtypes_).reset_index(drop=True)
-
-
-def sample_clinical(
-    table: pd.DataFrame, labels: np.ndarray, n_per_class: Mapping[int, int], seed: int
-) -> pd.DataFrame:
-    """Fit `ClinicalSynthesizer` on (`table`, `labels`) and draw ``n_per_class[k]`` records of each class.
-
-    Returns a DataFrame with a ``label`` column first and the clinical columns, classes in increasing
-    order. The same inputs and seed give the same records.
-    """
-    bad = {k: n for k, n in n_per_class.items() if int(n) < 0}
-    if bad:
-        raise InputError("non-negative counts per class", str(bad), "use counts >= 0")
-    synthetic_labels = np.concatenate(
-        [np.full(int(n), int(k), dtype=np.int64) for k, n in sorted(n_per_class.items())] or [np.empty(0, np.int64)]
-    )
-    records = ClinicalSynthesizer().fit(table, labels).sample(synthetic_labels, seed=seed)
-    records.insert(0, LABEL_COLUMN, synthetic_labels)
-    return records
-
-
-def records_for_plan(plan: Any, cohort: Any, *, seed: int) -> tuple[Any, pd.DataFrame]:
-    """Synthetic clinical records for a `genrad.synthesis` sampling plan (``genrad generate --with-clinical``).
-
-    One record per planned image, drawn by a `ClinicalSynthesizer` fitted on the real training split
-    and conditioned on the image's class (seed ``derive_seed(seed, "clinical")``). Returns the plan
-    with its covariates replaced by the records' values (so each image is conditioned on its own
-    record) and the full records, in plan order.
-    """
-    from dataclasses import replace
-
-    train = getattr(cohort, "train", None) if cohort is not None else None
-    if train is None or train.clinical is None:
-        raise InputError(
-            "real data with a clinical table (to learn the records from)", "no clinical table",
-            "pass --data PATH to data with clinical columns (e.g. the phantom)", source="--with-clinical",
-        )
-    records = ClinicalSynthesizer().fit(train.clinical, train.labels).sample(plan.labels, seed=derive_seed(seed, "clinical"))
-    if plan.covariates is None:
-        return replace(plan, covariate_source="sdv-gaussian-copula-per-class"), records
-    covariates = records[plan.covariate_names].astype(np.float64)
-    return replace(plan, covariates=covariates, covariate_source="sdv-gaussian-copula-per-class"), records
-
-
-def generate_pairs(
-    image_model: Any, clinical: ClinicalSynthesizer, n_per_class: Mapping[int, int], *, seed: int, batch_size: int = 256
-) -> Split:
-    """Clinical records (class-conditional) and images conditioned on class and records, as one `Split`.
-
-    `image_model` needs ``covariates`` (the clinical column names it conditions on) and
-    ``sample(n, labels=..., covariates=..., generator=...)`` returning ``(n, C, ...)`` in [0, 1].
-    Batches use ``torch.Generator`` seeds derived from (`seed`, batch index).
-    """
-    import torch
-
-    labels = np.concatenate([np.full(int(n), int(k), dtype=np.int64) for k, n in sorted(n_per_class.items())])
-    records = clinical.sample(labels, seed=derive_seed(seed, "records"))
-    columns = list(getattr(image_model, "covariates", ()))
-    missing = [c for c in columns if c not in records.columns]
-    if not columns or missing:
-        raise InputError(
-            "an image model conditioned on clinical columns the clinical synthesizer produces",
-            f"model covariates {columns}, clinical columns {list(records.columns)}",
-            "train the image model with covariates=(...) naming clinical columns",
-        )
-    images = []
-    for index, start in enumerate(range(0, len(labels), batch_size)):
-        stop = min(start + batch_size, len(labels))
-        generator = torch.Generator().manual_seed(derive_seed(seed, "images", index))
-        batch = image_model.sample(
-            stop - start,
-            labels=torch.as_tensor(labels[start:stop]),
-            covariates=records.iloc[start:stop][columns].reset_index(drop=True),
-            generator=generator,
-        )
-        images.append(torch.as_tensor(batch).detach().cpu().numpy().astype(np.float32))
-    return Split(np.concatenate(images), labels, clinical=records, name="synthetic")
 
 
 class RetrievalGenerator:
@@ -297,28 +131,11 @@ def bootstrap_correlation(
     return r, _combine(np.array(per_class), w) if n_boot else np.empty(0)
 
 
-def _interval(values: np.ndarray) -> list[float] | None:
-    """Percentile interval at `CONFIDENCE` (None without replicates)."""
-    if len(values) == 0:
-        return None
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.nanpercentile(values, [tail, 100 - tail])
-    return [float(low), float(high)]
-
-
-def correlation(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    labels: np.ndarray | None = None,
-    weights: Mapping[int, float] | None = None,
-    method: str = "spearman",
-    n_boot: int = N_BOOT,
-    seed: int = 0,
-) -> tuple[float, list[float] | None]:
-    """`bootstrap_correlation` as the estimate and its percentile interval (None when ``n_boot == 0``)."""
-    r, values = bootstrap_correlation(x, y, labels=labels, weights=weights, method=method, n_boot=n_boot, seed=seed)
-    return r, _interval(values)
+def correlation(x: np.ndarray, y: np.ndarray, **options: Any) -> tuple[float, list[float | None]]:
+    """`bootstrap_correlation` (same options) as the estimate and its percentile interval ([None, None] when
+    ``n_boot == 0``)."""
+    r, values = bootstrap_correlation(x, y, **options)
+    return r, percentile_interval(values, CONFIDENCE)
 
 
 def covariate_feature_correlations(
@@ -351,7 +168,7 @@ def covariate_feature_correlations(
             covariates[covariate].to_numpy(float), features[feature].to_numpy(float),
             labels=labels, weights=weights, method=method, n_boot=n_boot, seed=seed,
         )
-        low, high = ci if ci else (np.nan, np.nan)
+        low, high = (np.nan if bound is None else bound for bound in ci)
         rows.append({"covariate": covariate, "feature": feature, "r": r, "ci_low": low, "ci_high": high, "n": len(covariates)})
     return pd.DataFrame(rows, columns=["covariate", "feature", "r", "ci_low", "ci_high", "n"])
 
@@ -458,8 +275,8 @@ def cross_modal_link(
             shuffled_covariates[covariate].to_numpy(float), synthetic_feature, labels=synthetic_labels,
             seed=derive_seed(seed, "shuffled"), **options,
         )
-        real_ci, synthetic_ci = _interval(real_boot), _interval(synthetic_boot)
-        difference_ci, control_ci = _interval(synthetic_boot - real_boot), _interval(shuffled_boot - real_boot)
+        real_ci, synthetic_ci = percentile_interval(real_boot, CONFIDENCE), percentile_interval(synthetic_boot, CONFIDENCE)
+        difference_ci, control_ci = percentile_interval(synthetic_boot - real_boot, CONFIDENCE), percentile_interval(shuffled_boot - real_boot, CONFIDENCE)
         rows.append({
             "covariate": covariate, "feature": feature,
             "r": r, "ci_low": real_ci[0], "ci_high": real_ci[1], "n_real": len(real_feature),
@@ -505,7 +322,7 @@ def table_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, Any
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report.generate(
-            {"clinical": real}, {"clinical": synthetic}, {"tables": {"clinical": {"columns": _metadata(real)}}}, verbose=False
+            {"clinical": real}, {"clinical": synthetic}, {"tables": {"clinical": {"columns": column_types(real)}}}, verbose=False
         )
     properties = report.get_properties().set_index("Property")["Score"]
     shapes = report.get_details("Column Shapes")

@@ -26,14 +26,15 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from scipy.stats import rankdata
 
+from genrad.core import derive_seed
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
 from genrad.evaluation.classification import classification_metrics
+from genrad.evaluation.stats import percentile_interval
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.scenarios.grid import Grid
 from genrad.scenarios.perturbations import PERTURBATIONS, perturb
-from genrad.training.seeding import derive_seed
 
 METRICS = ("auc", "balanced_accuracy", "accuracy")
 CLEAN = "none"
@@ -54,15 +55,6 @@ def bootstrap_indices(labels: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     members = [np.flatnonzero(labels == k) for k in np.unique(labels)]
     resamples = [np.concatenate([rng.choice(m, len(m)) for m in members]) for _ in range(n_boot)]
     return np.stack(resamples) if resamples else np.empty((0, len(labels)), dtype=np.int64)
-
-
-def _interval(values: np.ndarray) -> list[float] | None:
-    """Percentile interval at `CONFIDENCE`; None without resamples."""
-    if len(values) == 0:
-        return None
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return [float(low), float(high)]
 
 
 def batched_auc(labels: np.ndarray, probabilities: np.ndarray, boot: np.ndarray) -> np.ndarray:
@@ -172,16 +164,16 @@ def _cell_entry(perturbation: str, severity: float, scores: Scores, clean: Score
     metrics, auc_boot = scores[name]
     clean_metrics, clean_boot = clean[name]
     entry: dict[str, Any] = {"perturbation": perturbation, "severity": severity, "unit": _unit(perturbation), **metrics}
-    entry["auc_ci"] = _interval(auc_boot)
+    entry["auc_ci"] = percentile_interval(auc_boot, CONFIDENCE)
     entry["auc_drop"] = clean_metrics["auc"] - metrics["auc"]
-    entry["auc_drop_ci"] = _interval(clean_boot - auc_boot)
+    entry["auc_drop_ci"] = percentile_interval(clean_boot - auc_boot, CONFIDENCE)
     if name != first:
         first_metrics, first_boot = scores[first]
         first_clean, first_clean_boot = clean[first]
         entry["auc_delta"] = metrics["auc"] - first_metrics["auc"]
-        entry["auc_delta_ci"] = _interval(auc_boot - first_boot)
+        entry["auc_delta_ci"] = percentile_interval(auc_boot - first_boot, CONFIDENCE)
         entry["drop_reduction"] = (first_clean["auc"] - first_metrics["auc"]) - entry["auc_drop"]
-        entry["drop_reduction_ci"] = _interval((first_clean_boot - first_boot) - (clean_boot - auc_boot))
+        entry["drop_reduction_ci"] = percentile_interval((first_clean_boot - first_boot) - (clean_boot - auc_boot), CONFIDENCE)
     return entry
 
 

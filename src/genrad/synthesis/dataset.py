@@ -108,6 +108,11 @@ class SyntheticSet:
         return json.loads((self.out / RECORD).read_text(encoding="utf-8"))
 
     @property
+    def generator(self) -> dict[str, Any]:
+        """What a privacy or utility record keeps of the generating run: its model config, DP guarantee and data hash."""
+        return generator_record(self.out) or {}
+
+    @property
     def manifest(self) -> pd.DataFrame:
         """One row per planned image: id, shard, row (in the npz, -1 if dropped), label, covariates, ..."""
         return pd.read_parquet(self.manifest_path)
@@ -144,3 +149,13 @@ class SyntheticSet:
         """Merge per-sample scores into the manifest (see `merge_scores`) and rewrite it."""
         write_manifest(self.out, merge_scores(self.manifest, scores))
         return self
+
+
+def generator_record(folder: str | Path) -> dict[str, Any] | None:
+    """The generating run's model config, DP guarantee and data hash from ``synthesis.json`` in `folder`,
+    or None when the folder holds no generation record (e.g. a hand-made synthetic `.npz`)."""
+    path = Path(folder) / RECORD
+    if not path.is_file():
+        return None
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    return {key: payload[key] for key in ("model_config", "privacy", "data_hash") if key in payload}

@@ -23,18 +23,36 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from genrad import __version__
-from genrad.data.npz import medmnist_layout
+from genrad.core import SEEDING
+from genrad.data.npz_format import medmnist_layout
 from genrad.errors import InputError
-from genrad.models.base import given_options
+from genrad.models.options import given_options
 from genrad.paths import fresh_output
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.synthesis.backends import BACKENDS, ModelSource, load_model, run_shards
-from genrad.synthesis.dataset import CLINICAL_PREFIX, MANIFEST, MANIFEST_CSV, NPZ, PLAN, RECORD, SyntheticSet, write_manifest
+from genrad.synthesis.dataset import (
+    CLINICAL_PREFIX,
+    MANIFEST,
+    MANIFEST_CSV,
+    NPZ,
+    PLAN,
+    RECORD,
+    SyntheticSet,
+    write_manifest,
+)
 from genrad.synthesis.plan import GeneratorLike, SamplingPlan, load_data, make_plan
 from genrad.synthesis.shards import (
     SHARD_DIR,
@@ -46,7 +64,13 @@ from genrad.synthesis.shards import (
     split_plan,
     write_shard,
 )
-from genrad.synthesis.writers import StreamingNpz, check_format, export_name, write_nifti, write_png
+from genrad.synthesis.writers import (
+    StreamingNpz,
+    check_format,
+    export_name,
+    write_nifti,
+    write_png,
+)
 
 Filter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -80,7 +104,7 @@ def generate(
     must return a boolean mask; dropped images stay in the manifest with ``kept=False``. ``synthetic.npz``
     is always written; ``format="png"`` / ``"nifti"`` also exports one file per kept image.
     ``clinical=True`` draws one synthetic clinical record per image from the real clinical table of
-    `data` (`genrad.scenarios.multimodal.records_for_plan`), conditions the image on it, and writes
+    `data` (`genrad.synthesis.clinical.records_for_plan`), conditions the image on it, and writes
     every record column into the manifest and the npz (``train_clinical__<column>``).
     `sampling` changes the model's sampling-only settings (`Generator.with_sampling`, e.g.
     ``{"guidance_scale": 5.0}``; None values leave a setting unchanged) on a copy of the model; they are part
@@ -98,7 +122,7 @@ def generate(
     )
     records = None
     if clinical:
-        from genrad.scenarios.multimodal import records_for_plan
+        from genrad.synthesis.clinical import records_for_plan
 
         plan, records = records_for_plan(plan, cohort, seed=seed)
     image_shape = tuple(int(s) for s in model.image_shape)
@@ -109,6 +133,7 @@ def generate(
         "image_shape": list(image_shape),
         "plan": plan.summary(),
         "seed": int(seed),
+        "seeding": SEEDING,
         "shard_size": int(shard_size),
         "batch_size": int(batch_size),
         "versions": {k: v for k, v in versions().items() if k in ("genrad", "torch", "numpy")},

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from genrad.core import derive_seed
 from genrad.errors import InputError
 from genrad.provenance import hash_arrays
 
 LABEL_COLUMN = "label"
-COVARIATE_STREAM = 1  # SeedSequence spawn key of the covariate draw (shards use key 0)
 
 
 class GeneratorLike(Protocol):
@@ -265,7 +265,7 @@ def _draw_covariates(
     pool: pd.DataFrame, names: list[str], counts: tuple[tuple[int, int], ...], seed: int
 ) -> pd.DataFrame:
     """Draw one row per planned image, with replacement, from the pool rows of the image's class."""
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(COVARIATE_STREAM,)))
+    rng = np.random.default_rng(derive_seed(seed, "covariates"))
     values = pool[names].to_numpy(dtype=np.float64)
     parts = []
     for label, n in counts:

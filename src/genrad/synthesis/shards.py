@@ -1,7 +1,7 @@
 """Shards: fixed-size slices of a plan, each sampled with its own seed and written atomically.
 
 Shard i covers plan images ``[i * shard_size, (i + 1) * shard_size)`` and samples with a
-`torch.Generator` seeded from ``SeedSequence(seed, spawn_key=(0, i))``, in batches of ``batch_size``
+`torch.Generator` seeded with ``derive_seed(seed, "shard", i)``, in batches of ``batch_size``
 on one CPU thread. Its pixels therefore depend only on (model, plan, seed, shard_size, batch_size),
 not on which worker or backend ran it nor in which order: the thread count is pinned because it
 changes the summation order of PyTorch's CPU kernels (and so the last bits of the output).
@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genrad.core import derive_seed
 from genrad.errors import InputError
 from genrad.provenance import atomic_path, hash_arrays
 from genrad.synthesis.plan import GeneratorLike, SamplingPlan
 
-SHARD_STREAM = 0  # SeedSequence spawn key of the shard seeds (covariates use key 1)
 SHARD_DIR = "shards"
 
 
@@ -45,9 +45,8 @@ class ShardTask:
 
 
 def shard_seed(seed: int, index: int) -> int:
-    """The 63-bit seed of shard `index` under base `seed` (independent streams via SeedSequence)."""
-    state = np.random.SeedSequence(int(seed), spawn_key=(SHARD_STREAM, int(index))).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))
+    """The 63-bit seed of shard `index` under base `seed`."""
+    return derive_seed(seed, "shard", int(index))
 
 
 def split_plan(plan: SamplingPlan, *, seed: int, shard_size: int, batch_size: int) -> list[ShardTask]:

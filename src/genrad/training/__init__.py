@@ -1,21 +1,9 @@
-"""Training engine: seeding, EMA, progress, checkpoints (safetensors + JSON), resume, budgets."""
+"""Training engine: `train` (plain or differentially private), EMA, progress, checkpoints (safetensors + JSON),
+resume, budgets (seeding and the device live in `genrad.core`)."""
 
-from genrad.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from genrad.training.device import default_device
-from genrad.training.ema import EMA
-from genrad.training.seeding import derive_seed, make_generator, seeded_init
+from genrad.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from genrad.models.ema import EMA
+from genrad.training.fitting import train
 from genrad.training.trainer import EpochBatchSampler, StepInfo, Trainer
 
-__all__ = [
-    "EMA",
-    "Checkpoint",
-    "EpochBatchSampler",
-    "StepInfo",
-    "Trainer",
-    "default_device",
-    "derive_seed",
-    "load_checkpoint",
-    "make_generator",
-    "save_checkpoint",
-    "seeded_init",
-]
+__all__ = ["EMA", "Checkpoint", "EpochBatchSampler", "StepInfo", "Trainer", "load_checkpoint", "save_checkpoint", "train"]

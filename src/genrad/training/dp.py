@@ -5,7 +5,8 @@ every image's gradient to L2 norm C (`max_grad_norm`) and adds Gaussian noise N(
 their sum. The accountant (Renyi DP, Mironov 2017) turns (sigma, q, steps) into the spent (epsilon,
 delta); sigma is chosen so that the planned number of steps spends the target epsilon.
 
-Only the networks whose gradients see real images are privatised (`PRIVATE_NETWORKS`): the whole VAE.
+Only the networks whose gradients see real images are privatised: each family declares them
+(``private_networks``, the whole VAE) and the constructor settings DP needs (``private_settings``).
 Sampling from a DP model is post-processing and keeps the guarantee. The spent epsilon is the model's
 ``privacy_`` record, saved in ``config.json`` (``fitted.privacy``) at every checkpoint, and copied
 into what is generated from the model.
@@ -32,9 +33,9 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader, Dataset
 
+from genrad.core import make_generator
 from genrad.errors import InputError, is_int
-from genrad.training.checkpoint import CONFIG, load_checkpoint
-from genrad.training.seeding import make_generator
+from genrad.models.checkpoint import CONFIG, load_checkpoint
 from genrad.training.trainer import Trainer
 
 if TYPE_CHECKING:
@@ -42,13 +43,6 @@ if TYPE_CHECKING:
 
     from genrad.data import Cohort, Split
     from genrad.models.base import Generator
-
-PRIVATE_NETWORKS = {"vae": ("vae",)}
-"""Per model family, the networks trained on real images (and so privatised)."""
-
-PRIVATE_SETTINGS = {"vae": {"latent_prior": "standard"}}
-"""Per family, constructor settings DP needs: the VAE's class-Gaussian prior is fitted to the training
-images' latents outside DP-SGD, so a private VAE samples z from N(0, I)."""
 
 ACCOUNTANT = "rdp"
 ALPHAS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [64, 96, 128, 192, 256, 384, 512, 1024]
@@ -149,13 +143,10 @@ class PrivateTrainer(Trainer):
         out_dir: str | Path | None = None,
         progress: bool = True,
     ) -> None:
-        if model.family not in PRIVATE_NETWORKS:
-            raise InputError(
-                f"a model family with DP training ({', '.join(PRIVATE_NETWORKS)})",
-                repr(model.family),
-                "train this family without --dp, or use --model vae",
-            )
-        required = PRIVATE_SETTINGS.get(model.family, {})
+        if not model.private_networks:
+            raise InputError("a model family with DP training (one that declares its private_networks)",
+                             repr(model.family), "train this family without --dp, or use --model vae")
+        required = dict(model.private_settings)
         found = {key: getattr(model, key, value) for key, value in required.items()}
         if found != required:
             arguments = ", ".join(f"{key}={value!r}" for key, value in required.items())
@@ -178,7 +169,7 @@ class PrivateTrainer(Trainer):
         """Wrap each private network and optimizer; the accountant starts at the current step."""
         for parts in self.parts.values():
             parts.module._close()  # type: ignore[operator]  # drop the hooks of a previous wrapping
-        for name in PRIVATE_NETWORKS[self.model.family]:
+        for name in self.model.private_networks:
             parts = make_private(
                 self.networks[name],
                 self.optimizers[name],

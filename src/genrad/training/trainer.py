@@ -47,12 +47,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from torch.utils.data import DataLoader, Sampler
 
+from genrad.core import make_generator, native_bf16
 from genrad.errors import InputError, is_int, is_number
-from genrad.progress import progress_bar
-from genrad.training.checkpoint import (
+from genrad.models.checkpoint import (
     CONFIG,
     STATE,
     load_checkpoint,
@@ -60,8 +66,7 @@ from genrad.training.checkpoint import (
     restore_optimizers,
     save_checkpoint,
 )
-from genrad.training.device import native_bf16
-from genrad.training.seeding import make_generator
+from genrad.progress import progress_bar
 
 if TYPE_CHECKING:
     from genrad.data import Cohort, Split

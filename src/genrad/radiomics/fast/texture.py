@@ -19,7 +19,12 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from genrad.radiomics.fast.neighbourhood import directions, line_table, neighbours, pair_slices
+from genrad.radiomics.fast.neighbourhood import (
+    directions,
+    line_table,
+    neighbours,
+    pair_slices,
+)
 
 EPS = float(np.spacing(1))
 _PLANE_CROSS = np.zeros((3, 3, 3), dtype=bool)  # 4-connectivity within a plane, never across planes

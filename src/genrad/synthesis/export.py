@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from genrad import __version__
+from genrad.core import make_generator
 from genrad.data import Cohort, Split
 from genrad.errors import InputError
 from genrad.models.base import Generator
-from genrad.training.seeding import make_generator
 
 
 def synthetic_cohort(model: Generator, n: int, *, label: int | None = None, seed: int = 0, source: str = "") -> Cohort:

@@ -1,9 +1,11 @@
-"""Where each pipeline stage writes its outputs inside a run directory."""
+"""Where each stage of a genrad run writes its outputs inside a run directory (read by the pipeline and the report)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from genrad.synthesis.dataset import NPZ
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class RunLayout:
 
     @property
     def synthetic_npz(self) -> Path:
-        return self.synthetic_dir / "synthetic.npz"
+        return self.synthetic_dir / NPZ
 
     @property
     def fidelity_dir(self) -> Path:

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
 from torch.optim import Optimizer
 
+from genrad.core import tensors_to_bytes
 from genrad.errors import InputError
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 
@@ -42,11 +42,6 @@ class Checkpoint:
     state: dict[str, Any]
     weights: dict[str, torch.Tensor]
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def tensors_to_bytes(tensors: Mapping[str, torch.Tensor]) -> bytes:
-    """Serialise tensors to safetensors bytes (contiguous CPU copies; deterministic for equal input)."""
-    return save_safetensors_bytes({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
 
 
 def save_checkpoint(
