@@ -27,7 +27,7 @@ class LineProgress(Progress):
     while it runs, and when it finishes: what, how far, time spent and the estimated time left."""
 
     def __init__(self, *columns: str | ProgressColumn, interval: float = LINE_INTERVAL_SECONDS, **options: Any) -> None:
-        super().__init__(*columns, **options)
+        super().__init__(*columns, **{**options, "transient": True})  # a log keeps the lines, not a final bar
         self.interval = interval
         self._last_line: dict[TaskID, float] = {}
 

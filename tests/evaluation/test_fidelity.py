@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from genrad.data.phantom import make_phantom
 from genrad.errors import InputError
 from genrad.evaluation import fidelity
-from genrad.evaluation.fidelity import METRICS
+from genrad.evaluation.fidelity import METRICS, UNIT_RANGE
 from genrad.radiomics import extract
 
 FAST = {"feature_set": "fast", "engine": "fast"}
@@ -66,6 +66,15 @@ def test_report_has_every_metric_with_interval_and_real_floor(reports: dict[str,
     assert provenance["seed"] == 0 and provenance["real_floor"]["method"].endswith("(floor_real)")
     assert provenance["data"]["real"]["hash"] != provenance["data"]["synthetic"]["hash"]
     json.dumps(report, allow_nan=False)  # strict JSON: no NaN / inf anywhere
+
+
+def test_every_interval_lies_inside_its_metric_range(reports: dict[str, dict]) -> None:
+    """The shifted sample's shares sit near 0 or 1, where a bias-recentred interval would leave [0, 1]."""
+    for report in reports.values():
+        for name in UNIT_RANGE:
+            low, high = report[name]["ci"]
+            assert 0.0 <= low <= high <= 1.0, (name, low, high)
+        assert report["density"]["ci"][0] >= 0.0
 
 
 def test_same_seed_gives_the_same_report(phantom_features: dict[str, pd.DataFrame], reports: dict[str, dict]) -> None:

@@ -244,3 +244,10 @@ def test_bootstrap_ci_is_recentred_on_the_estimate() -> None:
     assert low < 2.0 < high
     assert high - low == pytest.approx(2 * 1.645, rel=0.1)
     assert bootstrap_ci(1.0, np.array([np.nan]), 0.9) == [None, None]
+
+
+def test_a_recentred_interval_is_clipped_to_the_metric_range() -> None:
+    replicates = np.random.default_rng(0).uniform(0.0, 0.04, size=500)  # a share near 0, biased upwards
+    low, high = bootstrap_ci(0.0, replicates, 0.95, bounds=(0.0, 1.0))
+    assert low == 0.0 < high
+    assert bootstrap_ci(0.0, replicates, 0.95)[0] < 0.0  # without the bounds the shift leaves the range

@@ -42,6 +42,9 @@ METRICS = (
     "authenticity",
     "c2st_auc",
 )
+UNIT_RANGE = ("precision", "recall", "coverage", "alpha_precision", "beta_recall", "authenticity", "c2st_auc")
+"""Metrics that are shares or AUCs: their intervals stay inside [0, 1] (density and the distances are only >= 0
+or unbounded)."""
 ALPHA_STEPS = 30
 _LABEL_COLUMN = "label"
 
@@ -164,7 +167,9 @@ def fidelity(
     floor = _pair_metrics(floor_reference, floor_other, real_t.names, n_bootstrap=0, rng=rng, **settings)
 
     result: dict[str, Any] = {
-        name: _entry(main.values[name], main.replicates[name], floor.values[name], confidence) for name in METRICS
+        name: _entry(main.values[name], main.replicates[name], floor.values[name], confidence,
+                     bounds=(0.0, 1.0) if name in UNIT_RANGE else (0.0, np.inf) if name == "density" else (-np.inf, np.inf))
+        for name in METRICS
     }
     result["frd_per_class"] = _frd_per_class(
         real_t, synthetic_t, floor_t, n_bootstrap=n_bootstrap, rng=rng, confidence=confidence, max_samples=max_samples, class_names=class_names
@@ -339,10 +344,12 @@ def _features_entry(main: _PairResult, floor: _PairResult, confidence: float) ->
     }
 
 
-def _entry(value: float, replicates: np.ndarray, real_floor: float, confidence: float) -> dict[str, Any]:
+def _entry(value: float, replicates: np.ndarray, real_floor: float, confidence: float,
+           bounds: tuple[float, float] = (-np.inf, np.inf)) -> dict[str, Any]:
     from genrad.evaluation.stats import bootstrap_ci
 
-    return {"value": _finite(value), "ci": bootstrap_ci(value, replicates, confidence), "real_floor": _finite(real_floor)}
+    return {"value": _finite(value), "ci": bootstrap_ci(value, replicates, confidence, bounds=bounds),
+            "real_floor": _finite(real_floor)}
 
 
 def _finite(value: Any) -> float | None:

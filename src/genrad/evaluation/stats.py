@@ -205,20 +205,22 @@ def subsample(features: np.ndarray, size: int | None, rng: np.random.Generator) 
     return features[np.sort(rng.choice(features.shape[0], size=size, replace=False))]
 
 
-def bootstrap_ci(estimate: float, replicates: np.ndarray, level: float = 0.95, *, recentre: bool = True) -> list[float | None]:
+def bootstrap_ci(estimate: float, replicates: np.ndarray, level: float = 0.95, *, recentre: bool = True,
+                 bounds: tuple[float, float] = (-np.inf, np.inf)) -> list[float | None]:
     """Percentile interval of bootstrap replicates (Efron & Tibshirani 1993, sec. 13.3).
 
     With `recentre`, the replicates are first shifted by the bootstrap bias ``mean(replicates) - estimate``
     (sec. 10.6): resampling with replacement biases sample-size-sensitive statistics such as FRD (duplicates
     shrink the effective sample); the shift keeps the interval's width but puts it around the estimate.
-    Without it the interval stays inside the statistic's range (an AUC's [0, 1]). Non-finite replicates
-    are ignored; ``[None, None]`` without any."""
+    Without it the interval stays inside the statistic's range (an AUC's [0, 1]); with it, the shifted interval
+    is clipped to that range, `bounds`. Non-finite replicates are ignored; ``[None, None]`` without any."""
     values = np.asarray(replicates, dtype=np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0 or not np.isfinite(estimate):
         return [None, None]
     shift = values.mean() - estimate if recentre else 0.0
-    return percentile_interval(values - shift, level)
+    low, high = percentile_interval(values - shift, level)
+    return [float(np.clip(low, *bounds)), float(np.clip(high, *bounds))]
 
 
 def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> list[float | None]:

@@ -11,20 +11,25 @@ from genrad.pipeline.run import run_pipeline
 DEMO_PHANTOM = {"n": 600, "size": 28, "dims": 2}
 
 
+DEMO_SAMPLING = {"num_inference_steps": 10, "guidance_scale": 1.0}
+"""The demo's diffusion sampler: 10 DDIM steps without guidance, one network call each."""
+
+
 def demo_config(data_path: str, *, seed: int = 0) -> RunConfig:
-    """Small budgets: a VAE of at most 600 steps or 3 minutes, the fast feature set, a privacy audit in
-    pixel and radiomic space (no embedding to train), a quick utility protocol.
+    """Small budgets: a diffusion model trained for 2 minutes and sampled in 10 DDIM steps (on the phantom it
+    reaches the real precision and recall where a VAE of the same budget reaches neither), the fast feature set,
+    a privacy audit in pixel and radiomic space (no embedding to train), a quick utility protocol.
 
     The demo keeps every generated image (the per-sample QA still scores and reports them): a model
-    trained for a few minutes may have most samples flagged, and the demo must always reach its report.
+    trained for a few minutes may have many samples flagged, and the demo must always reach its report.
     """
     return RunConfig().with_overrides(
         **{
             "seed": seed,
             "data.path": data_path,
-            "train.model": "vae",
-            "train.budget_minutes": 3.0,
-            "train.max_steps": 600,
+            "train.model": "diffusion",
+            "train.budget_minutes": 2.0,
+            "train.options": DEMO_SAMPLING,
             "generate.filter": False,
             "fidelity.feature_set": "fast",
             "fidelity.n_bootstrap": 50,

@@ -192,6 +192,8 @@ class Trainer:
                         window = []
                     info = StepInfo(self.step, losses, self._rate, self._elapsed)
                     status = " ".join(f"{k} {v:.4f}" for k, v in losses.items()) + f"  {self._rate:.0f} img/s"
+                    if math.isfinite(deadline):
+                        status += f"  {max(deadline - time.perf_counter(), 0.0) / 60:.1f} min of the budget left"
                     bar.update(task, completed=self.step, status=status)
                     requested = any([bool(callback(info)) for callback in callbacks])  # call every callback
                     due = self.step % self.checkpoint_every == 0 or time.perf_counter() - last_checkpoint > 60 * self.checkpoint_minutes
