@@ -13,10 +13,10 @@ LINE_INTERVAL_SECONDS = 30.0
 """How often `LineProgress` reports a running task."""
 
 
-def progress_bar(*columns: str | ProgressColumn, **options: Any) -> Progress:
-    """A rich `Progress` with `columns` on stderr, or a `LineProgress` when stderr is not a terminal; `options` as
-    for `Progress` (``disable``, ``transient``, ...)."""
-    console = Console(stderr=True)
+def progress_bar(*columns: str | ProgressColumn, console: Console | None = None, **options: Any) -> Progress:
+    """A rich `Progress` with `columns` on `console` (default stderr), or a `LineProgress` when that is not a
+    terminal; `options` as for `Progress` (``disable``, ``transient``, ...)."""
+    console = console or Console(stderr=True)
     if console.is_terminal:
         return Progress(*columns, console=console, **options)
     return LineProgress(*columns, console=console, **options)

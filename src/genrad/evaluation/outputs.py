@@ -137,12 +137,12 @@ def evaluate_privacy(
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
-        Progress,
         TextColumn,
         TimeRemainingColumn,
     )
 
     from genrad.evaluation.privacy import PrivacyAudit
+    from genrad.progress import progress_bar
 
     if chunk_size < 1:
         raise InputError("chunk_size >= 1", str(chunk_size), "pass a positive chunk size", source="--chunk-size")
@@ -153,7 +153,7 @@ def evaluate_privacy(
         audit.fit(train, holdout)
     images = synthetic.images
     columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with progress_bar(*columns, console=console, transient=True) as bar:
         task = bar.add_task("audit", total=len(images))
         for start in range(0, len(images), chunk_size):
             audit.update(images[start : start + chunk_size])
