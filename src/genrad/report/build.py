@@ -269,8 +269,10 @@ def _training_section(layout: RunLayout, run: Mapping[str, Any]) -> dict[str, An
     section = _section("training", "Training curves")
     choice = run.get("model_choice") or {}
     if choice:
-        model = f"preset {choice['preset']}" if choice.get("preset") else f"the {choice.get('family')} family's defaults"
-        section["bullets"] = [f"Model: {model} ({choice.get('reason')})."]
+        options = (run.get("config") or {}).get("train", {}).get("options") or {}
+        model = f"preset {choice['preset']}" if choice.get("preset") else f"the {choice.get('family')} family"
+        given = f" with {', '.join(f'{key}={value}' for key, value in options.items())}" if options else ""
+        section["bullets"] = [f"Model: {model}{given} ({choice.get('reason')})."]
     history_path = next((p for p in (layout.model_dir / "history.csv",) if p.exists()), None)
     if history_path is None:
         section["missing"] = "No training history found (stage: train)."
