@@ -63,7 +63,7 @@ class Classifier:
     augment:
         Classical augmentation on every mini-batch (MONAI: random flip, affine, contrast, noise).
     device:
-        ``"cpu"``, ``"cuda"``, ...; ``None`` picks `genrad.training.device.default_device()`.
+        ``"cpu"``, ``"cuda"``, ...; ``None`` picks `genrad.core.default_device()`.
     """
 
     def __init__(
