@@ -63,23 +63,31 @@ def evaluate(cohort: Any, seed: int) -> dict[str, Any]:
             "anchor_knn_auroc": anchor_auroc,
             "auroc_ratio": qa_auroc / anchor_auroc,
         }
+    result["blur"] = blur_check(qa, cohort.test.images, seed=seed + 1)
+    aurocs = [d["auroc"] for d in result["defects"].values()]
+    result["min_auroc"] = min(aurocs)
+    result["mean_auroc"] = float(np.mean(aurocs))
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def blur_check(qa: Any, images: np.ndarray, *, seed: int) -> dict[str, float]:
+    """`images` (2D, ``(N, C, H, W)``) blurred by `BLUR_SIGMA` and saved in 8 bits: the share flagged, the share
+    flagged with the ``blur`` reason and the share on which ``spectral_peak`` fires; and the least share on which
+    it fires among the periodic defects (checkerboard, grid) injected with `seed`."""
     from scipy.ndimage import gaussian_filter
 
-    sigma = (0, 0, BLUR_SIGMA, BLUR_SIGMA)  # 2D images (N, C, H, W), as the defects
-    blurred = qa.score(np.round(gaussian_filter(cohort.test.images, sigma=sigma) * 255) / 255)  # as saved in 8 bits
-    periodic = [qa.score(inject(cohort.test.images, kind, seed=seed + 1)) for kind in ("checkerboard", "grid")]
-    result["blur"] = {
+    from genrad.evaluation.defects import inject
+
+    blurred = qa.score(np.round(gaussian_filter(images, sigma=(0, 0, BLUR_SIGMA, BLUR_SIGMA)) * 255) / 255)
+    periodic = [qa.score(inject(images, kind, seed=seed)) for kind in ("checkerboard", "grid")]
+    return {
         "sigma_px": BLUR_SIGMA,
         "flagged": float(blurred["qa_flag"].mean()),
         "flagged_as_blur": float((blurred["qa_flag"] & (blurred["qa_reason"] == "blur")).mean()),
         "spectral_peak_fires": float(qa.fires(blurred, "spectral_peak").mean()),
         "spectral_peak_fires_on_periodic": min(float(qa.fires(table, "spectral_peak").mean()) for table in periodic),
     }
-    aurocs = [d["auroc"] for d in result["defects"].values()]
-    result["min_auroc"] = min(aurocs)
-    result["mean_auroc"] = float(np.mean(aurocs))
-    result["seconds"] = time.perf_counter() - start
-    return result
 
 
 def main() -> None:

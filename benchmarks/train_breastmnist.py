@@ -312,8 +312,9 @@ def merge(paths: list[Path]) -> dict[str, Any]:
 def pool_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
     """One family trained with several seeds: each FRD order averaged over every sample draw of every run.
 
-    The spread between training seeds of one configuration can exceed the spread between sample draws
-    of one model (docs/benchmarks.md, sessions 9 and 13), so one run does not measure a configuration.
+    The spread between training seeds of one configuration can exceed the spread between sample draws of one
+    model (the diffusion preset: single models 3.94-4.22, docs/benchmarks.md), so one run does not measure a
+    configuration.
     """
     def draws(result: dict[str, Any], key: str) -> list[float]:
         return [result[key]] + [other[key] for other in result.get("other_sample_seeds", [])]

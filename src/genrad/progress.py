@@ -30,6 +30,7 @@ class LineProgress(Progress):
         super().__init__(*columns, **{**options, "transient": True})  # a log keeps the lines, not a final bar
         self.interval = interval
         self._last_line: dict[TaskID, float] = {}
+        self._finished: set[TaskID] = set()  # their last line is out
 
     def add_task(self, description: str, *args: Any, **kwargs: Any) -> TaskID:
         task_id = super().add_task(description, *args, **kwargs)
@@ -48,11 +49,13 @@ class LineProgress(Progress):
         task = self._tasks[task_id]
         now = time.monotonic()
         last = self._last_line.get(task_id)
-        if self.disable or not task.visible or (last == -1.0):  # -1: its finishing line is out
+        if self.disable or not task.visible or task_id in self._finished:
             return
         if last is not None and not task.finished and now - last < self.interval:
             return
-        self._last_line[task_id] = -1.0 if task.finished else now
+        self._last_line[task_id] = now
+        if task.finished:
+            self._finished.add(task_id)
         done = f"{task.completed:g}/{task.total:g} ({task.percentage:.0f}%)" if task.total else f"{task.completed:g}"
         elapsed = f", {task.elapsed or 0.0:.0f} s" if task.started else ""
         left = task.time_remaining

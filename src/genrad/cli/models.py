@@ -77,7 +77,7 @@ def keyword_options(pairs: list[str], flag: str) -> dict[str, Any]:
 def intensity_option(text: str | None) -> Any:
     """``--intensity``: None (the default, 'auto'), 'auto', 'none' (the identity map) or IntensityMap fields."""
     if text is None or text == "auto":
-        return None if text is None else "auto"
+        return text
     if text == "none":
         return {}
     return keyword_options(text.split(","), "--intensity")

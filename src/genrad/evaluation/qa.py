@@ -291,7 +291,7 @@ class SampleQA:
         the threshold (`SPECTRAL`: a blur, a periodic pattern or noise changes every local statistic too) is named
         first, and any image-domain check over the threshold before ``knn_distance`` (which catches every departure
         from the real radiomic manifold)."""
-        strength = {name: -np.log10(np.clip(self._pvalue(name, components[name].to_numpy(), False), 1e-300, 1.0))
+        strength = {name: _strength(self._pvalue(name, components[name].to_numpy(), False))
                     for name in DIRECTIONS if name != "knn_distance"}
 
         def strongest_over_threshold(group: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -312,8 +312,7 @@ class SampleQA:
         """Whether `component` alone is over the flag threshold in each row of a `score` table."""
         if not hasattr(self, "threshold_"):
             raise NotFittedError(self)
-        pvalues = self._pvalue(component, table[f"qa_{component}"].to_numpy(), False)
-        return -np.log10(np.clip(pvalues, 1e-300, 1.0)) > self.threshold_
+        return _strength(self._pvalue(component, table[f"qa_{component}"].to_numpy(), False)) > self.threshold_
 
     def as_filter(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """A ``filter(images, labels) -> keep`` callable for `genrad.synthesis.generate` that keeps the
@@ -361,7 +360,7 @@ class SampleQA:
         ``leave_one_out`` the components are the reference's own, each judged against the others."""
         pvalues = np.column_stack([self._pvalue(name, components[name].to_numpy(), leave_one_out) for name in DIRECTIONS])
         smallest = pvalues.argmin(axis=1)
-        score = -np.log10(np.clip(pvalues[np.arange(len(pvalues)), smallest], 1e-300, 1.0))
+        score = _strength(pvalues[np.arange(len(pvalues)), smallest])
         return score, np.asarray(list(DIRECTIONS))[smallest]
 
     def _pvalue(self, name: str, values: np.ndarray, leave_one_out: bool) -> np.ndarray:
@@ -383,6 +382,11 @@ class _QAFilter:
 
     def __call__(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return ~self.qa.flag(images)
+
+
+def _strength(pvalues: np.ndarray) -> np.ndarray:
+    """``-log10`` of p-values (floored at 1e-300): the scale of the QA score and of its flag threshold."""
+    return -np.log10(np.clip(pvalues, 1e-300, 1.0))
 
 
 def _images(data: Any, name: str) -> np.ndarray:
