@@ -131,3 +131,23 @@ def test_split_input_extracts_features_and_keeps_labels() -> None:
     assert report["provenance"]["data"]["real"]["hash"] == cohort.test.content_hash()
     assert set(report["frd_per_class"]) <= {"0", "1", "2"} and report["frd_per_class"]
     assert np.isfinite(report["frd"]["value"])
+
+
+def test_a_balanced_synthetic_set_is_compared_at_the_reference_class_mix(phantom_features: dict[str, pd.DataFrame]) -> None:
+    """A same-distribution sample with every class equally large differs from the imbalanced reference only in its
+    class mix: scored at the reference's mix it sits near the real floor, scored as given it does not."""
+    real, same = phantom_features["real"], phantom_features["same"]
+    assert real["label"].value_counts().max() > 2 * real["label"].value_counts().min()
+    smallest = int(same["label"].value_counts().min())
+    balanced = same.groupby("label", group_keys=False).apply(lambda rows: rows.head(smallest)).reset_index(drop=True)
+    matched = fidelity(real, balanced, n_bootstrap=0)
+    as_given = fidelity(real, balanced, n_bootstrap=0, class_mix="as_given")
+    assert matched["frd"]["value"] < 0.7 * as_given["frd"]["value"]
+    assert matched["frd"]["value"] < 1.5 * matched["frd"]["real_floor"]
+    data = matched["provenance"]["data"]["synthetic"]
+    assert data["n"] == len(balanced) > data["n_in_class_mix"]
+    assert matched["provenance"]["config"]["class_mix"] == "reference"
+    for name, entry in matched["frd_per_class"].items():  # every synthetic image of each class, either way
+        assert entry["value"] == as_given["frd_per_class"][name]["value"]
+    with pytest.raises(InputError, match="class_mix"):
+        fidelity(real, balanced, n_bootstrap=0, class_mix="balanced")

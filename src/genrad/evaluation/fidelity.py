@@ -46,6 +46,7 @@ UNIT_RANGE = ("precision", "recall", "coverage", "alpha_precision", "beta_recall
 """Metrics that are shares or AUCs: their intervals stay inside [0, 1] (density and the distances are only >= 0
 or unbounded)."""
 ALPHA_STEPS = 30
+CLASS_MIXES = ("reference", "as_given")
 _LABEL_COLUMN = "label"
 
 
@@ -130,6 +131,7 @@ def fidelity(
     confidence: float = 0.95,
     class_names: Sequence[str] | None = None,
     workers: int = 1,
+    class_mix: str = "reference",
 ) -> dict[str, Any]:
     """Set-level fidelity of ``synthetic`` against the real reference ``real``.
 
@@ -146,6 +148,10 @@ def fidelity(
             subsample); FRD uses every row.
         confidence: level of the intervals.
         class_names: names for the per-class keys (default: the label values).
+        class_mix: "reference": when both sets are labelled, the set-level metrics use a seeded per-class subsample
+            of ``synthetic`` in the reference's class proportions (as many images as its classes allow), so that a
+            class-balanced synthetic set is not scored as far from an imbalanced reference for its balance alone;
+            "as_given": every synthetic image as it comes. FRD per class always uses every synthetic image.
 
     Returns:
         A JSON-ready dict: ``frd``, ``frd_per_class``, ``kid``, ``precision``, ``recall``, ``density``,
@@ -154,6 +160,8 @@ def fidelity(
         ``provenance``.
     """
     check_settings(n_bootstrap=n_bootstrap, confidence=confidence, k=k, max_samples=max_samples)
+    if class_mix not in CLASS_MIXES:
+        raise InputError(f"class_mix one of {CLASS_MIXES}", repr(class_mix), 'pass "reference" or "as_given"', source="fidelity")
     options = {"feature_set": feature_set, "engine": engine, "workers": workers}
     real_t = feature_table(real, name="real", **options)
     synthetic_t = _aligned(feature_table(synthetic, name="synthetic", **options), real_t.names, "synthetic")
@@ -161,9 +169,10 @@ def fidelity(
     rng = np.random.default_rng(seed)
     settings = {"k": k, "max_samples": max_samples, "seed": seed}
 
-    n_compared = min(len(synthetic_t), max_samples)
+    compared = matched_class_mix(synthetic_t, real_t.labels, rng) if class_mix == "reference" else synthetic_t
+    n_compared = min(len(compared), max_samples)
     floor_reference, floor_other, floor_method = _floor_pair(real_t.values, None if floor_t is None else floor_t.values, n_compared, rng)
-    main = _pair_metrics(real_t.values, synthetic_t.values, real_t.names, n_bootstrap=n_bootstrap, rng=rng, **settings)
+    main = _pair_metrics(real_t.values, compared.values, real_t.names, n_bootstrap=n_bootstrap, rng=rng, **settings)
     floor = _pair_metrics(floor_reference, floor_other, real_t.names, n_bootstrap=0, rng=rng, **settings)
 
     result: dict[str, Any] = {
@@ -185,6 +194,7 @@ def fidelity(
             "confidence": confidence,
             "k": k,
             "max_samples": max_samples,
+            "class_mix": class_mix,
             "alpha_beta_steps": ALPHA_STEPS,
             "c2st": "quadratic logistic regression, 5-fold out-of-fold AUC, balanced sets",
             "normalisation": "z-score with the real reference's mean and population SD (frd-score v1, norm_ref='d1')",
@@ -193,13 +203,31 @@ def fidelity(
         },
         "data": {
             "real": _describe(real_t),
-            "synthetic": {**_describe(synthetic_t), "n_used_by_neighbour_metrics": n_compared},
+            "synthetic": {**_describe(synthetic_t), "n_in_class_mix": len(compared), "n_used_by_neighbour_metrics": n_compared},
             "floor_real": None if floor_t is None else _describe(floor_t),
         },
         "real_floor": {"method": floor_method, "n_reference": len(floor_reference), "n_compared": len(floor_other)},
         "features": {"n_columns": len(real_t.names), "n_used": len(main.table), "dropped": main.dropped},
     }
     return result
+
+
+def matched_class_mix(synthetic: FeatureTable, reference_labels: np.ndarray | None, rng: np.random.Generator) -> FeatureTable:
+    """The largest seeded per-class subsample of `synthetic` whose class proportions are the reference's (within
+    rounding); `synthetic` itself when either set is unlabelled or a reference class has no synthetic image."""
+    if synthetic.labels is None or reference_labels is None:
+        return synthetic
+    classes, counts = np.unique(reference_labels, return_counts=True)
+    available = np.array([int((synthetic.labels == c).sum()) for c in classes])
+    if (available == 0).any():
+        return synthetic
+    shares = counts / counts.sum()
+    total = float(np.min(available / shares))
+    keep = np.zeros(len(synthetic), dtype=bool)
+    for label, share, n_available in zip(classes, shares, available, strict=True):
+        rows = np.flatnonzero(synthetic.labels == label)
+        keep[rng.choice(rows, size=min(n_available, max(1, round(total * share))), replace=False)] = True
+    return FeatureTable(synthetic.values[keep], synthetic.names, synthetic.labels[keep], synthetic.data_hash)
 
 
 def _pair_metrics(

@@ -47,6 +47,7 @@ from genrad.models.sampling import (
 )
 
 SCHEDULERS = ("ddim", "rflow")
+SOLVERS = ("ddim", "dpm++2m")
 NOISE_SCHEDULES = {"linear": ("linear_beta", 1e-4, 0.02), "scaled_linear": ("scaled_linear_beta", 0.0015, 0.0195)}
 """MONAI beta schedules: (name, beta_start, beta_end). "linear" is DDPM's pixel-space schedule (Ho et al.
 2020); "scaled_linear" is latent diffusion's, whose smallest noise level (sqrt(0.0015) = 0.039 in [-1, 1]
@@ -77,8 +78,11 @@ class Diffusion(Generator):
         noise_schedule: "ddim" only: "linear" (betas 1e-4 to 0.02, DDPM's pixel-space schedule) or "scaled_linear"
             (latent diffusion's), see `NOISE_SCHEDULES`.
         min_snr_gamma: "ddim" only: Min-SNR-gamma loss weighting (Hang et al. 2023); None: the plain v-prediction loss.
-        num_inference_steps: sampling steps.
-        sampling_eta: "ddim" only: DDIM's eta (0: deterministic; 1: as stochastic as DDPM's ancestral sampler).
+        num_inference_steps: sampling steps (network calls per image, twice that with guidance).
+        solver: "ddim" only: "ddim" (MONAI's DDIM steps) or "dpm++2m" (the second-order multistep DPM-Solver++,
+            `genrad.models.sampling.DPMSolverPlusPlus2M`, more faithful in few steps); None: "ddim" for a model
+            trained with scheduler "ddim", Euler steps for "rflow".
+        sampling_eta: "ddim" solver only: DDIM's eta (0: deterministic; 1: as stochastic as DDPM's ancestral sampler).
         guidance_scale: guidance weight ``w`` (1: the conditional model alone, no guidance).
         guidance_interval: ``(low, high)`` fractions of the T timesteps where guidance applies ((0, 1): all).
         guide_step: autoguidance by the EMA UNet as it was at this training step (None: classifier-free guidance).
@@ -93,7 +97,7 @@ class Diffusion(Generator):
     option_defaults = {"learning_rate": 5e-4}
     earlier_defaults = {**Generator.earlier_defaults, "noise_schedule": "scaled_linear"}
     ema_networks = ("unet",)
-    sampling_settings = ("num_inference_steps", "sampling_eta", "guidance_scale", "guidance_interval")
+    sampling_settings = ("num_inference_steps", "solver", "sampling_eta", "guidance_scale", "guidance_interval")
 
     def __init__(
         self,
@@ -104,6 +108,7 @@ class Diffusion(Generator):
         noise_schedule: str = "linear",
         min_snr_gamma: float | None = None,
         num_inference_steps: int = 50,
+        solver: str | None = None,
         sampling_eta: float = 0.0,
         guidance_scale: float = 1.5,
         guidance_interval: Sequence[float] = (0.0, 1.0),
@@ -125,10 +130,13 @@ class Diffusion(Generator):
             (self.min_snr_gamma is None or (self.scheduler == "ddim" and is_number(self.min_snr_gamma) and self.min_snr_gamma > 0),
              'min_snr_gamma None, or > 0 with scheduler "ddim"', self.min_snr_gamma),
             (is_int(self.num_inference_steps) and is_int(self.num_train_timesteps)
-             and 1 <= self.num_inference_steps <= self.num_train_timesteps,
-             f"num_inference_steps in 1..num_train_timesteps ({self.num_train_timesteps})", self.num_inference_steps),
-            (is_number(self.sampling_eta) and (self.sampling_eta == 0.0 or (self.scheduler == "ddim" and 0.0 < self.sampling_eta <= 1.0)),
-             'sampling_eta 0, or in (0, 1] with scheduler "ddim"', self.sampling_eta),
+             and 1 <= self.num_inference_steps <= self.num_train_timesteps - (self.solver == "dpm++2m"),
+             f"num_inference_steps in 1..num_train_timesteps ({self.num_train_timesteps}; one fewer with dpm++2m)",
+             self.num_inference_steps),
+            (self.solver is None or (self.solver in SOLVERS and self.scheduler == "ddim"),
+             f'solver None, or one of {SOLVERS} with scheduler "ddim"', self.solver),
+            (is_number(self.sampling_eta) and (self.sampling_eta == 0.0 or (self.sampling_solver() == "ddim" and 0.0 < self.sampling_eta <= 1.0)),
+             'sampling_eta 0, or in (0, 1] with the "ddim" solver', self.sampling_eta),
             (is_number(self.guidance_scale) and self.guidance_scale >= 0, "guidance_scale >= 0", self.guidance_scale),
             (isinstance(self.guidance_interval, tuple) and len(self.guidance_interval) == 2
              and all(is_number(v) for v in self.guidance_interval)
@@ -234,11 +242,15 @@ class Diffusion(Generator):
         low, high = self.guidance_interval
         return strategy if (low, high) == (0.0, 1.0) else Interval(strategy, low, high, self.num_train_timesteps)
 
+    def sampling_solver(self) -> str:
+        """The `DiffusionSampler` kind: `solver`, or the scheduler's own ("ddim" or "rflow") when it is None."""
+        return self.scheduler if self.solver is None else self.solver
+
     def sampler(self) -> DiffusionSampler:
         """The `DiffusionSampler` of the current sampling settings, built once per settings."""
-        key = (self.num_inference_steps, self.sampling_eta, self.guidance_scale, self.guidance_interval, self.step_)
+        key = (self.num_inference_steps, self.solver, self.sampling_eta, self.guidance_scale, self.guidance_interval, self.step_)
         if getattr(self, "_sampler", (None, None))[0] != key:
-            self._sampler = (key, DiffusionSampler(self.scheduler, num_train_timesteps=self.num_train_timesteps,
+            self._sampler = (key, DiffusionSampler(self.sampling_solver(), num_train_timesteps=self.num_train_timesteps,
                                                    num_inference_steps=self.num_inference_steps, guidance=self.guidance(),
                                                    schedule=self._schedule_arguments(), eta=self.sampling_eta, device=self.device_))
         return self._sampler[1]
