@@ -73,3 +73,15 @@ def test_a_trained_model_samples_with_the_solver_deterministically_and_checks_it
         Diffusion(num_classes=2, solver="dpm++2m", sampling_eta=0.5)
     with pytest.raises(InputError, match="one fewer with dpm"):
         Diffusion(num_classes=2, solver="dpm++2m", num_train_timesteps=10, num_inference_steps=10)
+
+
+def test_bf16_sampling_is_deterministic_and_close_to_float32() -> None:
+    model = Diffusion(num_classes=2, channels=(8, 16), num_inference_steps=4, batch_size=8, solver="dpm++2m").fit(
+        toy_split(), max_steps=2, progress=False)
+    full = model.sample(4, labels=1, generator=3)
+    model.with_sampling(sampling_precision="bf16")
+    half = model.sample(4, labels=1, generator=3)
+    assert half.dtype == torch.float32 and torch.equal(half, model.sample(4, labels=1, generator=3))
+    assert not torch.equal(half, full) and float((half - full).abs().mean()) < 0.02
+    with pytest.raises(InputError, match="sampling_precision"):
+        model.with_sampling(sampling_precision="fp16")

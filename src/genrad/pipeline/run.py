@@ -166,16 +166,18 @@ def _stage_generate(context: _Context) -> None:
 
 
 def _balanced_counts(context: _Context) -> dict[int, int]:
-    """Every class as large as the largest real class, and large enough for the utility arms.
+    """Every class as large as the largest real class, and large enough for the utility arms: what the fidelity,
+    privacy and utility stages use, no more.
 
     A balanced utility arm at multiple m tops each class up to about (m + 1) N / K images (N real
-    training images, K classes); 20% spare covers the images the per-sample QA drops.
+    training images, K classes); with the QA filter on, 20% spare covers the images it drops.
     """
     counts = context.train.class_counts(context.cohort.num_classes)
     largest = max(counts.values())
     if context.config.utility.enabled:
         multiple = max(context.config.utility.multiples)
-        largest = max(largest, math.ceil(1.2 * (multiple + 1) * len(context.train) / len(counts)))
+        spare = 1.2 if context.config.generate.filter else 1.0
+        largest = max(largest, math.ceil(spare * (multiple + 1) * len(context.train) / len(counts)))
     return dict.fromkeys(counts, largest)
 
 

@@ -17,12 +17,14 @@ import copy
 import json
 import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -160,6 +162,8 @@ def _generate(
     remove_stale_temporaries(out / SHARD_DIR)
     remove_stale_temporaries(out)
     todo = [task for task in tasks if not _usable_shard(out, task)]
+    if progress and todo:
+        print(f"genrad: {sampling_estimate(model, sum(map(len, todo)), batch_size=batch_size, workers=workers)}", file=sys.stderr)
     with _progress(progress) as bar:
         sampling_task = bar.add_task("sampling", total=len(plan), completed=len(plan) - sum(map(len, todo)))
 
@@ -183,6 +187,19 @@ def _generate(
     outputs = {name: hash_file(out / name) for name in (NPZ, MANIFEST, MANIFEST_CSV)}
     write_json(out / RECORD, {**provenance, "n_planned": len(plan), "n_kept": kept, "outputs": outputs, "versions": versions()})
     return SyntheticSet(out)
+
+
+def sampling_estimate(model: GeneratorLike, n: int, *, batch_size: int = 250, workers: int = 1, probe: int = 32) -> str:
+    """One line that says how long sampling `n` images will take: `probe` images (a throwaway seed, after one
+    warm-up image) timed on this machine, scaled to `n` and shared among `workers`."""
+    probe = max(1, min(probe, batch_size, n))
+    model.sample(1, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    model.sample(probe, generator=torch.Generator().manual_seed(1))
+    rate = probe / max(time.perf_counter() - start, 1e-9)
+    minutes = n / rate / workers / 60
+    return (f"sampling {n} images: about {minutes:.1f} min at {rate:.1f} images/s per worker "
+            f"({workers} worker{'s' if workers > 1 else ''}; timed on {probe} images)")
 
 
 def _usable_shard(out: Path, task: ShardTask) -> bool:
