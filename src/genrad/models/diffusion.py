@@ -33,7 +33,7 @@ from monai.networks.schedulers import DDPMScheduler
 from torch import nn
 from torch.optim import AdamW, Optimizer
 
-from genrad.core import store_arguments
+from genrad.core import native_bf16, store_arguments
 from genrad.errors import is_int, is_number
 from genrad.models.base import Batch, Generator
 from genrad.models.blocks import ConditionEmbedding
@@ -82,9 +82,9 @@ class Diffusion(Generator):
         solver: "ddim" only: "ddim" (MONAI's DDIM steps) or "dpm++2m" (the second-order multistep DPM-Solver++,
             `genrad.models.sampling.DPMSolverPlusPlus2M`, more faithful in few steps); None: "ddim" for a model
             trained with scheduler "ddim", Euler steps for "rflow".
-        sampling_precision: "fp32", or "bf16": the sampling network calls under ``torch.autocast`` in bfloat16 (the
-            solver's arithmetic stays float32); several times faster where bfloat16 is native (CUDA, AVX512-BF16 or
-            AMX CPUs; `genrad.core.native_bf16`), many times slower elsewhere.
+        sampling_precision: "fp32"; "bf16": the sampling network calls under ``torch.autocast`` in bfloat16 (the
+            solver's arithmetic stays float32), several times faster where bfloat16 is native (CUDA, AVX512-BF16 or
+            AMX CPUs; `genrad.core.native_bf16`), many times slower elsewhere; "auto": "bf16" where it is native.
         sampling_eta: "ddim" solver only: DDIM's eta (0: deterministic; 1: as stochastic as DDPM's ancestral sampler).
         guidance_scale: guidance weight ``w`` (1: the conditional model alone, no guidance).
         guidance_interval: ``(low, high)`` fractions of the T timesteps where guidance applies ((0, 1): all).
@@ -139,7 +139,8 @@ class Diffusion(Generator):
              self.num_inference_steps),
             (self.solver is None or (self.solver in SOLVERS and self.scheduler == "ddim"),
              f'solver None, or one of {SOLVERS} with scheduler "ddim"', self.solver),
-            (self.sampling_precision in PRECISIONS, f"sampling_precision one of {PRECISIONS}", self.sampling_precision),
+            (self.sampling_precision in (*PRECISIONS, "auto"), f"sampling_precision one of {(*PRECISIONS, 'auto')}",
+             self.sampling_precision),
             (is_number(self.sampling_eta) and (self.sampling_eta == 0.0 or (self.sampling_solver() == "ddim" and 0.0 < self.sampling_eta <= 1.0)),
              'sampling_eta 0, or in (0, 1] with the "ddim" solver', self.sampling_eta),
             (is_number(self.guidance_scale) and self.guidance_scale >= 0, "guidance_scale >= 0", self.guidance_scale),
@@ -247,6 +248,12 @@ class Diffusion(Generator):
         low, high = self.guidance_interval
         return strategy if (low, high) == (0.0, 1.0) else Interval(strategy, low, high, self.num_train_timesteps)
 
+    def bf16_sampling(self) -> bool:
+        """Whether the network calls of `sample` run in bfloat16 (`sampling_precision`, "auto" resolved on this device)."""
+        if self.sampling_precision == "auto":
+            return native_bf16(self.device_)
+        return self.sampling_precision == "bf16"
+
     def sampling_solver(self) -> str:
         """The `DiffusionSampler` kind: `solver`, or the scheduler's own ("ddim" or "rflow") when it is None."""
         return self.scheduler if self.solver is None else self.solver
@@ -262,7 +269,7 @@ class Diffusion(Generator):
 
     def _generate(self, labels: torch.Tensor, covariates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         noise = torch.randn((len(labels), *self.net_shape_), generator=generator).to(self.device_)
-        with torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=self.sampling_precision == "bf16"):
+        with torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=self.bf16_sampling()):
             return self.sampler()(self.network("unet"), noise, labels.to(self.device_), covariates.to(self.device_), generator)
 
 

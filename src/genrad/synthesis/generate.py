@@ -59,6 +59,7 @@ from genrad.synthesis.plan import GeneratorLike, SamplingPlan, load_data, make_p
 from genrad.synthesis.shards import (
     SHARD_DIR,
     ShardTask,
+    one_thread,
     read_shard_images,
     remove_stale_temporaries,
     shard_path,
@@ -191,12 +192,14 @@ def _generate(
 
 def sampling_estimate(model: GeneratorLike, n: int, *, batch_size: int = 250, workers: int = 1, probe: int = 32) -> str:
     """One line that says how long sampling `n` images will take: `probe` images (a throwaway seed, after one
-    warm-up image) timed on this machine, scaled to `n` and shared among `workers`."""
+    warm-up image) timed on this machine on one thread as each shard samples, scaled to `n` and shared among
+    `workers`."""
     probe = max(1, min(probe, batch_size, n))
-    model.sample(1, generator=torch.Generator().manual_seed(0))
-    start = time.perf_counter()
-    model.sample(probe, generator=torch.Generator().manual_seed(1))
-    rate = probe / max(time.perf_counter() - start, 1e-9)
+    with torch.no_grad(), one_thread():
+        model.sample(1, generator=torch.Generator().manual_seed(0))
+        start = time.perf_counter()
+        model.sample(probe, generator=torch.Generator().manual_seed(1))
+        rate = probe / max(time.perf_counter() - start, 1e-9)
     minutes = n / rate / workers / 60
     return (f"sampling {n} images: about {minutes:.1f} min at {rate:.1f} images/s per worker "
             f"({workers} worker{'s' if workers > 1 else ''}; timed on {probe} images)")
