@@ -2,7 +2,7 @@
 
 Trains the demo's diffusion model on the demo's phantom (`genrad.pipeline.demo`: 600 images, 28 px, a fixed
 number of steps) once, then samples the same images (same labels, same seeds) with each sampler and scores
-them as `genrad run`'s fidelity stage does: the fast radiomic feature set, the synthetic set at the test split's
+them as the demo's fidelity stage does: the fast radiomic feature set, the synthetic set at the test split's
 class mix, the test split as reference and the train split for the real floor. The anchor, in the same run, is
 MONAI's DDIM at 50 steps in float32 (what the diffusion preset sampled with before): ``speedup`` is each
 sampler's images/s over the anchor's, timed on one thread as a shard samples.
@@ -71,8 +71,8 @@ def main() -> None:
         path = str(Path(folder) / "phantom.npz")
         make_phantom(seed=options.seed, **DEMO_PHANTOM).save(path)
         cohort = load(path)
-        training = {k: v for k, v in demo_options(native_bf16=native_bf16(default_device())).items() if k == "precision"}
-        model = build("diffusion", num_classes=cohort.num_classes, spatial_dims=2, guidance_scale=1.0, **training)
+        precision = demo_options(native_bf16=native_bf16(default_device())).get("precision", "fp32")
+        model = build("diffusion", num_classes=cohort.num_classes, spatial_dims=2, guidance_scale=1.0, precision=precision)
         start = time.perf_counter()
         train(model, cohort.train, max_steps=options.steps, seed=options.seed, progress=False)
         training_seconds = time.perf_counter() - start

@@ -195,7 +195,7 @@ def sampling_estimate(model: GeneratorLike, n: int, *, batch_size: int = 250, wo
     warm-up image) timed on this machine on one thread as each shard samples, scaled to `n` and shared among
     `workers`."""
     probe = max(1, min(probe, batch_size, n))
-    with torch.no_grad(), one_thread():
+    with one_thread():
         model.sample(1, generator=torch.Generator().manual_seed(0))
         start = time.perf_counter()
         model.sample(probe, generator=torch.Generator().manual_seed(1))
