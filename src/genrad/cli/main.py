@@ -14,7 +14,7 @@ from genrad import __version__
 from genrad.cli.data import data_app
 from genrad.cli.evaluate import evaluate_app
 from genrad.cli.fidelity import fidelity_command
-from genrad.cli.models import sample, train
+from genrad.cli.models import distill, sample, train
 from genrad.cli.pipeline import demo_command, report_command, run_command
 from genrad.cli.privacy import privacy
 from genrad.cli.radiomics import radiomics_app
@@ -43,6 +43,7 @@ evaluate_app.command("fidelity")(fidelity_command)
 evaluate_app.command("utility")(utility)
 evaluate_app.command("privacy")(privacy)
 app.command("train")(train)
+app.command("distill")(distill)
 app.command("sample")(sample)
 app.add_typer(radiomics_app, name="radiomics")
 app.command("generate")(generate_command)

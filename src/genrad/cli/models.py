@@ -1,4 +1,5 @@
-"""`genrad train` and `genrad sample`: fit a generator on a dataset; draw synthetic images from a run."""
+"""`genrad train`, `genrad distill` and `genrad sample`: fit a generator on a dataset, distil its guidance into a
+student, draw synthetic images from a run."""
 
 from __future__ import annotations
 
@@ -83,22 +84,47 @@ def intensity_option(text: str | None) -> Any:
     return keyword_options(text.split(","), "--intensity")
 
 
+def distill(
+    run_dir: Path = typer.Argument(..., help="A run directory of a guided diffusion model (`genrad train`)."),
+    data: str = typer.Option(..., "--data", help="The data the model was trained on (checked by its hash)."),
+    split: str = typer.Option("train", "--split", help="The split the model was trained on."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock budget of the distillation."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Student steps (default: genrad.training.distill's)."),
+    steps: int | None = typer.Option(None, "--steps", help="Sampling steps of the student (default: genrad.training.distill's)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same weights (on the CPU)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted distillation of this run."),
+) -> None:
+    """Distil a guided diffusion model into a student that samples without guidance (RUN_DIR/student)."""
+    from genrad.data import load
+    from genrad.models import load as load_model
+    from genrad.models.factory import STUDENT
+    from genrad.training.distill import distill_guidance
+
+    cohort = load(data)
+    student = distill_guidance(load_model(run_dir), cohort[split], max_steps=max_steps, max_minutes=max_minutes,
+                               num_inference_steps=steps, seed=seed, out_dir=run_dir / STUDENT, resume=resume)
+    typer.echo(f"{run_dir / STUDENT}  (student of {student.distilled_from['model_hash'][:12]}, {student.step_} steps, "
+               f"samples in {student.num_inference_steps} network calls per image)")
+
+
 def sample(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `genrad train`."),
+    run_dir: Path = typer.Argument(..., help="A run directory written by `genrad train` (its student when distilled)."),
     n: int = typer.Option(..., "--n", help="Number of images."),
     out: Path = typer.Option(..., "--out", help="Output .npz (MedMNIST layout, split 'train', marked synthetic)."),
     label: int | None = typer.Option(None, "--label", help="Generate this class only (default: the training class mix)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
     guidance_scale: float | None = typer.Option(None, "--guidance-scale",
                                                 help="Diffusion only: classifier-free guidance weight of the sampler (default: the run's)."),
+    steps: int | None = typer.Option(None, "--steps", help="Diffusion only: sampling steps (default: the model's)."),
+    teacher: bool = typer.Option(False, "--teacher", help="Sample with the run's own model even when it has a distilled student."),
 ) -> None:
     """Draw synthetic images from a trained run into a MedMNIST-style .npz."""
-    from genrad.models import load
+    from genrad.models import load_sampler
     from genrad.paths import check_output
     from genrad.synthesis.export import synthetic_cohort
 
     check_output(out, kind="file", suffix=".npz")
-    model = load(run_dir).with_sampling(guidance_scale=guidance_scale)
+    model = load_sampler(run_dir, student=not teacher).with_sampling(guidance_scale=guidance_scale, num_inference_steps=steps)
     cohort = synthetic_cohort(model, n, label=label, seed=seed, source=str(run_dir))
     cohort.save(str(out))
     typer.echo(f"{out}  ({n} synthetic images from {run_dir})")

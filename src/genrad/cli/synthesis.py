@@ -30,6 +30,8 @@ def generate_command(
     guidance_scale: float | None = typer.Option(
         None, "--guidance-scale", help="Diffusion only: classifier-free guidance weight of the sampler (default: the run's)."
     ),
+    steps: int | None = typer.Option(None, "--steps", help="Diffusion only: sampling steps (default: the model's)."),
+    teacher: bool = typer.Option(False, "--teacher", help="Sample with the run's own model even when it has a distilled student."),
 ) -> None:
     """Generate synthetic images into OUT: synthetic.npz (MedMNIST layout), manifest.parquet/.csv, shards/."""
     from genrad.data import load
@@ -55,7 +57,8 @@ def generate_command(
         address=address,
         filter=_qa_filter(cohort, seed) if filter_flagged else None,
         clinical=with_clinical,
-        sampling={"guidance_scale": guidance_scale},
+        sampling={"guidance_scale": guidance_scale, "num_inference_steps": steps},
+        student=not teacher,
     )
     plan = synthetic.record["generation"]["plan"]
     per_class_text = ", ".join(f"{k}: {n}" for k, n in plan["per_class"].items())

@@ -14,11 +14,20 @@ from genrad.models.presets import get_preset
 from genrad.models.vae import VAE
 
 FAMILIES = (VAE, GAN, Diffusion)
+STUDENT = "student"
+"""The sub-folder of a model's run directory that holds its guidance-distilled student (`genrad.training.distill`)."""
 
 
 def load(run_dir: str | Path) -> Generator:
     """Load any genrad model from a run directory; the family is read from its ``config.json``."""
     return Generator.load(run_dir)
+
+
+def load_sampler(run_dir: str | Path, *, student: bool = True) -> Generator:
+    """The model that samples for a run directory: its distilled student (``run_dir/student``) when one was saved
+    there and `student` is true, else the model saved in `run_dir` itself."""
+    folder = Path(run_dir) / STUDENT
+    return load(folder if student and (folder / "config.json").exists() else run_dir)
 
 
 def build(family: str | None = None, *, preset: str | None = None, private: bool = False, **options: Any) -> Generator:

@@ -27,16 +27,21 @@ from torch import nn
 Network = Callable[..., torch.Tensor]
 
 
-def predict(network: Network, x: torch.Tensor, t: float, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
+Timestep = float | torch.Tensor
+"""One timestep for every image (sampling) or one per image, shape ``(B,)`` (training a distilled student)."""
+
+
+def predict(network: Network, x: torch.Tensor, t: Timestep, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
     """One network call at timestep `t` for every image of `x`."""
-    return network(x, torch.full((len(x),), float(t), device=x.device), class_labels=(labels, covariates))
+    steps = t if isinstance(t, torch.Tensor) else torch.full((len(x),), float(t), device=x.device)
+    return network(x, steps, class_labels=(labels, covariates))
 
 
 @dataclass(frozen=True)
 class NoGuidance:
     """The conditional prediction alone."""
 
-    def __call__(self, unet: Network, x: torch.Tensor, t: float, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
+    def __call__(self, unet: Network, x: torch.Tensor, t: Timestep, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
         return predict(unet, x, t, labels, covariates)
 
 
@@ -47,7 +52,7 @@ class ClassifierFree:
     scale: float
     null_label: int
 
-    def __call__(self, unet: Network, x: torch.Tensor, t: float, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
+    def __call__(self, unet: Network, x: torch.Tensor, t: Timestep, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
         null = torch.full_like(labels, self.null_label)
         both = predict(unet, torch.cat([x, x]), t, torch.cat([labels, null]), torch.cat([covariates, torch.zeros_like(covariates)]))
         conditional, unconditional = both.chunk(2)
@@ -61,24 +66,31 @@ class Autoguidance:
     guide: nn.Module
     scale: float
 
-    def __call__(self, unet: Network, x: torch.Tensor, t: float, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
+    def __call__(self, unet: Network, x: torch.Tensor, t: Timestep, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
         weak = predict(self.guide, x, t, labels, covariates)
         return weak + self.scale * (predict(unet, x, t, labels, covariates) - weak)
 
 
 @dataclass(frozen=True)
 class Interval:
-    """`inner` guidance at ``low <= t / num_train_timesteps <= high``, the conditional prediction elsewhere."""
+    """`inner` guidance at ``low <= t / num_train_timesteps <= high``, the conditional prediction elsewhere (per image
+    when `t` is one timestep per image)."""
 
     inner: Any
     low: float
     high: float
     num_train_timesteps: int
 
-    def __call__(self, unet: Network, x: torch.Tensor, t: float, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
-        if self.low <= float(t) / self.num_train_timesteps <= self.high:
+    def __call__(self, unet: Network, x: torch.Tensor, t: Timestep, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
+        level = torch.as_tensor(t, dtype=torch.float64) / self.num_train_timesteps
+        inside = (self.low <= level) & (level <= self.high)
+        if bool(inside.all()):
             return self.inner(unet, x, t, labels, covariates)
-        return predict(unet, x, t, labels, covariates)
+        plain = predict(unet, x, t, labels, covariates)
+        if not bool(inside.any()):
+            return plain
+        guided = self.inner(unet, x, t, labels, covariates)
+        return torch.where(inside.to(x.device).view(-1, *[1] * (x.ndim - 1)), guided, plain)
 
 
 class DiffusionSampler:

@@ -32,11 +32,12 @@ ResultHandler = Callable[[ShardTask, np.ndarray], None]
 
 
 def load_model(source: ModelSource) -> GeneratorLike:
-    """A model from a run directory (`genrad.models.load`) or the model object itself."""
+    """A model from a run directory (`genrad.models.load_sampler`: its distilled student when it has one) or the
+    model object itself."""
     if isinstance(source, str | Path):
-        from genrad.models import load
+        from genrad.models import load_sampler
 
-        return load(source)
+        return load_sampler(source)
     return source
 
 

@@ -97,6 +97,7 @@ def generate(
     filter: Filter | None = None,  # noqa: A002 - the documented argument name
     clinical: bool = False,
     sampling: Mapping[str, Any] | None = None,
+    student: bool = True,
     progress: bool = True,
 ) -> SyntheticSet:
     """Generate a synthetic dataset into `out` and return it (see the module docstring for the steps).
@@ -111,11 +112,17 @@ def generate(
     every record column into the manifest and the npz (``train_clinical__<column>``).
     `sampling` changes the model's sampling-only settings (`Generator.with_sampling`, e.g.
     ``{"guidance_scale": 5.0}``; None values leave a setting unchanged) on a copy of the model; they are part
-    of the provenance, and resuming with other values refuses.
+    of the provenance, and resuming with other values refuses. A run directory samples with its guidance-distilled
+    student when it holds one (`genrad.models.load_sampler`, recorded in ``model_config.distilled_from``);
+    ``student=False`` samples with the model saved there itself.
     """
     _check_arguments(seed=seed, shard_size=shard_size, batch_size=batch_size, backend=backend, workers=workers)
     out = Path(out)
     sampling = given_options(sampling)
+    if not student and isinstance(model_or_run_dir, str | Path):
+        from genrad.models import load
+
+        model_or_run_dir = load(model_or_run_dir)  # the model itself: shard workers get the object, not the path
     model = load_model(model_or_run_dir)
     if sampling:  # a model object passed in is copied first: the caller's keeps its settings
         model = (copy.deepcopy(model) if model is model_or_run_dir else model).with_sampling(**sampling)
