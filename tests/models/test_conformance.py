@@ -1,7 +1,8 @@
 """One conformance suite for every generator family (as scikit-learn's estimator checks).
 
 Each family is fitted for a few steps on a tiny two-class toy with tiny networks; the suite checks
-the interface contract, reproducibility, persistence, tamper detection and bit-identical resume.
+the interface contract, reproducibility, persistence, tamper detection and bit-identical resume. A guidance-distilled
+diffusion student (`genrad.training.distill`) takes the same checks: `fit` distils it from a tiny guided teacher.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,11 +20,13 @@ from conftest import toy_split
 from safetensors.torch import load_file, save_file
 
 import genrad.models
+from genrad.data import Split
 from genrad.data.intensity import IntensityMap
 from genrad.errors import InputError, NotFittedError
 from genrad.models import Generator
 from genrad.models.checkpoint import STATE, WEIGHTS
 from genrad.provenance import hash_file
+from genrad.training.distill import distill_guidance
 
 TINY_CONFIGS: dict[str, tuple[type[Generator], dict]] = {
     "vae": (genrad.models.VAE, {"num_classes": 2, "channels": (8, 16), "latent_dim": 8, "batch_size": 8}),
@@ -30,6 +34,9 @@ TINY_CONFIGS: dict[str, tuple[type[Generator], dict]] = {
     "diffusion": (genrad.models.Diffusion, {"num_classes": 2, "channels": (8, 16), "num_inference_steps": 3, "batch_size": 8}),
     "rflow": (genrad.models.Diffusion,
               {"num_classes": 2, "channels": (8, 16), "num_inference_steps": 3, "batch_size": 8, "scheduler": "rflow"}),
+    "student": (genrad.models.Diffusion,
+                {"num_classes": 2, "channels": (8, 16), "num_inference_steps": 3, "batch_size": 8, "solver": "dpm++2m",
+                 "guidance_scale": 1.0, "condition_dropout": 0.0, "distilled_from": {"model_hash": "set by fit"}}),
 }
 
 
@@ -41,6 +48,16 @@ def tiny(family: str, **overrides: object) -> Generator:
 STEPS = 4
 
 
+def fit(model: Generator, data: Split, **options: Any) -> Generator:
+    """`model.fit`, or for a student: distil it from a teacher of its configuration with guidance, fitted on `data`."""
+    if getattr(model, "distilled_from", None) is None:
+        return model.fit(data, **options)
+    teacher_config = {**model.config, "guidance_scale": 2.0, "guide_step": 1, "condition_dropout": 0.1, "distilled_from": None}
+    teacher = type(model).from_config(teacher_config).fit(data, max_steps=2, seed=0, progress=False)
+    return distill_guidance(teacher, data, learning_rate=model.learning_rate, num_inference_steps=model.num_inference_steps,
+                            **options)
+
+
 @pytest.fixture(scope="module", params=sorted(TINY_CONFIGS))
 def family(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -48,7 +65,7 @@ def family(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def fitted(family: str, tmp_path_factory: pytest.TempPathFactory) -> Generator:
-    return tiny(family).fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
+    return fit(tiny(family), toy_split(), max_steps=STEPS, seed=0, progress=False)
 
 
 def test_sample_contract(fitted: Generator) -> None:
@@ -67,16 +84,16 @@ def test_same_seed_same_bytes_and_different_seeds_differ(fitted: Generator) -> N
 
 
 def test_fit_is_reproducible(family: str, fitted: Generator) -> None:
-    again = tiny(family).fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
-    other = tiny(family).fit(toy_split(), max_steps=STEPS, seed=1, progress=False)
+    again = fit(tiny(family), toy_split(), max_steps=STEPS, seed=0, progress=False)
+    other = fit(tiny(family), toy_split(), max_steps=STEPS, seed=1, progress=False)
     assert again.model_hash() == fitted.model_hash()
     assert other.model_hash() != fitted.model_hash()
 
 
 @pytest.mark.filterwarnings("ignore:.*bfloat16 is emulated")
 def test_bf16_precision_is_reproducible_and_keeps_float32_weights(family: str, fitted: Generator) -> None:
-    mixed = tiny(family, precision="bf16").fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
-    assert mixed.model_hash() == tiny(family, precision="bf16").fit(toy_split(), max_steps=STEPS, seed=0,
+    mixed = fit(tiny(family, precision="bf16"), toy_split(), max_steps=STEPS, seed=0, progress=False)
+    assert mixed.model_hash() == fit(tiny(family, precision="bf16"), toy_split(), max_steps=STEPS, seed=0,
                                                                     progress=False).model_hash()
     assert mixed.model_hash() != fitted.model_hash()  # the steps really ran in bfloat16
     assert all(p.dtype == torch.float32 for net in mixed.networks_.values() for p in net.parameters())
@@ -89,11 +106,11 @@ def test_bf16_precision_is_reproducible_and_keeps_float32_weights(family: str, f
 def test_bf16_on_a_cpu_without_native_bfloat16_warns(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("genrad.training.trainer.native_bf16", lambda device: False)
     with pytest.warns(UserWarning, match="emulated"):
-        tiny(family, precision="bf16").fit(toy_split(), max_steps=1, progress=False)
+        fit(tiny(family, precision="bf16"), toy_split(), max_steps=1, progress=False)
     monkeypatch.setattr("genrad.training.trainer.native_bf16", lambda device: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tiny(family, precision="bf16").fit(toy_split(), max_steps=1, progress=False)
+        fit(tiny(family, precision="bf16"), toy_split(), max_steps=1, progress=False)
 
 
 def test_bad_arguments_name_the_class(family: str, fitted: Generator) -> None:
@@ -112,9 +129,9 @@ def test_bad_arguments_name_the_class(family: str, fitted: Generator) -> None:
     with pytest.raises(InputError, match=name):
         tiny(family, spatial_dims=4)
     with pytest.raises(InputError, match="labels in 0..0"):
-        type(fitted).from_config({**fitted.config, "num_classes": 1}).fit(toy_split(), max_steps=1, progress=False)
+        fit(type(fitted).from_config({**fitted.config, "num_classes": 1}), toy_split(), max_steps=1, progress=False)
     with pytest.raises(InputError, match="3D images"):
-        tiny(family, spatial_dims=3).fit(toy_split(), max_steps=1, progress=False)
+        fit(tiny(family, spatial_dims=3), toy_split(), max_steps=1, progress=False)
 
 
 @pytest.mark.parametrize(
@@ -140,7 +157,7 @@ def test_numpy_arguments_are_accepted_and_saved_as_json(family: str) -> None:
 
 
 def test_covariates_condition_and_validate(family: str) -> None:
-    model = tiny(family, covariates=("age", "size_mm")).fit(toy_split(), max_steps=2, progress=False)
+    model = fit(tiny(family, covariates=("age", "size_mm")), toy_split(), max_steps=2, progress=False)
     assert model.conditions_.mean_[0] == pytest.approx(50, abs=5)
     images = model.sample(4, labels=[0, 0, 1, 1], covariates=np.array([[40, 10], [80, 10], [40, 10], [60, 5.0]]))
     assert images.shape == (4, 1, 28, 28)
@@ -149,7 +166,7 @@ def test_covariates_condition_and_validate(family: str) -> None:
     with pytest.raises(InputError, match=r"covariates shaped \(4, 2\)"):
         model.sample(4, covariates=np.zeros((4, 3)))
     with pytest.raises(InputError, match="missing"):
-        tiny(family, covariates=("weight",)).fit(toy_split(), max_steps=1, progress=False)
+        fit(tiny(family, covariates=("weight",)), toy_split(), max_steps=1, progress=False)
 
 
 def test_save_load_round_trip(fitted: Generator, tmp_path: Path) -> None:
@@ -188,24 +205,24 @@ def test_pickles_and_tampered_weights_are_refused(fitted: Generator, tmp_path: P
 
 
 def test_resume_is_bit_identical(family: str, tmp_path: Path) -> None:
-    straight = tiny(family).fit(toy_split(), max_steps=6, seed=3, progress=False)
-    tiny(family).fit(toy_split(), max_steps=3, seed=3, out_dir=tmp_path, progress=False)
+    straight = fit(tiny(family), toy_split(), max_steps=6, seed=3, progress=False)
+    fit(tiny(family), toy_split(), max_steps=3, seed=3, out_dir=tmp_path, progress=False)
     with pytest.raises(InputError, match="resume"):
-        tiny(family).fit(toy_split(), max_steps=6, seed=3, out_dir=tmp_path, progress=False)
-    resumed = tiny(family).fit(toy_split(), max_steps=6, seed=3, out_dir=tmp_path, resume=True, progress=False)
+        fit(tiny(family), toy_split(), max_steps=6, seed=3, out_dir=tmp_path, progress=False)
+    resumed = fit(tiny(family), toy_split(), max_steps=6, seed=3, out_dir=tmp_path, resume=True, progress=False)
     assert resumed.step_ == 6
     expected, found = straight.state_tensors(), resumed.state_tensors()
     assert all(torch.equal(expected[k], found[k]) for k in expected)
     assert (tmp_path / "history.csv").exists() and len(list((tmp_path / "samples").glob("*.png"))) == 2
     with pytest.raises(InputError, match="same --seed"):
-        tiny(family).fit(toy_split(), max_steps=7, seed=4, out_dir=tmp_path, resume=True, progress=False)
+        fit(tiny(family), toy_split(), max_steps=7, seed=4, out_dir=tmp_path, resume=True, progress=False)
 
 
 def test_3d_and_image_size(family: str) -> None:
     volumes = toy_split(n=8, size=12, dims=3)
-    model = tiny(family, spatial_dims=3, batch_size=4).fit(volumes, max_steps=2, progress=False)
+    model = fit(tiny(family, spatial_dims=3, batch_size=4), volumes, max_steps=2, progress=False)
     assert model.sample(2, labels=[0, 1]).shape == (2, 1, 12, 12, 12)
-    resized = tiny(family, image_size=16).fit(toy_split(n=8), max_steps=2, progress=False)
+    resized = fit(tiny(family, image_size=16), toy_split(n=8), max_steps=2, progress=False)
     assert resized.sample(2).shape == (2, 1, 16, 16)
 
 
@@ -213,7 +230,7 @@ def test_intensity_map_is_used_for_training_sampling_and_saving(family: str, fit
     """The intensity map itself is tested in tests/data/test_intensity_map.py; here: every family trains and samples
     through it, and saves it."""
     options = {"intensity": IntensityMap(gamma=2.0, black_level=0.02)}
-    model = tiny(family, **options).fit(toy_split(), max_steps=STEPS, seed=0, progress=False)
+    model = fit(tiny(family, **options), toy_split(), max_steps=STEPS, seed=0, progress=False)
     pixels = torch.from_numpy(toy_split().images)
     assert torch.allclose(model.model_space(toy_split()).tensors[0], model._pad(model.intensity_.encode(pixels)))
     images = model.sample(4, labels=[0, 1, 0, 1], generator=0)
@@ -229,7 +246,7 @@ def test_a_run_saved_in_the_earlier_layout_still_loads(family: str, tmp_path: Pa
     """Runs saved before the intensity options became an `IntensityMap` kept them as flat constructor arguments, and
     their training state recorded no config hash: such a run loads with the same map and the same samples."""
     intensity = IntensityMap(gamma=0.5, black_level=0.02, floor_gap=0.3, floor_ramp=0.1)
-    model = tiny(family, intensity=intensity).fit(toy_split(), max_steps=2, seed=0, progress=False)
+    model = fit(tiny(family, intensity=intensity), toy_split(), max_steps=2, seed=0, progress=False)
     model.save(tmp_path)
     payload = json.loads((tmp_path / "config.json").read_text())
     flat = payload["config"].pop("intensity")

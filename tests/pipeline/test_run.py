@@ -95,6 +95,7 @@ def test_cli_missing_data_exits_2_before_any_stage(tmp_path: Path, capsys) -> No
 def test_train_stage_passes_diffusion_guidance_options(phantom_path: Path, tmp_path: Path) -> None:
     from genrad.data import load
     from genrad.models import load as load_model
+    from genrad.models import load_sampler
 
     config = _config(phantom_path).with_overrides(**{"train.model": "diffusion", "train.max_steps": 2,
                                                      "train.options": {"guidance_scale": 2.0, "guide_step": 1}})
@@ -103,3 +104,18 @@ def test_train_stage_passes_diffusion_guidance_options(phantom_path: Path, tmp_p
     pipeline_run._STAGE_WORK["train"](context)
     model = load_model(layout.model_dir)
     assert (model.guidance_scale, model.guide_step) == (2.0, 1) and model.snapshot_guide() is not None
+    student = load_sampler(layout.model_dir)  # a guided model is distilled, for 40% of its steps: what generate samples with
+    assert student.distilled_from["model_hash"] == model.model_hash() and student.step_ == 1
+    assert student.guidance_scale == 1.0
+
+
+def test_train_stage_distils_nothing_when_told_not_to(phantom_path: Path, tmp_path: Path) -> None:
+    from genrad.data import load
+    from genrad.models import load_sampler
+
+    config = _config(phantom_path).with_overrides(**{"train.model": "diffusion", "train.max_steps": 2, "train.distill_minutes": 0,
+                                                     "train.options": {"guidance_scale": 2.0, "guide_step": 1}})
+    layout = RunLayout(tmp_path / "run")
+    context = pipeline_run._Context(config=config, layout=layout, cohort=load(str(phantom_path)), progress=False)
+    pipeline_run._STAGE_WORK["train"](context)
+    assert load_sampler(layout.model_dir).distilled_from is None

@@ -49,6 +49,10 @@ class TrainConfig(_Section):
     intensity: Literal["auto"] | dict[str, float] = Field(
         "auto", description="'auto' (chosen from the data), or IntensityMap fields: gamma, black_level, floor_gap, floor_ramp.")
     options: dict[str, Any] = Field(default_factory=dict, description="Other constructor arguments of the family.")
+    distill_minutes: float | None = Field(
+        None, ge=0, description="A guided diffusion model is then distilled into a student that samples without guidance "
+        "(genrad.training.distill) for this many minutes; none: 40% of budget_minutes (40% of max_steps, in steps, when "
+        "max_steps is given); 0: no student.")
 
     @field_validator("intensity", mode="before")
     @classmethod

@@ -133,8 +133,13 @@ def _stage_data(context: _Context) -> None:
     write_json(context.layout.data_dir / "summary.json", context.cohort.summary())
 
 
+DISTILL_SHARE = 0.4
+"""The student's default budget as a share of the teacher's (minutes, or steps with ``train.max_steps``)."""
+
+
 def _stage_train(context: _Context) -> None:
-    """Fit the generator; the trainer checkpoints into the model folder and resumes from it after a crash."""
+    """Fit the generator, then distil a guided diffusion model into its student (``model/student``); the trainer
+    checkpoints into the model folder and resumes from it after a crash."""
     from genrad.models.checkpoint import STATE
     from genrad.training import train as train_model
 
@@ -143,6 +148,21 @@ def _stage_train(context: _Context) -> None:
                          n_images=len(context.train))
     train_model(model, context.train, max_minutes=train.budget_minutes, max_steps=train.max_steps, seed=context.config.seed,
                 out_dir=context.layout.model_dir, resume=(context.layout.model_dir / STATE).exists(), progress=context.progress)
+    if _distills(model, train.distill_minutes):
+        from genrad.models.factory import STUDENT
+        from genrad.training.distill import distill_guidance
+
+        minutes = train.distill_minutes
+        steps = None if train.max_steps is None or minutes is not None else max(1, round(DISTILL_SHARE * train.max_steps))
+        minutes = DISTILL_SHARE * train.budget_minutes if minutes is None and steps is None else minutes
+        folder = context.layout.model_dir / STUDENT
+        distill_guidance(model, context.train, max_steps=steps, max_minutes=minutes,
+                         seed=context.config.seed, out_dir=folder, resume=(folder / STATE).exists(), progress=context.progress)
+
+
+def _distills(model: Any, distill_minutes: float | None) -> bool:
+    """Whether the train stage distils `model`: a guided diffusion model, unless distillation is off (0 minutes)."""
+    return distill_minutes != 0 and getattr(model, "family", "") == "diffusion" and model.guidance_scale != 1.0
 
 
 def _stage_generate(context: _Context) -> None:
