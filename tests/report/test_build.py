@@ -55,3 +55,16 @@ def test_missing_run_directory_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="found no run.json"):  # a folder that is not a run has no report
         build(tmp_path / "train")
     assert not (tmp_path / "train" / "report.html").exists()
+
+
+def test_report_says_when_the_images_came_from_a_distilled_student(run_dir: Path, tmp_path: Path) -> None:
+    student = run_dir / "model" / "student"
+    student.mkdir()
+    config = {"num_inference_steps": 10, "distilled_from": {"model_hash": "0123456789abcdef", "guidance_scale": 1.75}}
+    (student / "config.json").write_text(json.dumps({"family": "diffusion", "config": config}))
+    try:
+        html = build(run_dir, tmp_path / "report.html").read_text(encoding="utf-8")
+    finally:
+        (student / "config.json").unlink()
+        student.rmdir()
+    assert "guidance-distilled student" in html and "0123456789ab" in html and "10 network calls per image" in html

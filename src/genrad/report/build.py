@@ -273,12 +273,26 @@ def _training_section(layout: RunLayout, run: Mapping[str, Any]) -> dict[str, An
         model = f"preset {choice['preset']}" if choice.get("preset") else f"the {choice.get('family')} family"
         given = f" with {', '.join(f'{key}={value}' for key, value in options.items())}" if options else ""
         section["bullets"] = [f"Model: {model}{given} ({choice.get('reason')})."]
+    student = _student_bullet(layout.model_dir / "student")
+    if student:
+        section.setdefault("bullets", []).append(student)
     history_path = next((p for p in (layout.model_dir / "history.csv",) if p.exists()), None)
     if history_path is None:
         section["missing"] = "No training history found (stage: train)."
         return section
     section["figures"] = [{"src": figures.training_curves(pd.read_csv(history_path)), "caption": "Training losses."}]
     return section
+
+
+def _student_bullet(folder: Path) -> str | None:
+    """A line on the guidance-distilled student the synthetic images were sampled with, if the run has one."""
+    if not (folder / "config.json").exists():
+        return None
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("config", {})
+    teacher = config.get("distilled_from") or {}
+    return (f"Sampled with a guidance-distilled student (genrad.training.distill) of the model "
+            f"{str(teacher.get('model_hash', ''))[:12]}: {config.get('num_inference_steps')} network calls per image "
+            f"without guidance, where the model itself needs two per step ({teacher.get('guidance_scale')} guidance).")
 
 
 def _provenance_section(run: Mapping[str, Any]) -> dict[str, Any]:
