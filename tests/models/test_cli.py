@@ -92,3 +92,25 @@ def test_guidance_is_set_at_training_and_changed_at_sampling(toy_npz: Path, tmp_
     assert run(["sample", str(out), "--n", "2", "--out", str(changed), "--guidance-scale", "5"]) == 0
     assert load(saved).preprocessing["saved"]["model_config"]["guidance_scale"] == 3.0
     assert load(changed).preprocessing["saved"]["model_config"]["guidance_scale"] == 5.0
+
+
+def test_distill_then_sample_with_the_student_or_the_teacher(toy_npz: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert run(["train", "--data", str(toy_npz), "--model", "diffusion", "--out", str(out), "--max-steps", "2",
+                "--option", "guidance_scale=2", "--option", "guide_step=1", "--option", "channels=[8,16]"]) == 0
+    assert run(["distill", str(out), "--data", str(toy_npz), "--max-steps", "2", "--steps", "4"]) == 0
+    assert "student of" in capsys.readouterr().out
+    teacher_hash = load_model(out).model_hash()
+    student, teacher, fewer = tmp_path / "student.npz", tmp_path / "teacher.npz", tmp_path / "fewer.npz"
+    assert run(["sample", str(out), "--n", "2", "--out", str(student)]) == 0
+    assert run(["sample", str(out), "--n", "2", "--out", str(teacher), "--teacher"]) == 0
+    assert run(["sample", str(out), "--n", "2", "--out", str(fewer), "--steps", "2"]) == 0
+    saved = load(student).preprocessing["saved"]["model_config"]
+    assert saved["distilled_from"]["model_hash"] == teacher_hash and saved["num_inference_steps"] == 4
+    assert load(teacher).preprocessing["saved"]["model_config"]["distilled_from"] is None
+    assert load(fewer).preprocessing["saved"]["model_config"]["num_inference_steps"] == 2
+    other = tmp_path / "other.npz"
+    save_npz(Cohort(splits={"train": toy_split(n=16, seed=5)}, class_names=("disc", "square")), other)
+    assert run(["distill", str(out), "--data", str(other), "--max-steps", "1"]) == 2
+    assert "teacher's training images" in capsys.readouterr().err

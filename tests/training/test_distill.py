@@ -84,7 +84,7 @@ def test_distillation_is_reproducible_and_resumes(teacher: Diffusion, student: D
 
 
 def test_bad_teachers_and_data_are_refused(teacher: Diffusion, student: Diffusion) -> None:
-    with pytest.raises(InputError, match="teacher's training data"):
+    with pytest.raises(InputError, match="teacher's training images"):
         distill_guidance(teacher, toy(seed=1), max_steps=1, progress=False)
     with pytest.raises(InputError, match="guided diffusion teacher"):
         distill_guidance(student, toy(), max_steps=1, progress=False)

@@ -51,8 +51,8 @@ def distill_guidance(teacher: Diffusion, data: Split | Cohort, *, max_steps: int
                          "distil a guided model: there is nothing to distil otherwise", argument="teacher")
     split = data.train if isinstance(data, Cohort) else data
     if split.content_hash() != teacher.data_hash_:
-        raise InputError(f"the teacher's training data (hash {teacher.data_hash_[:12]})",
-                         f"other data (hash {split.content_hash()[:12]})", "pass the split the teacher was trained on",
+        raise InputError(f"the teacher's training images (hash {teacher.data_hash_[:12]})",
+                         f"other images (hash {split.content_hash()[:12]})", "pass the split the teacher was trained on",
                          argument="data")
     student = Diffusion.from_config({**teacher.config, "guidance_scale": 1.0, "guide_step": None, "condition_dropout": 0.0,
                                      "learning_rate": learning_rate, "distilled_from": teacher_record(teacher),
