@@ -118,6 +118,34 @@ def test_payload_cache_and_resume(tmp_path, monkeypatch, one_thread) -> None:  #
     assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)
 
 
+def test_test_subsets_score_the_same_classifiers_on_part_of_the_test_split(tmp_path, one_thread) -> None:  # noqa: F811
+    """A subset (e.g. test images without a train twin) rescores the cached predictions: the whole split gives the
+    full figures back, a part gives the metrics of those images alone, and a bad mask fails before training.
+    Two worker processes give the same payload as one."""
+    from genrad.evaluation.classification import classification_metrics
+
+    cohort = blob_cohort((30, 10))
+    pool = blobs((80, 80), seed=3)
+    part = np.arange(len(cohort.test)) % 4 > 0
+    arms = ["real", "real+synthetic@1x"]
+    payload = run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path,
+                           test_subsets={"all": np.ones(len(cohort.test), dtype=bool), "part": part})
+    assert json.dumps(payload["subsets"]["all"]["arms"], sort_keys=True) == json.dumps(payload["arms"], sort_keys=True)
+    assert payload["subsets"]["part"]["test_images"] == int(part.sum())
+    for arm in payload["subsets"]["part"]["arms"]:
+        runs = _runs(tmp_path, arm["name"], payload["seeds"])
+        expected = [classification_metrics(cohort.test.labels[part], np.asarray(run["probabilities"])[part], num_classes=2)["auc"]
+                    for run in runs]
+        assert arm["auc"]["values"] == pytest.approx(expected)
+    parallel = run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, workers=2,
+                            test_subsets={"all": np.ones(len(cohort.test), dtype=bool), "part": part})
+    assert json.dumps(parallel, sort_keys=True) == json.dumps(payload, sort_keys=True)
+    with pytest.raises(InputError, match="test subset 'none'"):
+        run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path / "fresh",
+                     test_subsets={"none": np.zeros(len(cohort.test), dtype=bool)})
+    assert not (tmp_path / "fresh").exists()
+
+
 def test_keep_mask_from_manifest(tmp_path) -> None:
     import pandas as pd
 

@@ -61,6 +61,7 @@ def select_recipe(
     recipe: Mapping[str, Any] | None = None,
     baselines: Sequence[Arm | str] = ("real", "real+augment"),
     cache_dir: str | Path | None = None,
+    workers: int = 1,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Cross-validated score of every (pool, arm) candidate; the best is the one to freeze.
@@ -86,14 +87,14 @@ def select_recipe(
     per_fold: dict[tuple[str | None, str], dict[str, dict[str, Any]]] = {}
     for fold, cohort in folds.items():
         root = Path(cache_dir) / f"fold-{fold}" if cache_dir is not None else None  # one cache: real runs are shared
-        payload = run_protocol(cohort, None, arms=base_list, seeds=seeds, recipe=recipe, cache_dir=root, progress=progress)
+        payload = run_protocol(cohort, None, arms=base_list, seeds=seeds, recipe=recipe, cache_dir=root, workers=workers, progress=progress)
         for arm in payload["arms"]:
             per_fold.setdefault((None, arm["name"]), {})[fold] = arm
         for pool_name, pool in pools.items():
             if not synthetic_arms:
                 continue
             payload = run_protocol(cohort, pool[fold], arms=[Arm(), *synthetic_arms], seeds=seeds, recipe=recipe,
-                                   cache_dir=root, progress=progress)
+                                   cache_dir=root, workers=workers, progress=progress)
             for arm in payload["arms"][1:]:
                 per_fold.setdefault((pool_name, arm["name"]), {})[fold] = arm
     for (pool_name, arm_name), results in per_fold.items():

@@ -23,20 +23,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from rich.progress import Progress, TimeElapsedColumn
 from scipy import stats
 
 from genrad.core import derive_seed
 from genrad.data.cohort import Cohort, Split
-from genrad.errors import InputError
+from genrad.errors import InputError, is_int
 from genrad.evaluation.classification import classification_metrics, resampled_metrics
 from genrad.evaluation.classifier import Classifier
 from genrad.evaluation.stats import (
@@ -284,7 +287,9 @@ def run_protocol(
     rare_class: int | None = None,
     cache_dir: str | Path | None = None,
     save_classifiers: Sequence[str] = ("real",),
+    test_subsets: Mapping[str, np.ndarray] | None = None,
     device: str | None = None,
+    workers: int = 1,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train every arm over every seed, score on ``real.test``; return the ``utility.json`` payload.
@@ -293,12 +298,17 @@ def run_protocol(
     for the ``+filtered`` arms. `recipe` overrides `Classifier` training arguments (layers, channels,
     lr, weight_decay, batch_size, max_steps, eval_every, patience). With `cache_dir`, each arm-seed
     result is stored there and reused on a re-run with the same inputs; the classifiers of the arms
-    named in `save_classifiers` are saved under ``cache_dir/classifiers/<arm>/seed-<s>``.
+    named in `save_classifiers` are saved under ``cache_dir/classifiers/<arm>/seed-<s>``. Each of `test_subsets`
+    (a name -> boolean mask over the test images, e.g. those with no near-twin in train) is scored from the same
+    classifiers' predictions under ``subsets[name]``. With ``workers > 1`` the arm-seeds train in that many
+    one-thread processes; every run is seeded, so the payload is the same.
     """
     train, val, test = real.train, real.val, real.test
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise InputError("at least one seed", "none", "pass seeds=5 (--seeds 5)")
+    if not is_int(workers) or workers < 1:
+        raise InputError("workers: an int >= 1", repr(workers), "pass workers=2 to train two classifiers at a time")
     keep_mask = _resolve_keep(keep, synthetic)
     if arms is None:
         arm_list = default_arms(multiples, synthetic=synthetic is not None, filtered=keep_mask is not None)
@@ -315,6 +325,11 @@ def run_protocol(
     counts = {arm: arm_counts(arm, real_counts) for arm in arm_list}
     for arm in arm_list:
         _check_pool(arm, counts[arm]["synthetic"], synthetic, keep_mask)
+    masks = {name: np.asarray(mask, dtype=bool) for name, mask in (test_subsets or {}).items()}
+    for name, mask in masks.items():
+        if mask.shape != (len(test),) or not mask.any():
+            raise InputError(f"test subset {name!r}: a boolean mask over the {len(test)} test images, some True",
+                             f"shape {mask.shape}, {int(mask.sum())} True", "pass one True (keep) / False per test image")
     hashes = {
         "real": real.content_hash(),
         "synthetic": synthetic.content_hash() if synthetic is not None else None,
@@ -326,21 +341,21 @@ def run_protocol(
     context = _Context(real, synthetic, keep_mask, recipe_config, hashes, device, cache)
     with progress_bar(*Progress.get_default_columns(), TimeElapsedColumn(), disable=not progress) as bar:
         task = bar.add_task("utility", total=len(jobs))
-        for seed, arm in jobs:
+        results = {}
+        for (seed, arm), record in _run_jobs(jobs, context, save_classifiers, workers):
             bar.update(task, description=f"{arm.name} seed {seed}")
-            runs[arm].append(_run_cached(arm, seed, context, arm.name in save_classifiers))
+            results[seed, arm] = record
             bar.advance(task)
-    design = resampling(test.labels, len(seed_list))
-    tables = {arm: metric_tables(runs[arm], runs[Arm()], test.labels, rare, design) for arm in arm_list}
-    payload_arms = []
-    for arm in arm_list:
-        summary = _summarise(tables[arm], runs[arm], rare, design)
-        summary["delta_vs_real"] = None if arm == Arm() else _paired(tables[arm], tables[Arm()], rare, design)
-        spec = {key: getattr(arm, key) for key in ("real_fraction", "synthetic_multiple", *_MODIFIERS)}
-        n_train = {part: values.tolist() for part, values in counts[arm].items()}
-        payload_arms.append({"name": arm.name, **spec, "n_train": n_train, **summary})
+    for seed, arm in jobs:
+        runs[arm].append(results[seed, arm])
+    subsets = {}
+    for name, mask in masks.items():
+        restricted = {arm: [{**run, "probabilities": np.asarray(run["probabilities"])[mask]} for run in runs[arm]] for arm in arm_list}
+        subsets[name] = {"arms": summarise_arms(restricted, counts, test.labels[mask], rare), "test_images": int(mask.sum()),
+                         "test_counts": np.bincount(test.labels[mask], minlength=num_classes).tolist()}
     return {
-        "arms": payload_arms,
+        "arms": summarise_arms(runs, counts, test.labels, rare),
+        **({"subsets": subsets} if subsets else {}),
         "rare_class": rare,
         "class_names": list(real.class_names),
         "seeds": seed_list,
@@ -373,6 +388,7 @@ def evaluate_utility(
     ablation: bool = False,
     synthetic_source: str | None = None,
     device: str | None = None,
+    workers: int = 1,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Run the protocol with its cache in ``out/runs`` and write ``out/utility.json`` and ``out/scaling.png``.
@@ -393,6 +409,7 @@ def evaluate_utility(
         recipe=QUICK["recipe"] if quick else None,
         cache_dir=out,
         device=device,
+        workers=workers,
         progress=progress,
     )
     payload["config"]["quick"] = quick
@@ -536,6 +553,21 @@ def _run_cached(arm: Arm, seed: int, context: _Context, save_classifier: bool) -
     return record
 
 
+def _run_jobs(jobs: Sequence[tuple[int, Arm]], context: _Context, save_classifiers: Sequence[str],
+              workers: int) -> Iterator[tuple[tuple[int, Arm], dict[str, Any]]]:
+    """Each job's run record as it completes: in order in this process, or from a spawn pool of one-thread
+    workers (``+agree`` jobs whose real classifier is not saved yet train it themselves: same seed, same weights)."""
+    if workers == 1:
+        for seed, arm in jobs:
+            yield (seed, arm), _run_cached(arm, seed, context, arm.name in save_classifiers)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        futures = {pool.submit(_run_cached, arm, seed, context, arm.name in save_classifiers): (seed, arm) for seed, arm in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
 def train_arm(
     arm: Arm,
     real: Split | None,
@@ -583,6 +615,21 @@ def _agreement_scores(seed: int, context: _Context) -> np.ndarray:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", name)
+
+
+def summarise_arms(runs: Mapping[Arm, Sequence[Mapping[str, Any]]], counts: Mapping[Arm, Mapping[str, np.ndarray]],
+                   labels: np.ndarray, rare: int) -> list[dict[str, Any]]:
+    """Each arm's `utility.json` entry from its runs' test probabilities (`labels`: the images they scored)."""
+    design = resampling(labels, len(runs[Arm()]))
+    tables = {arm: metric_tables(arm_runs, runs[Arm()], labels, rare, design) for arm, arm_runs in runs.items()}
+    entries = []
+    for arm in runs:
+        summary = _summarise(tables[arm], runs[arm], rare, design)
+        summary["delta_vs_real"] = None if arm == Arm() else _paired(tables[arm], tables[Arm()], rare, design)
+        spec = {key: getattr(arm, key) for key in ("real_fraction", "synthetic_multiple", *_MODIFIERS)}
+        n_train = {part: values.tolist() for part, values in counts[arm].items()}
+        entries.append({"name": arm.name, **spec, "n_train": n_train, **summary})
+    return entries
 
 
 def resampling(test_labels: np.ndarray, n_seeds: int, n_bootstrap: int = N_BOOTSTRAP) -> tuple[np.ndarray, np.ndarray]:
