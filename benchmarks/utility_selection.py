@@ -81,19 +81,21 @@ def counts(split: Split, num_classes: int) -> np.ndarray:
 
 
 def pool_counts(arms: list[str], real_counts: np.ndarray) -> dict[int, int]:
-    """Synthetic images per class that the arms' largest need asks for, times `POOL_MARGIN`."""
+    """Synthetic images per class that the arms' largest need asks for, times `POOL_MARGIN` when an arm filters."""
     needed = np.max([arm_counts(Arm.parse(arm), real_counts)["synthetic"] for arm in arms], axis=0)
-    return {k: int(math.ceil(n * POOL_MARGIN)) for k, n in enumerate(needed)}
+    margin = POOL_MARGIN if any(Arm.parse(arm).agreement is not None for arm in arms) else 1.0
+    return {k: int(math.ceil(n * margin)) for k, n in enumerate(needed)}
 
 
-def sample_pool(model: Any, name: str, per_class: dict[int, int], root: Path, seed: int) -> Split:
+def sample_pool(model: Any, name: str, per_class: dict[int, int], root: Path, seed: int, workers: int = 1) -> Split:
     """The pool `name` (`POOLS`) of `model`: `per_class` images per class, cached under `root`."""
     from genrad.synthesis import generate
 
     tag = "-".join(str(per_class[k]) for k in sorted(per_class))
     out = root / f"{name}-{tag}"
     if not (out / "synthetic.npz").exists():
-        generate(model, per_class=per_class, out=out, seed=seed, sampling=POOLS[name], student=False, progress=True)
+        generate(model, per_class=per_class, out=out, seed=seed, sampling=POOLS[name], student=False,
+                 workers=workers, progress=True)
     return load(out / "synthetic.npz").train
 
 
@@ -147,7 +149,7 @@ def test(cohort: Cohort, selection: dict[str, Any], args: argparse.Namespace) ->
     arms = test_arms(frozen["arm"])
     synthetic_arms = [arm for arm in arms if Arm.parse(arm).uses_synthetic]
     pool = sample_pool(model, frozen["pool"], pool_counts(synthetic_arms, counts(cohort.train, cohort.num_classes)),
-                       args.out / "final" / "pools", args.seed)
+                       args.out / "final" / "pools", args.seed, workers=args.workers)
     duplicates = PrivacyAudit(features=()).fit(cohort.train, cohort.test).duplicates_
     payload = run_protocol(cohort, pool, arms=arms, seeds=args.seeds, cache_dir=args.out / "test-runs", recipe=args.recipe,
                            workers=args.workers, test_subsets={"dedup": ~duplicates}, progress=True)
