@@ -34,6 +34,7 @@ import math
 import platform
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,7 @@ def select(train: Split, val: Split, class_names: tuple[str, ...], args: argpars
 def test_arms(frozen_arm: str) -> list[str]:
     """The arms the frozen recipe is tested with: itself, itself with augmentation, the baselines, synthetic only."""
     arm = Arm.parse(frozen_arm)
-    augmented = Arm(**{**arm.__dict__, "augment": True}).name
-    return list(dict.fromkeys(["real", "real+augment", arm.name, augmented, "synthetic@1x"]))
+    return list(dict.fromkeys(["real", "real+augment", arm.name, replace(arm, augment=True).name, "synthetic@1x"]))
 
 
 def test(cohort: Cohort, selection: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
