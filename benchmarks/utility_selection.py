@@ -18,9 +18,16 @@ protocol runs the frozen arm, the same arm with augmentation, real, real + augme
 ``--seeds`` classifier seeds, scored on the full test split and on its deduplicated part (test images with no
 pixel-NCC >= 0.97 twin in train, `genrad.evaluation.privacy.PrivacyAudit`).
 
+Data-scarce (``--scarce 0.25``; also only after the selection is frozen): the preset trains for ``--final-minutes``
+on the fixed stratified fraction of the train split alone (`real_fraction_indices`, the images the real@P% arms
+use), and the frozen recipe runs on that fraction, its synthetic amount scaled to it (5x of the fraction), with
+and without augmentation, against the fraction alone, the fraction with augmentation and the whole train split.
+``gap_recovered`` is (recipe - fraction) / (whole train - fraction) in mean test AUC.
+
     python benchmarks/utility_selection.py --out /tmp/genrad-select               # selection only
     python benchmarks/utility_selection.py --out /tmp/genrad-select --test         # then the frozen test
     python benchmarks/utility_selection.py --out /tmp/genrad-select --fold A      # one fold's generator
+    python benchmarks/utility_selection.py --out /tmp/genrad-select --scarce 0.25  # the frozen recipe at 25% real
 
 Everything is cached under ``--out`` (generators, pools, each classifier run), so a run resumes where it stopped
 and two ``--fold`` processes can train the fold generators in parallel. Prints one JSON object.
@@ -30,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -46,7 +52,7 @@ import genrad.models
 from genrad.data import load
 from genrad.data.cohort import Cohort, Split
 from genrad.evaluation.selection import FOLDS, cross_validation_folds, select_recipe
-from genrad.evaluation.utility import QUICK, Arm, arm_counts, run_protocol
+from genrad.evaluation.utility import QUICK, Arm, real_fraction_indices, run_protocol, synthetic_needed
 from genrad.provenance import versions, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,10 +88,9 @@ def counts(split: Split, num_classes: int) -> np.ndarray:
 
 
 def pool_counts(arms: list[str], real_counts: np.ndarray) -> dict[int, int]:
-    """Synthetic images per class that the arms' largest need asks for, times `POOL_MARGIN` when an arm filters."""
-    needed = np.max([arm_counts(Arm.parse(arm), real_counts)["synthetic"] for arm in arms], axis=0)
+    """Synthetic images per class that the arms need, times `POOL_MARGIN` when an arm filters."""
     margin = POOL_MARGIN if any(Arm.parse(arm).agreement is not None for arm in arms) else 1.0
-    return {k: int(math.ceil(n * margin)) for k, n in enumerate(needed)}
+    return dict(enumerate(synthetic_needed(arms, real_counts, margin=margin).tolist()))
 
 
 def sample_pool(model: Any, name: str, per_class: dict[int, int], root: Path, seed: int, workers: int = 1) -> Split:
@@ -157,6 +162,32 @@ def test(cohort: Cohort, selection: dict[str, Any], args: argparse.Namespace) ->
             "dedup_test_images": int((~duplicates).sum()), "test_images": len(duplicates)}
 
 
+def scarce(cohort: Cohort, selection: dict[str, Any], fraction: float, args: argparse.Namespace) -> dict[str, Any]:
+    """The frozen recipe when only `fraction` of the train split exists, its generator trained on that fraction alone."""
+    from genrad.evaluation.privacy import PrivacyAudit
+
+    frozen = selection["frozen"]
+    index = real_fraction_indices(cohort.train.labels, fraction, cohort.num_classes)
+    root = args.out / f"scarce-{fraction * 100:g}"
+    model = train_generator(cohort.train.subset(index), cohort.num_classes, args.final_minutes, root / "generator", args.seed)
+    arm = Arm.parse(frozen["arm"])
+    recipe = replace(arm, real_fraction=fraction, synthetic_multiple=arm.synthetic_multiple * fraction)
+    few = Arm(real_fraction=fraction)
+    arms = list(dict.fromkeys(["real", few.name, replace(few, augment=True).name, recipe.name, replace(recipe, augment=True).name]))
+    synthetic_arms = [name for name in arms if Arm.parse(name).uses_synthetic]
+    pool = sample_pool(model, frozen["pool"], pool_counts(synthetic_arms, counts(cohort.train, cohort.num_classes)),
+                       root / "pools", args.seed, workers=args.workers)
+    duplicates = PrivacyAudit(features=()).fit(cohort.train, cohort.test).duplicates_
+    payload = run_protocol(cohort, pool, arms=arms, seeds=args.seeds, cache_dir=root / "runs", recipe=args.recipe,
+                           workers=args.workers, test_subsets={"dedup": ~duplicates}, progress=True)
+    auc = {row["name"]: row["auc"]["mean"] for row in payload["arms"]}
+    gap = auc["real"] - auc[few.name]
+    return {"fraction": fraction, "train_images": len(index), "recipe_arm": recipe.name,
+            "generator": {"train_steps": int(model.step_), "cpu_minutes": args.final_minutes},
+            "gap_recovered": {name: (auc[name] - auc[few.name]) / gap if gap > 0 else None for name in arms if name != "real"},
+            "arms": brief(payload["arms"]), "dedup_arms": brief(payload["subsets"]["dedup"]["arms"])}
+
+
 def brief(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The `utility.json` view of each arm: name, AUC and its paired difference to real (mean and interval)."""
     def pick(summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -181,9 +212,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="classifiers trained at a time (one thread each)")
     parser.add_argument("--fold", choices=FOLDS, default=None, help="only train this fold's generator, then stop")
     parser.add_argument("--test", action="store_true", help="after the selection, test the frozen recipe once")
+    parser.add_argument("--scarce", type=float, default=None, help="test the frozen recipe on this fraction of train")
     parser.add_argument("--quick", action="store_true", help="the quick classifier recipe: a smoke test of the pipeline")
     args = parser.parse_args()
     args.recipe = QUICK["recipe"] if args.quick else None
+    if args.scarce is not None and not 0 < args.scarce < 1:
+        parser.error(f"--scarce takes a fraction in (0, 1), e.g. 0.25; found {args.scarce}")
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     cohort = load(args.data)
@@ -203,6 +237,8 @@ def main() -> None:
                               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                               "machine": {"platform": platform.platform(), "threads": args.threads}, "versions": versions(),
                               "selection": selection, "frozen_arm": selection["frozen"]["arm"]}
+    if args.scarce is not None:
+        result["scarce"] = scarce(cohort, selection, args.scarce, args)
     if args.test:
         tested = test(cohort, selection, args)
         payload = tested.pop("payload")

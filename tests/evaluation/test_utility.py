@@ -16,19 +16,25 @@ from genrad.data.phantom import make_phantom
 from genrad.errors import InputError
 from genrad.evaluation import classifier as classifier_module
 from genrad.evaluation.utility import (
+    DEFAULT_STRATEGY,
     MULTIPLES,
     QUICK,
+    STRATEGIES,
     Arm,
     agreement_mask,
     arm_counts,
     arm_parts,
     arm_training_set,
     default_arms,
+    evaluate_utility,
+    get_strategy,
     keep_mask_from_manifest,
     real_fraction_indices,
     run_protocol,
     synthetic_counts,
+    synthetic_needed,
     t_interval,
+    utility_arms,
 )
 
 
@@ -144,6 +150,42 @@ def test_test_subsets_score_the_same_classifiers_on_part_of_the_test_split(tmp_p
         run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path / "fresh",
                      test_subsets={"none": np.zeros(len(cohort.test), dtype=bool)})
     assert not (tmp_path / "fresh").exists()
+
+
+def test_a_strategy_is_tested_with_and_without_augmentation_and_sizes_its_pool() -> None:
+    strategy = get_strategy(DEFAULT_STRATEGY)
+    augmented = replace(strategy.arm, augment=True)
+    assert [arm.name for arm in utility_arms(DEFAULT_STRATEGY)] == ["real", "real+augment", strategy.arm.name, augmented.name,
+                                                                    "synthetic@1x"]
+    with_curve = [arm.name for arm in utility_arms(strategy, (1.0, 2.0))]
+    assert with_curve[:5] == [arm.name for arm in strategy.arms()] and len(with_curve) == len(set(with_curve))
+    assert {"real+reweight", "real+synthetic@2x+balanced", "synthetic@2x"} <= set(with_curve)
+    assert utility_arms(None) == default_arms(MULTIPLES) and utility_arms(strategy, synthetic=False) == default_arms(synthetic=False)
+    real = np.array([147, 399])
+    assert synthetic_needed(utility_arms(strategy), real).tolist() == arm_counts(strategy.arm, real)["synthetic"].tolist()
+    balanced, plain = (arm_counts(Arm.parse(name), real)["synthetic"] for name in ("real+synthetic@1x+balanced", "real+synthetic@0.5x"))
+    assert balanced.tolist() == [399, 147] and plain.tolist() == [74, 199]
+    assert synthetic_needed(["real", "real+synthetic@1x+balanced", "real+synthetic@0.5x"], real, margin=1.2).tolist() == [479, 239]
+    assert set(STRATEGIES) >= {DEFAULT_STRATEGY} and all(get_strategy(name).name == name for name in STRATEGIES)
+    with pytest.raises(InputError, match="a utility strategy") as error:
+        get_strategy("magic")
+    assert "--strategy" in error.value.fix
+
+
+def test_augmented_synthetic_arms_are_paired_against_real_plus_augment(tmp_path, one_thread) -> None:  # noqa: F811
+    """``delta_vs_augment``: whether synthetic images add to what augmentation gives, paired by seed and test image;
+    `evaluate_utility` records the strategy it tested."""
+    cohort = blob_cohort((30, 10))
+    pool = blobs((80, 80), seed=3)
+    strategy = STRATEGIES["mix"]
+    payload = evaluate_utility(cohort, pool, out=tmp_path, seeds=2, strategy=strategy, quick=True)
+    arms = {arm["name"]: arm for arm in payload["arms"]}
+    assert list(arms) == [arm.name for arm in strategy.arms()] and payload["strategy"] == strategy.record()
+    augmented = arms["real+synthetic@1x+augment"]
+    assert augmented["delta_vs_augment"]["auc"]["values"] == pytest.approx(
+        np.subtract(augmented["auc"]["values"], arms["real+augment"]["auc"]["values"]).tolist())
+    assert "delta_vs_augment" not in arms["real+synthetic@1x"] and "delta_vs_augment" not in arms["real+augment"]
+    assert json.loads((tmp_path / "utility.json").read_text())["strategy"]["arm"] == "real+synthetic@1x"
 
 
 def test_keep_mask_from_manifest(tmp_path) -> None:

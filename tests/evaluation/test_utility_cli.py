@@ -36,7 +36,7 @@ def files(tmp_path_factory):
 def test_quick_run_writes_outputs_and_resumes(files, tmp_path, capsys, one_thread) -> None:  # noqa: F811
     out = tmp_path / "utility"
     args = ["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic", str(files / "synthetic"),
-            "--out", str(out), "--quick"]
+            "--out", str(out), "--quick", "--strategy", "none"]
     code, stdout, _ = run(args, capsys)
     assert code == 0, stdout
     payload = json.loads((out / "utility.json").read_text())
@@ -47,7 +47,7 @@ def test_quick_run_writes_outputs_and_resumes(files, tmp_path, capsys, one_threa
         assert {"auc", "balanced_accuracy", "recall_per_class", "delta_vs_real"} <= set(arm)
         assert set(arm["auc"]) >= {"mean", "ci"} and len(arm["auc"]["values"]) == 2
     assert payload["arms"][3]["delta_vs_real"]["auc"]["ci"] is not None
-    assert payload["seeds"] == [0, 1] and payload["config"]["quick"] is True
+    assert payload["seeds"] == [0, 1] and payload["config"]["quick"] is True and payload["strategy"] is None
     assert payload["provenance"]["versions"]["torch"] and payload["provenance"]["data_hash"]["keep"]
     assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     assert stdout.strip().endswith("utility.json")
@@ -56,12 +56,25 @@ def test_quick_run_writes_outputs_and_resumes(files, tmp_path, capsys, one_threa
     assert code == 0 and json.loads((out / "utility.json").read_text()) == payload
 
 
+def test_a_named_strategy_runs_its_arms_with_and_without_augmentation(files, tmp_path, capsys, one_thread) -> None:  # noqa: F811
+    out = tmp_path / "utility"
+    code, stdout, _ = run(["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic", str(files / "synthetic"),
+                           "--out", str(out), "--quick", "--strategy", "mix", "--workers", "2"], capsys)
+    assert code == 0, stdout
+    payload = json.loads((out / "utility.json").read_text())
+    assert [arm["name"] for arm in payload["arms"]] == ["real", "real+augment", "real+synthetic@1x", "real+synthetic@1x+augment",
+                                                        "synthetic@1x"]
+    assert payload["strategy"]["name"] == "mix" and "delta_vs_augment" in payload["arms"][3]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--strategy", "magic"], "--strategy, one of"),
         (["--arms", "real,real+magic"], "arm terms"),
         (["--multiples", "1,x"], "comma-separated positive numbers"),
         (["--arms", "real+synthetic@50x"], "synthetic images of class 0"),
+        ([], "synthetic images of class 0"),  # the default strategy's 5x pool is larger than this synthetic set
         (["--qa-column", "id"], "boolean column 'id'"),
     ],
 )

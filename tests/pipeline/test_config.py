@@ -43,6 +43,7 @@ def test_toml_and_overrides(tmp_path: Path) -> None:
         ({"train": {"model": "vae", "preset": "diffusion"}}, "train"),
         ({"generate": {"shards": 3}}, "generate.shards"),
         ({"utility": {"multiples": [1, -2]}}, "utility.multiples"),
+        ({"utility": {"strategy": "magic"}}, "utility.strategy"),
     ],
 )
 def test_bad_options_name_the_option(tmp_path: Path, payload: dict, option: str) -> None:

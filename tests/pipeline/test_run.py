@@ -119,3 +119,27 @@ def test_train_stage_distils_nothing_when_told_not_to(phantom_path: Path, tmp_pa
     context = pipeline_run._Context(config=config, layout=layout, cohort=load(str(phantom_path)), progress=False)
     pipeline_run._STAGE_WORK["train"](context)
     assert load_sampler(layout.model_dir).distilled_from is None
+
+
+def test_generation_plans_what_the_utility_strategy_needs(phantom_path: Path, tmp_path: Path) -> None:
+    """Every class at least as large as the largest real class, and as the utility strategy's arms need (20% more
+    when the QA filter may drop images); nothing more when the utility stage is off."""
+    import numpy as np
+
+    from genrad.data import load
+    from genrad.evaluation.utility import DEFAULT_STRATEGY, STRATEGIES, arm_counts, default_arms, synthetic_needed
+
+    cohort = load(str(phantom_path))
+    counts = np.bincount(cohort.train.labels)
+
+    def planned(**overrides: object) -> np.ndarray:
+        config = _config(phantom_path).with_overrides(**overrides)
+        context = pipeline_run._Context(config=config, layout=RunLayout(tmp_path), cohort=cohort, progress=False)
+        return np.array(list(pipeline_run._balanced_counts(context).values()))
+
+    need = arm_counts(STRATEGIES[DEFAULT_STRATEGY].arm, counts)["synthetic"]
+    assert (planned() == np.maximum(need, counts.max())).all()
+    assert (planned(**{"generate.filter": True}) == np.maximum(np.ceil(1.2 * need), counts.max())).all()
+    assert planned(**{"utility.enabled": False}).tolist() == [counts.max()] * len(counts)
+    curve = planned(**{"utility.strategy": "none", "utility.multiples": [2.0]})
+    assert (curve == np.maximum(synthetic_needed(default_arms((2.0,)), counts), counts.max())).all()

@@ -27,6 +27,8 @@ def test_report_has_every_section_and_plain_language_verdicts(run_dir: Path, tmp
     assert "too smooth" in html  # synthetic contrast was scaled by 0.6
     assert "2.57x the real floor" in html  # FRD 9.0 vs floor 3.5
     assert "improves AUC by +0.030" in html
+    assert "Strategy &#39;mix&#39; (genrad&#39;s utility recipe): 1x the real training set" in html
+    assert "real+synthetic@1x+augment: no AUC gain over real+augment shown (+0.004, CI contains 0)" in html
     utility_json = run_dir / "utility" / "utility.json"
     full = utility_json.read_text()
     try:  # the quick protocol's 2 seeds: the same interval is not evidence of a gain

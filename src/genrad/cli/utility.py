@@ -19,7 +19,15 @@ def utility(
         None, "--synthetic", help="synthetic.npz (train_images/train_labels) or the folder `genrad generate` wrote."
     ),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds per arm (default 5; 2 with --quick)."),
-    multiples: str = typer.Option("0.5,1,2,5,10", "--multiples", help="Synthetic multiples of the real train set."),
+    strategy: str | None = typer.Option(
+        None, "--strategy",
+        help="How synthetic images enter training, a name of genrad.evaluation.utility.STRATEGIES (default: "
+             "DEFAULT_STRATEGY, the recipe genrad validated), tested with and without augmentation against real and "
+             "real+augment; 'none' for the scaling curve alone.",
+    ),
+    multiples: str | None = typer.Option(
+        None, "--multiples", help="Also the scaling curve at these multiples of the real train set, e.g. 0.5,1,2,5,10."
+    ),
     arms: str | None = typer.Option(
         None, "--arms", help="Comma-separated arms, e.g. real,real+augment,real+synthetic@2x+balanced,synthetic@1x."
     ),
@@ -27,19 +35,25 @@ def utility(
         None, "--qa-column", help="Boolean QA column of the manifest for the +filtered arms (default: qa_flag if present)."
     ),
     ablation: bool = typer.Option(False, "--ablation", help="Add the real-fraction ablation (10/25/50% real)."),
-    quick: bool = typer.Option(False, "--quick", help="Bounded cost: 2 seeds, multiple 1x, a small short recipe."),
+    quick: bool = typer.Option(False, "--quick", help="Bounded cost: 2 seeds, a small short recipe."),
+    workers: int = typer.Option(1, "--workers", help="Classifiers trained at a time, one thread each."),
 ) -> None:
     """Train one classifier recipe on real, re-weighted, augmented and real+synthetic arms; test on real."""
     from genrad.data import load
     from genrad.evaluation.utility import (
+        DEFAULT_STRATEGY,
         QUICK,
         evaluate_utility,
+        get_strategy,
         keep_mask_from_manifest,
     )
     from genrad.paths import check_output
 
     check_output(out, kind="folder")
-    multiple_list = _floats(multiples, "--multiples")
+    chosen = None if strategy == "none" else get_strategy(strategy or DEFAULT_STRATEGY)
+    multiple_list = _floats(multiples, "--multiples") if multiples is not None else None
+    if multiple_list is None and chosen is None:
+        multiple_list = list(QUICK["multiples"]) if quick else None
     real = load(data)
     synthetic = synthetic_file(synthetic) if synthetic is not None else None
     synthetic_split = load(synthetic).train if synthetic is not None else None
@@ -50,12 +64,14 @@ def utility(
         synthetic_split,
         out=out,
         seeds=seeds if seeds is not None else (QUICK["seeds"] if quick else 5),
-        multiples=list(QUICK["multiples"]) if quick else multiple_list,
+        strategy=chosen,
+        multiples=multiple_list,
         arms=arm_list,
         keep=keep,
         quick=quick,
         ablation=ablation,
         synthetic_source=str(synthetic) if synthetic is not None else None,
+        workers=workers,
         progress=True,
     )
     _print_table(payload)

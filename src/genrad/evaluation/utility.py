@@ -11,6 +11,10 @@ on the real **test** split, with early stopping on the real validation split:
 - ``real@P%+...``: a stratified fraction of the real training set (how much real data synthetic
   data can replace). Synthetic amounts are always multiples of the *full* real training set.
 
+By default `evaluate_utility` tests one named `Strategy` (`STRATEGIES`, default `DEFAULT_STRATEGY`): its arm,
+the same arm with classical augmentation (paired against ``real+augment`` too, ``delta_vs_augment``), the
+baselines and synthetic only; ``multiples`` adds the scaling curve.
+
 Every arm runs over the same seeds; a seed fixes the classifier (see `genrad.evaluation.classifier`)
 and the draw of the real fraction and of the synthetic images (nested: the images of ``@1x`` are a
 subset of those of ``@2x``). Each metric is reported as its mean over seeds with a 95% Student-t
@@ -28,7 +32,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +171,70 @@ class Arm:
         return cls(**fields)
 
 
+@dataclass(frozen=True)
+class Strategy:
+    """A named way for synthetic images to enter training (`arm`), tested as a practitioner would use it.
+
+    `arms`: real only, real + augment, the strategy's arm, the same arm with classical augmentation of every
+    image (whether synthetic data adds to what augmentation gives) and synthetic only at 1x.
+    """
+
+    name: str
+    arm: Arm
+    description: str
+
+    def arms(self) -> list[Arm]:
+        augmented = replace(self.arm, augment=True)
+        return list(dict.fromkeys([Arm(), Arm(augment=True), self.arm, augmented, Arm(real_fraction=0.0, synthetic_multiple=1.0)]))
+
+    def record(self) -> dict[str, Any]:
+        """The strategy as `utility.json` records it."""
+        return {"name": self.name, "arm": self.arm.name, "augmented_arm": replace(self.arm, augment=True).name,
+                "description": self.description}
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "pretrain": Strategy(
+        "pretrain", Arm(synthetic_multiple=5.0, pretrain=True),
+        "pre-train the classifier on 5x the real training set in synthetic images, then fine-tune it on the real "
+        "images: the best synthetic recipe of the selection inside BreastMNIST's train split (two-fold "
+        "cross-validation, generators trained on each fold; docs/benchmarks.md, recipe selection)",
+    ),
+    "mix": Strategy("mix", Arm(synthetic_multiple=1.0), "1x the real training set in synthetic images, mixed in"),
+    "balanced": Strategy(
+        "balanced", Arm(synthetic_multiple=1.0, balanced=True),
+        "1x the real training set in synthetic images, the rarer classes topped up first",
+    ),
+}
+DEFAULT_STRATEGY = "pretrain"
+"""What `evaluate_utility`, `genrad evaluate utility` and `genrad run` test unless told otherwise."""
+
+
+def get_strategy(strategy: str | Strategy) -> Strategy:
+    """A `Strategy` by its name in `STRATEGIES` (or the strategy itself)."""
+    if isinstance(strategy, Strategy):
+        return strategy
+    if strategy not in STRATEGIES:
+        raise InputError(f"a utility strategy, one of {', '.join(STRATEGIES)} (or none)", repr(strategy),
+                         f"pass --strategy {DEFAULT_STRATEGY} (the default), --strategy none, or name the arms with --arms",
+                         argument="strategy")
+    return STRATEGIES[strategy]
+
+
+def utility_arms(strategy: str | Strategy | None, multiples: Sequence[float] | None = None, *, synthetic: bool = True,
+                 filtered: bool = False, ablation: bool = False) -> list[Arm]:
+    """The arms of a utility run: the `strategy`'s (`Strategy.arms`) and, with `multiples`, the scaling curve of
+    `default_arms` (``+filtered`` arms with `filtered`, the real-fraction ablation with `ablation`). Without a
+    strategy or without synthetic images, `default_arms` (at `MULTIPLES` when `multiples` is None)."""
+    chosen = get_strategy(strategy) if strategy is not None and synthetic else None
+    if chosen is None:
+        return default_arms(MULTIPLES if multiples is None else multiples, synthetic=synthetic, filtered=filtered, ablation=ablation)
+    arms = chosen.arms()
+    if multiples or ablation:
+        arms += default_arms(multiples or (), synthetic=True, filtered=filtered, ablation=ablation)
+    return list(dict.fromkeys(arms))
+
+
 def default_arms(
     multiples: Sequence[float] = MULTIPLES, *, synthetic: bool = True, filtered: bool = False, ablation: bool = False
 ) -> list[Arm]:
@@ -178,7 +246,7 @@ def default_arms(
         arms += [Arm(synthetic_multiple=multiple), Arm(synthetic_multiple=multiple, balanced=True)]
         if filtered:
             arms.append(Arm(synthetic_multiple=multiple, filtered=True))
-    arms += [Arm(real_fraction=0.0, synthetic_multiple=m) for m in sorted({1.0, max(multiples)})]
+    arms += [Arm(real_fraction=0.0, synthetic_multiple=m) for m in sorted({1.0, max(multiples, default=1.0)})]
     if ablation:
         for fraction in REAL_FRACTIONS:
             arms += [Arm(real_fraction=fraction), Arm(real_fraction=fraction, synthetic_multiple=1.0, balanced=True)]
@@ -225,6 +293,14 @@ def arm_counts(arm: Arm, real_counts: np.ndarray) -> dict[str, np.ndarray]:
     if arm.uses_synthetic:
         synthetic_part = synthetic_counts(real_counts, real_part, arm.synthetic_multiple, balanced=arm.balanced)
     return {"real": real_part, "synthetic": synthetic_part}
+
+
+def synthetic_needed(arms: Sequence[Arm | str], real_counts: np.ndarray, *, margin: float = 1.0) -> np.ndarray:
+    """Synthetic images per class a pool must hold for every arm of `arms` (the largest need per class), times
+    `margin` (room for the images a ``+filtered`` or ``+agree`` arm skips), rounded up."""
+    needs = [arm_counts(Arm.parse(arm), real_counts)["synthetic"] for arm in arms]
+    largest = np.max(needs, axis=0) if needs else np.zeros_like(real_counts)
+    return np.ceil(largest * margin).astype(np.int64)
 
 
 def arm_parts(
@@ -381,7 +457,8 @@ def evaluate_utility(
     *,
     out: str | Path,
     seeds: int | Sequence[int] = 5,
-    multiples: Sequence[float] = MULTIPLES,
+    strategy: str | Strategy | None = DEFAULT_STRATEGY,
+    multiples: Sequence[float] | None = None,
     arms: Sequence[Arm | str] | None = None,
     keep: np.ndarray | Callable[[Split], np.ndarray] | None = None,
     quick: bool = False,
@@ -393,18 +470,19 @@ def evaluate_utility(
 ) -> dict[str, Any]:
     """Run the protocol with its cache in ``out/runs`` and write ``out/utility.json`` and ``out/scaling.png``.
 
-    Without `arms`, the arms are `default_arms` (with ``+filtered`` when `keep` is given, the
-    real-fraction ablation when `ablation`). `quick` uses the small, short `QUICK` recipe.
+    Without `arms`, the arms are `utility_arms` of the `strategy` (None: no strategy) and `multiples`; the
+    strategy is recorded under ``strategy`` in ``utility.json``. `quick` uses the small, short `QUICK` recipe.
     """
     out = Path(out)
+    chosen = get_strategy(strategy) if strategy is not None and arms is None and synthetic is not None else None
     if arms is None:
-        arms = default_arms(multiples, synthetic=synthetic is not None, filtered=keep is not None, ablation=ablation)
+        arms = utility_arms(chosen, multiples, synthetic=synthetic is not None, filtered=keep is not None, ablation=ablation)
     payload = run_protocol(
         cohort,
         synthetic,
         arms=arms,
         seeds=seeds,
-        multiples=multiples,
+        multiples=multiples or (),
         keep=keep,
         recipe=QUICK["recipe"] if quick else None,
         cache_dir=out,
@@ -413,6 +491,7 @@ def evaluate_utility(
         progress=progress,
     )
     payload["config"]["quick"] = quick
+    payload["strategy"] = chosen.record() if chosen is not None else None
     payload["provenance"]["synthetic_source"] = synthetic_source
     write_json(out / "utility.json", payload)
     plot_scaling(payload, out / "scaling.png")
@@ -474,7 +553,7 @@ def plot_scaling(payload: Mapping[str, Any], path: str | Path) -> Path:
         series: dict[str, list[Mapping[str, Any]]] = {}
         for arm in arms:
             if arm["synthetic_multiple"] > 0 and arm["real_fraction"] in (0.0, 1.0) and not (arm["reweight"] or arm["augment"]):
-                label = arm["name"].split("@")[0] + "".join(f"+{m}" for m in ("balanced", "filtered") if arm[m])
+                label = re.sub(r"@[0-9.]+x", "", arm["name"])  # one series per recipe: real+synthetic+pretrain, ...
                 series.setdefault(label, []).append(arm)
         for label, members in sorted(series.items()):
             members = sorted(members, key=lambda a: a["synthetic_multiple"])
@@ -626,6 +705,9 @@ def summarise_arms(runs: Mapping[Arm, Sequence[Mapping[str, Any]]], counts: Mapp
     for arm in runs:
         summary = _summarise(tables[arm], runs[arm], rare, design)
         summary["delta_vs_real"] = None if arm == Arm() else _paired(tables[arm], tables[Arm()], rare, design)
+        augmented_real = Arm(real_fraction=arm.real_fraction, augment=True, reweight=arm.reweight) if arm.real_fraction else None
+        if arm.augment and arm.uses_synthetic and augmented_real in tables:
+            summary["delta_vs_augment"] = _paired(tables[arm], tables[augmented_real], rare, design)
         spec = {key: getattr(arm, key) for key in ("real_fraction", "synthetic_multiple", *_MODIFIERS)}
         n_train = {part: values.tolist() for part, values in counts[arm].items()}
         entries.append({"name": arm.name, **spec, "n_train": n_train, **summary})
@@ -686,7 +768,8 @@ def _summarise(tables: Mapping[str, np.ndarray], runs: Sequence[Mapping[str, Any
 
 def _paired(tables: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], rare: int,
             design: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-    """Arm - real, paired by seed and test image: mean, bootstrap interval and p-value, per metric."""
+    """Arm - reference arm (real, or real + augment), paired by seed and test image: mean, bootstrap interval and
+    p-value, per metric."""
     keys = {**{key: key for key in SCALAR_METRICS}, "rare_class_recall": f"recall_{rare}",
             "rare_recall_at_real_specificity": "rare_recall_at_reference_specificity"}
     return {name: interval(tables[key] - reference[key], design, paired=True) for name, key in keys.items()}
@@ -734,7 +817,8 @@ def _check_pool(arm: Arm, wanted: np.ndarray, synthetic: Split | None, keep: np.
         raise InputError(
             f"{wanted[k]} synthetic images of class {k} for arm {arm.name}",
             f"{available[k]}" + (" kept by the QA" if arm.filtered else ""),
-            f"generate more class-{k} images (genrad generate --per-class {k}=N) or use smaller multiples",
+            f"generate more class-{k} images (genrad generate --per-class {k}=N), or use smaller multiples or a --strategy "
+            "that needs fewer",
         )
 
 

@@ -113,10 +113,25 @@ class PrivacyConfig(_Section):
 
 
 class UtilityConfig(_Section):
+    """The utility protocol: `strategy` (genrad's validated default, `genrad.evaluation.utility.DEFAULT_STRATEGY`;
+    "none": the scaling curve alone, at 1x unless `multiples` says otherwise), and with `multiples` the scaling
+    curve too."""
+
     enabled: bool = True
     quick: bool = True
     seeds: int = Field(3, gt=0)
-    multiples: tuple[float, ...] = (1.0,)
+    strategy: str | None = Field("default", validate_default=True)
+    multiples: tuple[float, ...] = ()
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str | None) -> str | None:
+        from genrad.evaluation.utility import DEFAULT_STRATEGY, STRATEGIES
+
+        value = {"default": DEFAULT_STRATEGY, "none": None}.get(value, value) if isinstance(value, str) else value
+        if value is not None and value not in STRATEGIES:
+            raise ValueError(f"a strategy among {sorted(STRATEGIES)}, or none")
+        return value
 
     @field_validator("multiples")
     @classmethod

@@ -9,11 +9,11 @@ module only wires them together.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from genrad import __version__
@@ -186,19 +186,23 @@ def _stage_generate(context: _Context) -> None:
 
 
 def _balanced_counts(context: _Context) -> dict[int, int]:
-    """Every class as large as the largest real class, and large enough for the utility arms: what the fidelity,
-    privacy and utility stages use, no more.
+    """Every class as large as the largest real class, and as large as the utility arms need: what the fidelity,
+    privacy and utility stages use, no more (with the QA filter on, 20% spare covers the images it drops)."""
+    from genrad.evaluation.utility import synthetic_needed, utility_arms
 
-    A balanced utility arm at multiple m tops each class up to about (m + 1) N / K images (N real
-    training images, K classes); with the QA filter on, 20% spare covers the images it drops.
-    """
     counts = context.train.class_counts(context.cohort.num_classes)
-    largest = max(counts.values())
-    if context.config.utility.enabled:
-        multiple = max(context.config.utility.multiples)
+    planned = np.full(len(counts), max(counts.values()), dtype=np.int64)
+    options = context.config.utility
+    if options.enabled:
         spare = 1.2 if context.config.generate.filter else 1.0
-        largest = max(largest, math.ceil(spare * (multiple + 1) * len(context.train) / len(counts)))
-    return dict.fromkeys(counts, largest)
+        arms = utility_arms(options.strategy, _utility_multiples(options))
+        planned = np.maximum(planned, synthetic_needed(arms, np.array(list(counts.values())), margin=spare))
+    return {k: int(n) for k, n in zip(counts, planned, strict=True)}
+
+
+def _utility_multiples(options: Any) -> tuple[float, ...] | None:
+    """The scaling curve's multiples: as configured; none beside a strategy, 1x without one."""
+    return options.multiples or (None if options.strategy else (1.0,))
 
 
 def _quality_filter(context: _Context) -> Callable[..., Any]:
@@ -261,7 +265,8 @@ def _stage_utility(context: _Context) -> None:
         context.synthetic().split,
         out=context.layout.utility_dir,
         seeds=options.seeds,
-        multiples=options.multiples,
+        strategy=options.strategy,
+        multiples=_utility_multiples(options),
         quick=options.quick,
         synthetic_source=str(context.layout.synthetic_npz),
         progress=context.progress,

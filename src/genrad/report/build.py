@@ -250,6 +250,11 @@ def _utility_section(layout: RunLayout, class_names: Sequence[str]) -> dict[str,
         "caption": "Real held-out test split; mean over seeds with 95% CI; delta is paired by seed against real-only.",
         "columns": ["arm", "AUC", "balanced accuracy", "lowest per-class recall", "AUC delta vs real"], "rows": rows,
     })
+    strategy = utility.get("strategy")
+    if isinstance(strategy, Mapping):
+        section["bullets"] = [f"Strategy {strategy.get('name')!r} (genrad's utility recipe): {strategy.get('description')}. "
+                              f"Tested as {strategy.get('arm')} and, with classical augmentation, as "
+                              f"{strategy.get('augmented_arm')} against real+augment."]
     if layout.scaling_png.exists():
         section["figures"] = [{"src": figures.file_data_uri(str(layout.scaling_png)), "caption": "Scaling curve."}]
     return section
@@ -331,22 +336,26 @@ def _summary(fidelity: Any, privacy: Any, utility: Any, sections: Sequence[Mappi
 
 
 def _utility_verdicts(utility: Mapping[str, Any]) -> list[dict[str, str]]:
-    """A gain or a loss of AUC by real+synthetic data, claimed only when its interval excludes 0 and the protocol
-    ran enough classifier seeds (`MIN_SEEDS_TO_CLAIM`) for training randomness not to decide it."""
+    """A gain or a loss of AUC by real+synthetic data (against real, and for augmented arms against real+augment),
+    claimed only when its interval excludes 0 and the protocol ran enough classifier seeds (`MIN_SEEDS_TO_CLAIM`)
+    for training randomness not to decide it."""
     seeds = len(utility.get("seeds", [])) or None
     items = []
     for arm in utility.get("arms", []):
-        delta = (arm.get("delta_vs_real") or {}).get("auc")
-        if not (isinstance(delta, Mapping) and isinstance(delta.get("ci"), Sequence) and arm.get("name", "").startswith("real+synthetic")):
+        if not arm.get("name", "").startswith("real+synthetic"):
             continue
-        (low, high), change = delta["ci"], delta.get("value", delta.get("mean"))
-        if seeds is not None and seeds < MIN_SEEDS_TO_CLAIM:
-            items.append({"level": "warn", "text": f"{arm['name']} changes AUC by {change:+.3f}: with {seeds} classifier seeds "
-                          f"the protocol cannot show a gain (genrad claims one from {MIN_SEEDS_TO_CLAIM} seeds)"})
-        elif low > 0:
-            items.append({"level": "good", "text": f"{arm['name']} improves AUC by {change:+.3f} (CI excludes 0)"})
-        elif high < 0:
-            items.append({"level": "bad", "text": f"{arm['name']} lowers AUC by {-change:.3f} (CI below 0)"})
-        else:
-            items.append({"level": "warn", "text": f"{arm['name']}: no AUC gain shown ({change:+.3f}, CI contains 0)"})
+        for key, reference in (("delta_vs_real", ""), ("delta_vs_augment", " over real+augment")):
+            delta = (arm.get(key) or {}).get("auc")
+            if not (isinstance(delta, Mapping) and isinstance(delta.get("ci"), Sequence)):
+                continue
+            (low, high), change = delta["ci"], delta.get("value", delta.get("mean"))
+            if seeds is not None and seeds < MIN_SEEDS_TO_CLAIM:
+                items.append({"level": "warn", "text": f"{arm['name']} changes AUC by {change:+.3f}{reference}: with {seeds} "
+                              f"classifier seeds the protocol cannot show a gain (genrad claims one from {MIN_SEEDS_TO_CLAIM} seeds)"})
+            elif low > 0:
+                items.append({"level": "good", "text": f"{arm['name']} improves AUC by {change:+.3f}{reference} (CI excludes 0)"})
+            elif high < 0:
+                items.append({"level": "bad", "text": f"{arm['name']} lowers AUC by {-change:.3f}{reference} (CI below 0)"})
+            else:
+                items.append({"level": "warn", "text": f"{arm['name']}: no AUC gain{reference} shown ({change:+.3f}, CI contains 0)"})
     return items
