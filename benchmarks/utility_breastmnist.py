@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -44,10 +43,11 @@ from genrad.evaluation.utility import (
     MULTIPLES,
     QUICK,
     Arm,
-    arm_counts,
     default_arms,
     evaluate_utility,
+    feasible_arms,
     keep_mask_from_manifest,
+    synthetic_needed,
     t_interval,
 )
 from genrad.provenance import versions, write_json
@@ -59,28 +59,6 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 # MedMNIST v2 (Yang et al., Scientific Data 2023), Table: BreastMNIST, ResNet-18 (28), test split.
 PUBLISHED = {"model": "ResNet-18 (28)", "auc": 0.901, "accuracy": 0.863}
 PUBLISHED_RANGE_28PX = {"auc": (0.836, 0.919), "accuracy": (0.803, 0.863)}  # all six v2 baselines at 28 px
-
-
-def pool_size(arms: list[Arm], real_counts: np.ndarray, margin: float) -> dict[int, int]:
-    """Synthetic images per class the largest arm needs, times `margin` (room for the QA filter)."""
-    needed = np.max([arm_counts(arm, real_counts)["synthetic"] for arm in arms], axis=0)
-    return {k: int(math.ceil(n * margin)) for k, n in enumerate(needed)}
-
-
-def feasible(arms: list[Arm], cohort: Any, pool: Any, keep: np.ndarray | None) -> tuple[list[Arm], dict[str, str]]:
-    """The arms the pool can serve; the others (e.g. +filtered at 10x when the QA dropped many
-    images) are left out with the reason, instead of failing the whole run."""
-    real_counts = np.bincount(cohort.train.labels, minlength=cohort.num_classes)
-    kept, dropped = [], {}
-    for arm in arms:
-        labels = pool.labels[keep] if arm.filtered else pool.labels
-        available = np.bincount(labels, minlength=cohort.num_classes)
-        wanted = arm_counts(arm, real_counts)["synthetic"]
-        if (wanted > available).any():
-            dropped[arm.name] = f"needs {wanted.tolist()} synthetic images per class, the pool has {available.tolist()}"
-        else:
-            kept.append(arm)
-    return kept, dropped
 
 
 def synthesise(args: argparse.Namespace, cohort: Any, per_class: dict[int, int]) -> tuple[Path, dict[str, Any]]:
@@ -200,13 +178,14 @@ def main() -> None:
     multiples = list(QUICK["multiples"]) if args.quick else [float(m) for m in args.multiples.split(",")]
     seeds = QUICK["seeds"] if args.quick else args.seeds
     arms = default_arms(multiples, filtered=args.qa, ablation=args.ablation and not args.quick)
-    per_class = pool_size(arms, np.bincount(cohort.train.labels, minlength=cohort.num_classes), args.pool_margin)
+    needed = synthetic_needed(arms, np.bincount(cohort.train.labels, minlength=cohort.num_classes), margin=args.pool_margin)
+    per_class = dict(enumerate(needed.tolist()))
     if args.arms is not None:  # a subset first (e.g. the core arms); a later full run reuses their cache
         arms = [Arm.parse(name) for name in args.arms.split(",")]
     npz_path, origin = synthesise(args, cohort, per_class)
     pool = load(npz_path).train
     keep = qa_keep(cohort, npz_path) if args.qa else None
-    arms, dropped = feasible(arms, cohort, pool, keep)
+    arms, dropped = feasible_arms(arms, np.bincount(cohort.train.labels, minlength=cohort.num_classes), pool, keep)
     if args.prepare_only:
         print(json.dumps({"synthetic": origin, "pool": len(pool), "qa_kept": None if keep is None else int(keep.sum())}))
         return

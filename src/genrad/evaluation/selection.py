@@ -60,6 +60,7 @@ def select_recipe(
     seeds: int | Sequence[int] = 3,
     recipe: Mapping[str, Any] | None = None,
     baselines: Sequence[Arm | str] = ("real", "real+augment"),
+    keeps: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     cache_dir: str | Path | None = None,
     workers: int = 1,
     progress: bool = False,
@@ -70,7 +71,8 @@ def select_recipe(
     a generator trained on that fold's training half. Every synthetic arm runs on every pool; the
     `baselines` (no synthetic images) run once per fold. A candidate's score is its mean held-out AUC over
     folds and seeds; ``delta_vs_real`` is the mean of the per-fold, per-seed paired differences to the
-    fold's ``real`` arm (Student-t interval over those differences). Returns the selection table, best first.
+    fold's ``real`` arm (Student-t interval over those differences). `keeps` gives the ``+filtered`` arms a pool's
+    per-sample QA keep mask per fold (fitted on that fold's training half). Returns the selection table, best first.
     """
     if set(folds) != set(FOLDS):
         raise InputError(f"folds {FOLDS}", f"{sorted(folds)}", "build them with cross_validation_folds")
@@ -93,7 +95,8 @@ def select_recipe(
         for pool_name, pool in pools.items():
             if not synthetic_arms:
                 continue
-            payload = run_protocol(cohort, pool[fold], arms=[Arm(), *synthetic_arms], seeds=seeds, recipe=recipe,
+            keep = (keeps or {}).get(pool_name, {}).get(fold)
+            payload = run_protocol(cohort, pool[fold], arms=[Arm(), *synthetic_arms], seeds=seeds, recipe=recipe, keep=keep,
                                    cache_dir=root, workers=workers, progress=progress)
             for arm in payload["arms"][1:]:
                 per_fold.setdefault((pool_name, arm["name"]), {})[fold] = arm

@@ -303,6 +303,24 @@ def synthetic_needed(arms: Sequence[Arm | str], real_counts: np.ndarray, *, marg
     return np.ceil(largest * margin).astype(np.int64)
 
 
+def feasible_arms(arms: Sequence[Arm | str], real_counts: np.ndarray, synthetic: Split,
+                  keep: np.ndarray | None = None) -> tuple[list[Arm], dict[str, str]]:
+    """The arms a synthetic pool can serve, and why each other arm cannot (e.g. ``+filtered`` at 10x when the QA
+    dropped many images), so that a run can leave them out instead of failing."""
+    kept, dropped = [], {}
+    for arm in map(Arm.parse, arms):
+        labels = synthetic.labels[keep] if arm.filtered and keep is not None else synthetic.labels
+        available = np.bincount(labels, minlength=len(real_counts))[: len(real_counts)]
+        wanted = arm_counts(arm, real_counts)["synthetic"]
+        if arm.filtered and keep is None:
+            dropped[arm.name] = "no QA keep mask"
+        elif (wanted > available).any():
+            dropped[arm.name] = f"needs {wanted.tolist()} synthetic images per class, the pool has {available.tolist()}"
+        else:
+            kept.append(arm)
+    return kept, dropped
+
+
 def arm_parts(
     arm: Arm,
     real: Split,
