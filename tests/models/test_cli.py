@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from conftest import toy_split
 
 from genrad.cli.main import main
 from genrad.data import Cohort, load, save_npz
+from genrad.evaluation import utility
 from genrad.models import load as load_model
 
 
@@ -94,8 +96,10 @@ def test_guidance_is_set_at_training_and_changed_at_sampling(toy_npz: Path, tmp_
     assert load(changed).preprocessing["saved"]["model_config"]["guidance_scale"] == 5.0
 
 
-def test_distill_then_sample_with_the_student_or_the_teacher(toy_npz: Path, tmp_path: Path,
+def test_distill_then_sample_with_the_student_or_the_teacher(toy_npz: Path, tmp_path: Path, monkeypatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The run samples with its student, or its teacher on request; `generate --strategy` samples as a utility
+    strategy prescribes, with the teacher."""
     out = tmp_path / "run"
     assert run(["train", "--data", str(toy_npz), "--model", "diffusion", "--out", str(out), "--max-steps", "2",
                 "--option", "guidance_scale=2", "--option", "guide_step=1", "--option", "channels=[8,16]"]) == 0
@@ -110,6 +114,16 @@ def test_distill_then_sample_with_the_student_or_the_teacher(toy_npz: Path, tmp_
     assert saved["distilled_from"]["model_hash"] == teacher_hash and saved["num_inference_steps"] == 4
     assert load(teacher).preprocessing["saved"]["model_config"]["distilled_from"] is None
     assert load(fewer).preprocessing["saved"]["model_config"]["num_inference_steps"] == 2
+    strategy = replace(utility.STRATEGIES[utility.DEFAULT_STRATEGY], name="sampled",
+                       sampling={"diffusion": {"guidance_scale": 1.0, "sampling_eta": 1.0, "solver": "ddim"}})
+    monkeypatch.setitem(utility.STRATEGIES, "sampled", strategy)
+    for name, steps in (("sampled", []), ("sampled", ["--steps", "3"])):  # the strategy's sampling, by the teacher
+        synthetic = tmp_path / f"synthetic-{len(steps)}"
+        assert run(["generate", str(out), "--out", str(synthetic), "--per-class", "0=2", "--strategy", name, *steps]) == 0
+        generation = json.loads((synthetic / "synthesis.json").read_text())["generation"]
+        assert generation["model_hash"] == teacher_hash
+        assert generation["sampling"] == {**strategy.sampling["diffusion"], **({"num_inference_steps": 3} if steps else {})}
+    assert run(["generate", str(out), "--out", str(tmp_path / "none"), "--per-class", "0=2", "--strategy", "magic"]) == 2
     other = tmp_path / "other.npz"
     save_npz(Cohort(splits={"train": toy_split(n=16, seed=5)}, class_names=("disc", "square")), other)
     assert run(["distill", str(out), "--data", str(other), "--max-steps", "1"]) == 2

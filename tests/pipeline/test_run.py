@@ -143,3 +143,47 @@ def test_generation_plans_what_the_utility_strategy_needs(phantom_path: Path, tm
     assert planned(**{"utility.enabled": False}).tolist() == [counts.max()] * len(counts)
     curve = planned(**{"utility.strategy": "none", "utility.multiples": [2.0]})
     assert (curve == np.maximum(synthetic_needed(default_arms((2.0,)), counts), counts.max())).all()
+
+
+def test_generation_samples_as_the_utility_strategy_prescribes(phantom_path: Path, tmp_path: Path, monkeypatch) -> None:
+    """A strategy's sampling settings for the trained family go to `generate`, with the model itself (not a student);
+    another family, or no strategy, samples as the model does."""
+    from dataclasses import replace
+
+    import genrad.synthesis
+    from genrad.data import load
+    from genrad.evaluation import utility
+
+    settings = {"guidance_scale": 1.0, "sampling_eta": 1.0, "solver": "ddim", "num_inference_steps": 50}
+    strategy = replace(utility.STRATEGIES[utility.DEFAULT_STRATEGY], name="sampled", sampling={"diffusion": settings})
+    monkeypatch.setitem(utility.STRATEGIES, "sampled", strategy)
+    calls: list[dict] = []
+    monkeypatch.setattr(genrad.synthesis, "generate", lambda *args, **kwargs: calls.append(kwargs))
+    cohort = load(str(phantom_path))
+    for model, name in (("diffusion", "sampled"), ("vae", "sampled"), ("diffusion", "none")):
+        config = _config(phantom_path).with_overrides(**{"train.model": model, "utility.strategy": name})
+        pipeline_run._stage_generate(pipeline_run._Context(config=config, layout=RunLayout(tmp_path), cohort=cohort, progress=False))
+    assert [(call["sampling"], call["student"]) for call in calls] == [(settings, False), (None, True), (None, True)]
+
+
+def test_no_student_is_distilled_by_default_when_the_strategy_sets_the_sampling(phantom_path: Path, tmp_path: Path,
+                                                                                monkeypatch) -> None:
+    from dataclasses import replace
+
+    import genrad.training
+    import genrad.training.distill
+    from genrad.data import load
+    from genrad.evaluation import utility
+
+    strategy = replace(utility.STRATEGIES[utility.DEFAULT_STRATEGY], name="sampled", sampling={"diffusion": {"guidance_scale": 1.0}})
+    monkeypatch.setitem(utility.STRATEGIES, "sampled", strategy)
+    monkeypatch.setattr(genrad.training, "train", lambda *args, **kwargs: None)
+    distilled: list[str] = []
+    monkeypatch.setattr(genrad.training.distill, "distill_guidance", lambda *args, **kwargs: distilled.append("student"))
+    cohort = load(str(phantom_path))
+    for name, minutes in (("sampled", None), ("none", None), ("sampled", 1.0)):
+        config = _config(phantom_path).with_overrides(**{"train.model": "diffusion", "utility.strategy": name,
+                                                         "train.distill_minutes": minutes})
+        before = len(distilled)
+        pipeline_run._stage_train(pipeline_run._Context(config=config, layout=RunLayout(tmp_path), cohort=cohort, progress=False))
+        assert len(distilled) - before == (0 if (name, minutes) == ("sampled", None) else 1), (name, minutes)

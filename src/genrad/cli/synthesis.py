@@ -32,6 +32,11 @@ def generate_command(
     ),
     steps: int | None = typer.Option(None, "--steps", help="Diffusion only: sampling steps (default: the model's)."),
     teacher: bool = typer.Option(False, "--teacher", help="Sample with the run's own model even when it has a distilled student."),
+    strategy: str | None = typer.Option(
+        None, "--strategy",
+        help="Sample as this utility strategy prescribes for training a classifier ('default': genrad's validated one; "
+             "genrad.evaluation.utility.STRATEGIES), with the run's own model.",
+    ),
 ) -> None:
     """Generate synthetic images into OUT: synthetic.npz (MedMNIST layout), manifest.parquet/.csv, shards/."""
     from genrad.data import load
@@ -40,6 +45,9 @@ def generate_command(
 
     check_output(out, kind="folder")
     cohort = load(data) if data is not None else None
+    sampling = {"guidance_scale": guidance_scale, "num_inference_steps": steps}
+    if strategy is not None:
+        sampling, teacher = _strategy_sampling(run_dir, strategy, sampling), True
     synthetic = generate(
         run_dir,
         per_class=per_class,
@@ -57,12 +65,22 @@ def generate_command(
         address=address,
         filter=_qa_filter(cohort, seed) if filter_flagged else None,
         clinical=with_clinical,
-        sampling={"guidance_scale": guidance_scale, "num_inference_steps": steps},
+        sampling=sampling,
         student=not teacher,
     )
     plan = synthetic.record["generation"]["plan"]
     per_class_text = ", ".join(f"{k}: {n}" for k, n in plan["per_class"].items())
     typer.echo(f"{synthetic.out}: {len(synthetic)} of {plan['n']} images kept ({per_class_text})")
+
+
+def _strategy_sampling(run_dir: Path, strategy: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The utility strategy's sampling settings for the run's model family, under the ones given explicitly."""
+    from genrad.evaluation.utility import DEFAULT_STRATEGY, get_strategy
+    from genrad.models import load_sampler
+
+    family = load_sampler(run_dir, student=False).family
+    settings = get_strategy(DEFAULT_STRATEGY if strategy == "default" else strategy).sampling_for(family) or {}
+    return {**settings, **{key: value for key, value in given.items() if value is not None}}
 
 
 def _qa_filter(cohort: Any, seed: int) -> Any:

@@ -173,8 +173,11 @@ class Arm:
 
 @dataclass(frozen=True)
 class Strategy:
-    """A named way for synthetic images to enter training (`arm`), tested as a practitioner would use it.
+    """A named way to make synthetic images (`sampling`) and to let them enter training (`arm`), tested as a
+    practitioner would use it.
 
+    `sampling`: per generator family, the sampling settings (`Generator.with_sampling`) its images are made with,
+    by `genrad run` and `genrad generate --strategy`; a family it does not name samples with its own settings.
     `arms`: real only, real + augment, the strategy's arm, the same arm with classical augmentation of every
     image (whether synthetic data adds to what augmentation gives) and synthetic only at 1x.
     """
@@ -182,6 +185,11 @@ class Strategy:
     name: str
     arm: Arm
     description: str
+    sampling: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def sampling_for(self, family: str) -> dict[str, Any] | None:
+        """The sampling settings for a `family` generator (None: its own)."""
+        return dict(self.sampling[family]) if family in self.sampling else None
 
     def arms(self) -> list[Arm]:
         augmented = replace(self.arm, augment=True)
@@ -190,7 +198,7 @@ class Strategy:
     def record(self) -> dict[str, Any]:
         """The strategy as `utility.json` records it."""
         return {"name": self.name, "arm": self.arm.name, "augmented_arm": replace(self.arm, augment=True).name,
-                "description": self.description}
+                "description": self.description, "sampling": {family: dict(settings) for family, settings in self.sampling.items()}}
 
 
 STRATEGIES: dict[str, Strategy] = {

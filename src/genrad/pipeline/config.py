@@ -89,8 +89,9 @@ class GenerateConfig(_Section):
     """How many synthetic images, and whether to drop those the per-sample QA flags.
 
     By default every class gets as many images as the largest real training class, or more when the
-    utility protocol's balanced arms need more (rare classes first); `multiple` asks for K x the real
-    train set with its class ratio instead.
+    utility strategy's arms need more; `multiple` asks for K x the real train set with its class ratio
+    instead. The images are sampled as the utility strategy prescribes for the model's family
+    (`genrad.evaluation.utility.Strategy.sampling`), else as the model samples.
     """
 
     multiple: float | None = Field(None, gt=0, description="K x the real train set instead of balancing.")

@@ -148,7 +148,7 @@ def _stage_train(context: _Context) -> None:
                          n_images=len(context.train))
     train_model(model, context.train, max_minutes=train.budget_minutes, max_steps=train.max_steps, seed=context.config.seed,
                 out_dir=context.layout.model_dir, resume=(context.layout.model_dir / STATE).exists(), progress=context.progress)
-    if _distills(model, train.distill_minutes):
+    if _distills(model, train.distill_minutes) and (train.distill_minutes or _strategy_sampling(context) is None):
         from genrad.models.factory import STUDENT
         from genrad.training.distill import distill_guidance
 
@@ -161,15 +161,33 @@ def _stage_train(context: _Context) -> None:
 
 
 def _distills(model: Any, distill_minutes: float | None) -> bool:
-    """Whether the train stage distils `model`: a guided diffusion model, unless distillation is off (0 minutes)."""
+    """Whether the train stage may distil `model`: a guided diffusion model, unless distillation is off (0 minutes).
+    By default (no ``train.distill_minutes``) it does so only when the generate stage samples with the student: not
+    when the utility strategy sets the sampling."""
     return distill_minutes != 0 and getattr(model, "family", "") == "diffusion" and model.guidance_scale != 1.0
 
 
+def _strategy_sampling(context: _Context) -> dict[str, Any] | None:
+    """The sampling settings the utility strategy gives the trained family (`Strategy.sampling_for`), or None."""
+    from genrad.evaluation.utility import get_strategy
+    from genrad.models.presets import get_preset
+
+    strategy = context.config.utility.strategy
+    if strategy is None:
+        return None
+    choice = model_choice(context.config, len(context.train))
+    family = get_preset(choice["preset"]).family if choice["preset"] is not None else choice["family"]
+    return get_strategy(strategy).sampling_for(family)
+
+
 def _stage_generate(context: _Context) -> None:
+    """Sample the synthetic set: with the utility strategy's sampling settings for the trained family when it has
+    some (by the model itself), else as the model samples (by its distilled student when the run has one)."""
     from genrad.synthesis import generate
 
     options = context.config.generate
     quality_filter = _quality_filter(context) if options.filter else None
+    sampling = _strategy_sampling(context)
     generate(
         context.layout.model_dir,
         per_class=None if options.multiple is not None else _balanced_counts(context),
@@ -181,6 +199,8 @@ def _stage_generate(context: _Context) -> None:
         backend=options.backend,
         workers=options.workers,
         filter=quality_filter,
+        sampling=sampling,
+        student=sampling is None,
         progress=context.progress,
     )
 
