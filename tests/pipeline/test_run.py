@@ -147,7 +147,7 @@ def test_generation_plans_what_the_utility_strategy_needs(phantom_path: Path, tm
 
 def test_generation_samples_as_the_utility_strategy_prescribes(phantom_path: Path, tmp_path: Path, monkeypatch) -> None:
     """A strategy's sampling settings for the trained family go to `generate`, with the model itself (not a student);
-    another family, or no strategy, samples as the model does."""
+    another family, no strategy, or sampling settings of the user's own sample as the model does."""
     from dataclasses import replace
 
     import genrad.synthesis
@@ -160,10 +160,11 @@ def test_generation_samples_as_the_utility_strategy_prescribes(phantom_path: Pat
     calls: list[dict] = []
     monkeypatch.setattr(genrad.synthesis, "generate", lambda *args, **kwargs: calls.append(kwargs))
     cohort = load(str(phantom_path))
-    for model, name in (("diffusion", "sampled"), ("vae", "sampled"), ("diffusion", "none")):
-        config = _config(phantom_path).with_overrides(**{"train.model": model, "utility.strategy": name})
+    for model, name, options in (("diffusion", "sampled", {}), ("vae", "sampled", {}), ("diffusion", "none", {}),
+                                 ("diffusion", "sampled", {"num_inference_steps": 20})):
+        config = _config(phantom_path).with_overrides(**{"train.model": model, "utility.strategy": name, "train.options": options})
         pipeline_run._stage_generate(pipeline_run._Context(config=config, layout=RunLayout(tmp_path), cohort=cohort, progress=False))
-    assert [(call["sampling"], call["student"]) for call in calls] == [(settings, False), (None, True), (None, True)]
+    assert [(call["sampling"], call["student"]) for call in calls] == [(settings, False), (None, True), (None, True), (None, True)]
 
 
 def test_no_student_is_distilled_by_default_when_the_strategy_sets_the_sampling(phantom_path: Path, tmp_path: Path,

@@ -168,8 +168,10 @@ def _distills(model: Any, distill_minutes: float | None) -> bool:
 
 
 def _strategy_sampling(context: _Context) -> dict[str, Any] | None:
-    """The sampling settings the utility strategy gives the trained family (`Strategy.sampling_for`), or None."""
+    """The sampling settings the utility strategy gives the trained family (`Strategy.sampling_for`), or None: no
+    strategy, none for this family, or sampling settings given in ``train.options`` (the user's choice wins)."""
     from genrad.evaluation.utility import get_strategy
+    from genrad.models import Generator
     from genrad.models.presets import get_preset
 
     strategy = context.config.utility.strategy
@@ -177,6 +179,8 @@ def _strategy_sampling(context: _Context) -> dict[str, Any] | None:
         return None
     choice = model_choice(context.config, len(context.train))
     family = get_preset(choice["preset"]).family if choice["preset"] is not None else choice["family"]
+    if set(context.config.train.options) & set(Generator.registry[family].sampling_settings):
+        return None
     return get_strategy(strategy).sampling_for(family)
 
 
