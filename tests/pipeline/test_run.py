@@ -127,7 +127,7 @@ def test_generation_plans_what_the_utility_strategy_needs(phantom_path: Path, tm
     import numpy as np
 
     from genrad.data import load
-    from genrad.evaluation.utility import DEFAULT_STRATEGY, STRATEGIES, arm_counts, default_arms, synthetic_needed
+    from genrad.evaluation.utility import DEFAULT_STRATEGY, STRATEGIES, arm_counts, default_arms, synthetic_needed, utility_arms
 
     cohort = load(str(phantom_path))
     counts = np.bincount(cohort.train.labels)
@@ -137,9 +137,10 @@ def test_generation_plans_what_the_utility_strategy_needs(phantom_path: Path, tm
         context = pipeline_run._Context(config=config, layout=RunLayout(tmp_path), cohort=cohort, progress=False)
         return np.array(list(pipeline_run._balanced_counts(context).values()))
 
-    need = arm_counts(STRATEGIES[DEFAULT_STRATEGY].arm, counts)["synthetic"]
-    assert (planned() == np.maximum(need, counts.max())).all()
-    assert (planned(**{"generate.filter": True}) == np.maximum(np.ceil(1.2 * need), counts.max())).all()
+    arms = utility_arms(DEFAULT_STRATEGY)
+    assert (synthetic_needed(arms, counts) >= arm_counts(STRATEGIES[DEFAULT_STRATEGY].arm, counts)["synthetic"]).all()
+    assert (planned() == np.maximum(synthetic_needed(arms, counts), counts.max())).all()
+    assert (planned(**{"generate.filter": True}) == np.maximum(synthetic_needed(arms, counts, margin=1.2), counts.max())).all()
     assert planned(**{"utility.enabled": False}).tolist() == [counts.max()] * len(counts)
     curve = planned(**{"utility.strategy": "none", "utility.multiples": [2.0]})
     assert (curve == np.maximum(synthetic_needed(default_arms((2.0,)), counts), counts.max())).all()
