@@ -16,7 +16,7 @@ Selection (``genrad.evaluation.selection``; the test split is never read):
 4. The frozen recipe is the one whose two arms (plain and augmented) have the best mean held-out AUC; it is written
    to ``OUT/selection.json`` with every candidate's scores.
 
-Test (``--test``; refused until ``selection.json`` exists, so the recipe is frozen before the test split is read):
+Test (``--test``; it starts from ``selection.json``, written before, so the recipe is frozen before the test split is read):
 the frozen pool's generator trains on the whole train split for ``--final-minutes``, samples the frozen pool, and
 the utility protocol runs the frozen recipe's arms (`genrad.evaluation.utility.Strategy.arms`: real, real + augment,
 the recipe, the recipe with augmentation, synthetic only) over ``--seeds`` classifier seeds, scored on the full test
