@@ -201,13 +201,14 @@ class Strategy:
                 "description": self.description, "sampling": {family: dict(settings) for family, settings in self.sampling.items()}}
 
 
-DIVERSE_SAMPLING: dict[str, dict[str, Any]] = {
+UNGUIDED_SAMPLING: dict[str, dict[str, Any]] = {
     "diffusion": {"guidance_scale": 1.0, "solver": "ddim", "sampling_eta": 1.0, "num_inference_steps": 50},
 }
-"""Diffusion samples without classifier-free guidance and with stochastic DDIM (eta 1, 50 steps): more diverse
-images, which help a classifier more than the lower-FRD guided samples do (Azizi et al. 2023, "Synthetic data
-from diffusion models improves ImageNet classification"); the best pool of the selection inside BreastMNIST's
-train split (docs/benchmarks.md, recipe selection)."""
+"""Diffusion samples without classifier-free guidance and with stochastic DDIM (eta 1, 50 steps): further from
+the real distribution than the guided samples (higher FRD), yet better for a classifier, as lower guidance was
+for ImageNet classifiers (Azizi et al. 2023, "Synthetic data from diffusion models improves ImageNet
+classification"); the best of six pools in the selection inside BreastMNIST's train split (docs/benchmarks.md,
+recipe selection)."""
 
 STRATEGIES: dict[str, Strategy] = {
     "topup": Strategy(
@@ -215,17 +216,17 @@ STRATEGIES: dict[str, Strategy] = {
         "0.5x the real training set in synthetic images, the rarer classes topped up first, mixed in: the recipe "
         "frozen by the selection inside BreastMNIST's train split (two-fold cross-validation, generators trained on "
         "each fold; docs/benchmarks.md, recipe selection)",
-        DIVERSE_SAMPLING,
+        UNGUIDED_SAMPLING,
     ),
     "pretrain": Strategy(
         "pretrain", Arm(synthetic_multiple=5.0, pretrain=True),
         "pre-train the classifier on 5x the real training set in synthetic images, then fine-tune it on the real images",
-        DIVERSE_SAMPLING,
+        UNGUIDED_SAMPLING,
     ),
-    "mix": Strategy("mix", Arm(synthetic_multiple=1.0), "1x the real training set in synthetic images, mixed in", DIVERSE_SAMPLING),
+    "mix": Strategy("mix", Arm(synthetic_multiple=1.0), "1x the real training set in synthetic images, mixed in", UNGUIDED_SAMPLING),
     "balanced": Strategy(
         "balanced", Arm(synthetic_multiple=1.0, balanced=True),
-        "1x the real training set in synthetic images, the rarer classes topped up first", DIVERSE_SAMPLING,
+        "1x the real training set in synthetic images, the rarer classes topped up first", UNGUIDED_SAMPLING,
     ),
 }
 DEFAULT_STRATEGY = "topup"
