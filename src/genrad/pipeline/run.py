@@ -148,7 +148,7 @@ def _stage_train(context: _Context) -> None:
                          n_images=len(context.train))
     train_model(model, context.train, max_minutes=train.budget_minutes, max_steps=train.max_steps, seed=context.config.seed,
                 out_dir=context.layout.model_dir, resume=(context.layout.model_dir / STATE).exists(), progress=context.progress)
-    if _distills(model, train.distill_minutes) and (train.distill_minutes or _strategy_sampling(context) is None):
+    if _distills(model, context):
         from genrad.models.factory import STUDENT
         from genrad.training.distill import distill_guidance
 
@@ -160,11 +160,13 @@ def _stage_train(context: _Context) -> None:
                          seed=context.config.seed, out_dir=folder, resume=(folder / STATE).exists(), progress=context.progress)
 
 
-def _distills(model: Any, distill_minutes: float | None) -> bool:
-    """Whether the train stage may distil `model`: a guided diffusion model, unless distillation is off (0 minutes).
+def _distills(model: Any, context: _Context) -> bool:
+    """Whether the train stage distils `model`: a guided diffusion model, unless distillation is off (0 minutes).
     By default (no ``train.distill_minutes``) it does so only when the generate stage samples with the student: not
     when the utility strategy sets the sampling."""
-    return distill_minutes != 0 and getattr(model, "family", "") == "diffusion" and model.guidance_scale != 1.0
+    minutes = context.config.train.distill_minutes
+    guided = minutes != 0 and getattr(model, "family", "") == "diffusion" and model.guidance_scale != 1.0
+    return guided and (bool(minutes) or _strategy_sampling(context) is None)
 
 
 def _strategy_sampling(context: _Context) -> dict[str, Any] | None:
