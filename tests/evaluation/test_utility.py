@@ -168,6 +168,7 @@ def test_a_strategy_is_tested_with_and_without_augmentation_and_sizes_its_pool()
     assert balanced.tolist() == [399, 147] and plain.tolist() == [74, 199]
     assert synthetic_needed(["real", "real+synthetic@1x+balanced", "real+synthetic@0.5x"], real, margin=1.2).tolist() == [479, 239]
     assert set(STRATEGIES) >= {DEFAULT_STRATEGY} and all(get_strategy(name).name == name for name in STRATEGIES)
+    assert get_strategy("default") is STRATEGIES[DEFAULT_STRATEGY]
     with pytest.raises(InputError, match="a utility strategy") as error:
         get_strategy("magic")
     assert "--strategy" in error.value.fix

@@ -75,11 +75,11 @@ def generate_command(
 
 def _strategy_sampling(run_dir: Path, strategy: str, given: dict[str, Any]) -> dict[str, Any]:
     """The utility strategy's sampling settings for the run's model family, under the ones given explicitly."""
-    from genrad.evaluation.utility import DEFAULT_STRATEGY, get_strategy
+    from genrad.evaluation.utility import get_strategy
     from genrad.models import load_sampler
 
     family = load_sampler(run_dir, student=False).family
-    settings = get_strategy(DEFAULT_STRATEGY if strategy == "default" else strategy).sampling_for(family) or {}
+    settings = get_strategy(strategy).sampling_for(family) or {}
     return {**settings, **{key: value for key, value in given.items() if value is not None}}
 
 

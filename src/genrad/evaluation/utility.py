@@ -234,11 +234,12 @@ DEFAULT_STRATEGY = "topup"
 
 
 def get_strategy(strategy: str | Strategy) -> Strategy:
-    """A `Strategy` by its name in `STRATEGIES` (or the strategy itself)."""
+    """A `Strategy` by its name in `STRATEGIES`, ``"default"`` for `DEFAULT_STRATEGY` (or the strategy itself)."""
     if isinstance(strategy, Strategy):
         return strategy
+    strategy = DEFAULT_STRATEGY if strategy == "default" else strategy
     if strategy not in STRATEGIES:
-        raise InputError(f"a utility strategy, one of {', '.join(STRATEGIES)} (or none)", repr(strategy),
+        raise InputError(f"a utility strategy, one of {', '.join(STRATEGIES)}, default (or none)", repr(strategy),
                          f"pass --strategy {DEFAULT_STRATEGY} (the default), --strategy none, or name the arms with --arms",
                          argument="strategy")
     return STRATEGIES[strategy]
