@@ -121,7 +121,8 @@ def merge(paths: list[Path]) -> dict[str, Any]:
     budget = runs[0]["teacher_cpu_minutes"] + runs[0]["distill_cpu_minutes"]
     return {"benchmark": "distill_breastmnist", **runs[0], "seeds": [m["seed"] for m in models], "models": models,
             "teacher_plus_distillation_budget_within_20_cpu_minutes": budget <= 20,
-            "all_models_pass": all(m["within_15_percent_of_floor"] and m["at_least_10x_monai"] for m in models)}
+            "all_models_pass": all(m["within_15_percent_of_floor"] and m["at_least_10x_monai"]
+                                   and m["recall_and_coverage_at_least_teacher"] for m in models)}
 
 
 def main() -> None:

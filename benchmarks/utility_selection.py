@@ -153,7 +153,8 @@ def select(train: Split, val: Split, class_names: tuple[str, ...], args: argpars
     def pools(names: list[str], arms: list[str]) -> dict[str, dict[str, Split]]:
         return {name: {fold: sample_pool(generators[fold, POOLS[name]["preset"]], name,
                                          pool_counts(arms, counts(folds[fold].train, num_classes)),
-                                         args.out / f"fold-{fold}" / "pools", args.seed) for fold in FOLDS}
+                                         args.out / f"fold-{fold}" / "pools", args.seed, workers=args.workers)
+                       for fold in FOLDS}
                 for name in names}
 
     common = {"seeds": args.select_seeds, "cache_dir": args.out / "selection-runs", "recipe": args.recipe, "workers": args.workers,
