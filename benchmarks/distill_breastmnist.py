@@ -10,6 +10,7 @@ the real reference first), the floor is the real train split's; recall and cover
 2020, frd_v1 features, k = 5) for the student and for the teacher at 50 solver steps with its guidance.
 
     python benchmarks/distill_breastmnist.py --seed 0 --out seed0.json [--reference test] [--steps 10]
+                                             [--learning-rate 1e-4] [--guidance W]
     python benchmarks/distill_breastmnist.py --merge seed0.json seed1.json seed2.json > docs/results/fast_sampling.json
 
 Seeds can run in parallel processes (the budgets are CPU time per process).
@@ -34,7 +35,7 @@ from genrad.core import make_generator, native_bf16
 from genrad.data import load
 from genrad.evaluation.fidelity import fidelity
 from genrad.provenance import versions
-from genrad.training.distill import distill_guidance
+from genrad.training.distill import DISTILL_LEARNING_RATE, distill_guidance
 
 TEACHER_STEPS = 50
 
@@ -69,10 +70,13 @@ def run_seed(args: argparse.Namespace) -> dict[str, Any]:
         teacher_budget = CpuBudget(args.teacher_minutes)
         teacher.fit(cohort.train, max_steps=10**9, seed=args.seed, callbacks=[teacher_budget], progress=False)
         teacher_cpu = teacher_budget.spent()
+        guidance = teacher.guidance_scale
+        teacher.with_sampling(guidance_scale=args.guidance)
         distill_budget = CpuBudget(args.distill_minutes)
-        student = distill_guidance(teacher, cohort.train, max_steps=10**9, num_inference_steps=args.steps, seed=args.seed,
-                                   callbacks=[distill_budget], progress=False)
+        student = distill_guidance(teacher, cohort.train, max_steps=10**9, learning_rate=args.learning_rate,
+                                   num_inference_steps=args.steps, seed=args.seed, callbacks=[distill_budget], progress=False)
         distill_cpu = distill_budget.spent()
+        teacher.with_sampling(guidance_scale=guidance)
         if args.keep:
             teacher.save(args.keep / f"seed{args.seed}" / "teacher")
             student.save(args.keep / f"seed{args.seed}" / "teacher" / "student")
@@ -133,6 +137,9 @@ def main() -> None:
     parser.add_argument("--distill-minutes", type=float, default=6.0, help="CPU minutes of the distillation")
     parser.add_argument("--baseline-minutes", type=float, default=2.0, help="CPU minutes of the MONAI baseline's training")
     parser.add_argument("--steps", type=int, default=None, help="the student's solver steps (default: distill_guidance's)")
+    parser.add_argument("--learning-rate", type=float, default=DISTILL_LEARNING_RATE, help="the distillation's learning rate")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="the guidance weight distilled into the student (default: the teacher's)")
     parser.add_argument("--reference", default="test", choices=("test", "val"))
     parser.add_argument("--keep", type=Path, default=None, help="save the teacher (and its student inside) to KEEP/seedN")
     parser.add_argument("--merge", type=Path, nargs="+", default=None, help="combine per-seed results and exit")

@@ -8,7 +8,7 @@ from conftest import toy_split
 
 from genrad.errors import InputError
 from genrad.models import Diffusion
-from genrad.models.sampling import DiffusionSampler, DPMSolverPlusPlus2M, NoGuidance
+from genrad.models.sampling import ClassifierFree, DiffusionSampler, DPMSolverPlusPlus2M, NoGuidance
 
 T = 1000
 SCHEDULE = {"schedule": "linear_beta", "beta_start": 1e-4, "beta_end": 0.02, "prediction_type": "v_prediction"}
@@ -85,3 +85,19 @@ def test_bf16_sampling_is_deterministic_and_close_to_float32() -> None:
     assert not torch.equal(half, full) and float((half - full).abs().mean()) < 0.02
     with pytest.raises(InputError, match="sampling_precision"):
         model.with_sampling(sampling_precision="fp16")
+
+
+def test_classifier_free_guidance_takes_one_timestep_per_image() -> None:
+    """A distilled student's targets are guided at one timestep per image: the batched conditional and null calls
+    must pair each image with its own timestep, as one call per image does."""
+
+    def network(x: torch.Tensor, t: torch.Tensor, class_labels: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        labels, _ = class_labels
+        return x * t.view(-1, 1, 1, 1) + labels.view(-1, 1, 1, 1).to(x.dtype)
+
+    guidance = ClassifierFree(scale=3.0, null_label=2)
+    x, labels, covariates = torch.randn(4, 1, 2, 2), torch.tensor([0, 1, 0, 1]), torch.zeros(4, 0)
+    timesteps = torch.tensor([10.0, 200.0, 500.0, 900.0])
+    one_by_one = torch.cat([guidance(network, x[i : i + 1], float(timesteps[i]), labels[i : i + 1], covariates[i : i + 1])
+                            for i in range(4)])
+    torch.testing.assert_close(guidance(network, x, timesteps, labels, covariates), one_by_one)

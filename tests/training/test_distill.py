@@ -94,3 +94,12 @@ def test_bad_teachers_and_data_are_refused(teacher: Diffusion, student: Diffusio
     orphan = Diffusion.from_config(student.config)
     with pytest.raises(InputError, match="without its teacher"):
         orphan.fit(toy(), max_steps=1, progress=False)
+
+
+def test_a_classifier_free_teacher_is_distilled_too() -> None:
+    """Without autoguidance (no guide_step, or trained short of it) the teacher guides with its null condition; the
+    student learns that guided output at one timestep per image."""
+    teacher = Diffusion(num_classes=2, channels=(16, 32), batch_size=16, guidance_scale=2.0, condition_dropout=0.2)
+    teacher.fit(toy(), max_steps=2, seed=0, progress=False)
+    student = distill_guidance(teacher, toy(), max_steps=2, seed=0, progress=False)
+    assert student.step_ == 2 and student.distilled_from["guide_step"] is None

@@ -54,7 +54,8 @@ class ClassifierFree:
 
     def __call__(self, unet: Network, x: torch.Tensor, t: Timestep, labels: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
         null = torch.full_like(labels, self.null_label)
-        both = predict(unet, torch.cat([x, x]), t, torch.cat([labels, null]), torch.cat([covariates, torch.zeros_like(covariates)]))
+        both_t = torch.cat([t, t]) if isinstance(t, torch.Tensor) else t  # one timestep per image: both halves
+        both = predict(unet, torch.cat([x, x]), both_t, torch.cat([labels, null]), torch.cat([covariates, torch.zeros_like(covariates)]))
         conditional, unconditional = both.chunk(2)
         return unconditional + self.scale * (conditional - unconditional)
 
