@@ -127,12 +127,14 @@ class UtilityConfig(_Section):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, value: str | None) -> str | None:
-        from genrad.evaluation.utility import DEFAULT_STRATEGY, STRATEGIES
+        from genrad.evaluation.utility import get_strategy
 
-        value = {"default": DEFAULT_STRATEGY, "none": None}.get(value, value) if isinstance(value, str) else value
-        if value is not None and value not in STRATEGIES:
-            raise ValueError(f"a strategy among {sorted(STRATEGIES)}, or none")
-        return value
+        if value is None or value == "none":
+            return None
+        try:
+            return get_strategy(value).name
+        except InputError as error:
+            raise ValueError(f"{error.expected}, found {error.found}") from None
 
     @field_validator("multiples")
     @classmethod
