@@ -9,8 +9,8 @@ from different sampling seeds (the first draw's seed is the one of a single-draw
 thread. Each set is scored against the ``--reference`` split: FRD is frd-score's v1 in both orders (``frd``: the
 compared set first, as in train_breastmnist.py; ``frd_real_first``: the real reference first), the floor is the real
 train split's; precision, recall and coverage are genrad's (Naeem et al. 2020, frd_v1 features, k = 5). A model's
-figures are the means over its draws (one draw of 546 images moves FRD by ~0.1 and recall by a few reference
-images); every draw is recorded, and the worst draw's FRD beside the mean.
+figures are the means over its draws (a single draw's scores carry its sampling noise); every draw is recorded, and
+the worst draw's FRD beside the mean.
 
     python benchmarks/distill_breastmnist.py --seed 0 --out seed0.json [--reference test] [--steps 10] [--draws 3]
                                              [--learning-rate 1e-4] [--guidance W]
@@ -167,6 +167,8 @@ def main() -> None:
     parser.add_argument("--merge", type=Path, nargs="+", default=None, help="combine per-seed results and exit")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.draws < 1:
+        parser.error(f"--draws expects at least 1 sampled set per model, got {args.draws}")
     if args.merge:
         print(json.dumps(merge(args.merge), indent=2))
         return
