@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from genrad.data import Split
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one thread on a shared 2-core machine; restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def on_one_torch_thread(one_torch_thread: None) -> None:
+    """Every module here runs on one torch thread (the shared `one_torch_thread`)."""
 
 
 def toy_split(n: int = 32, size: int = 28, dims: int = 2, seed: int = 0) -> Split:
