@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from scipy import stats
-from utility_toys import TINY, blob_cohort, blobs, one_thread  # noqa: F401
+from utility_toys import TINY, blob_cohort, blobs
 
 from genrad.data.cohort import Cohort
 from genrad.data.phantom import make_phantom
@@ -100,7 +100,7 @@ def test_bad_protocol_inputs_fail_before_training(monkeypatch) -> None:
         run_protocol(cohort, recipe={"augment": True})
 
 
-def test_payload_cache_and_resume(tmp_path, monkeypatch, one_thread) -> None:  # noqa: F811
+def test_payload_cache_and_resume(tmp_path, monkeypatch, one_torch_thread) -> None:
     cohort = blob_cohort((30, 10))
     pool = blobs((80, 80), seed=3)
     arms = ["real", "real+synthetic@1x+filtered", "synthetic@1x"]
@@ -124,7 +124,7 @@ def test_payload_cache_and_resume(tmp_path, monkeypatch, one_thread) -> None:  #
     assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)
 
 
-def test_test_subsets_score_the_same_classifiers_on_part_of_the_test_split(tmp_path, one_thread) -> None:  # noqa: F811
+def test_test_subsets_score_the_same_classifiers_on_part_of_the_test_split(tmp_path, one_torch_thread) -> None:
     """A subset (e.g. test images without a train twin) rescores the cached predictions: the whole split gives the
     full figures back, a part gives the metrics of those images alone, and a bad mask fails before training.
     Two worker processes give the same payload as one."""
@@ -174,7 +174,7 @@ def test_a_strategy_is_tested_with_and_without_augmentation_and_sizes_its_pool()
     assert "--strategy" in error.value.fix
 
 
-def test_augmented_synthetic_arms_are_paired_against_real_plus_augment(tmp_path, one_thread) -> None:  # noqa: F811
+def test_augmented_synthetic_arms_are_paired_against_real_plus_augment(tmp_path, one_torch_thread) -> None:
     """``delta_vs_augment``: whether synthetic images add to what augmentation gives, paired by seed and test image;
     `evaluate_utility` records the strategy it tested."""
     cohort = blob_cohort((30, 10))
@@ -204,7 +204,7 @@ def test_keep_mask_from_manifest(tmp_path) -> None:
         keep_mask_from_manifest(tmp_path / "synthetic.npz", "id")
 
 
-def test_protocol_detects_a_real_effect_on_the_phantom(tmp_path, one_thread) -> None:  # noqa: F811
+def test_protocol_detects_a_real_effect_on_the_phantom(tmp_path, one_torch_thread) -> None:
     """Starved real set (10 malignant images): phantom-truth images raise rare recall; shuffled labels do not."""
     phantom = make_phantom(n=600, size=28, dims=2, seed=0, rare_fraction=0.2)
     rare = phantom.class_names.index("malignant")
@@ -269,7 +269,7 @@ def test_agreement_keeps_only_images_the_real_classifier_agrees_with() -> None:
         arm_parts(Arm.parse("real+synthetic@2x+agree0.7"), real, pool, seed=0, num_classes=2)
 
 
-def test_intervals_are_bootstrap_intervals_inside_the_metric_range(tmp_path, one_thread) -> None:  # noqa: F811
+def test_intervals_are_bootstrap_intervals_inside_the_metric_range(tmp_path, one_torch_thread) -> None:
     cohort = blob_cohort((30, 10))
     pool = blobs((80, 80), seed=3)
     payload = run_protocol(cohort, pool, arms=["real", "real+synthetic@1x+weight0.3", "real+synthetic@1x+pretrain"],
@@ -296,7 +296,7 @@ def _runs(cache, name, seeds):
     return [found[seed] for seed in seeds]
 
 
-def test_recipe_selection_never_reads_the_test_split(tmp_path, one_thread) -> None:  # noqa: F811
+def test_recipe_selection_never_reads_the_test_split(tmp_path, one_torch_thread) -> None:
     """The selection sees only train and val: a cohort with another test split selects the same recipe."""
     from genrad.evaluation.selection import cross_validation_folds, select_recipe
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from utility_toys import one_thread  # noqa: F401
 
 from genrad.data import load
 from genrad.evaluation.utility import run_protocol
@@ -16,7 +15,7 @@ PUBLISHED_ACC = (0.803, 0.863)
 
 
 @pytest.mark.slow
-def test_real_only_arm_is_in_the_published_range(breastmnist_path, tmp_path, one_thread) -> None:  # noqa: F811
+def test_real_only_arm_is_in_the_published_range(breastmnist_path, tmp_path, one_torch_thread) -> None:
     payload = run_protocol(load(breastmnist_path), arms=["real"], seeds=5, cache_dir=tmp_path)
     real = payload["arms"][0]
     assert PUBLISHED_AUC[0] <= real["auc"]["mean"] <= PUBLISHED_AUC[1], real["auc"]

@@ -8,7 +8,7 @@ import stat
 import numpy as np
 import pytest
 import torch
-from utility_toys import TINY, blob_cohort, blobs, one_thread  # noqa: F401
+from utility_toys import TINY, blob_cohort, blobs
 
 from genrad.errors import InputError, NotFittedError
 from genrad.evaluation.classification import roc_auc
@@ -20,7 +20,7 @@ def cohort():
     return blob_cohort((40, 20))
 
 
-def test_learns_a_separable_task_and_keeps_global_rng(cohort, one_thread) -> None:  # noqa: F811
+def test_learns_a_separable_task_and_keeps_global_rng(cohort, one_torch_thread) -> None:
     torch.manual_seed(123)
     before = torch.get_rng_state()
     classifier = Classifier(**TINY).fit(cohort.train, cohort.val, seed=0)
@@ -33,7 +33,7 @@ def test_learns_a_separable_task_and_keeps_global_rng(cohort, one_thread) -> Non
     assert np.array_equal(classifier.predict(cohort.test.images), probabilities.argmax(axis=1))
 
 
-def test_same_seed_same_weights_other_seed_differs(cohort, one_thread) -> None:  # noqa: F811
+def test_same_seed_same_weights_other_seed_differs(cohort, one_torch_thread) -> None:
     recipe = {**TINY, "batch_size": 16, "max_steps": 10, "augment": True}
     first = Classifier(**recipe).fit(cohort.train, cohort.val, seed=3)
     again = Classifier(**recipe).fit(cohort.train, cohort.val, seed=3)
@@ -43,7 +43,7 @@ def test_same_seed_same_weights_other_seed_differs(cohort, one_thread) -> None: 
     assert not torch.equal(weights[0], weights[2])
 
 
-def test_save_load_round_trip(cohort, tmp_path, one_thread, umask_022) -> None:  # noqa: F811
+def test_save_load_round_trip(cohort, tmp_path, one_torch_thread, umask_022) -> None:  # noqa: F811
     classifier = Classifier(**TINY, class_weight="balanced").fit(cohort.train, cohort.val, seed=1)
     classifier.save(tmp_path / "clf")
     assert {stat.S_IMODE(f.stat().st_mode) for f in (tmp_path / "clf").iterdir()} == {0o644}  # not owner-only
@@ -56,7 +56,7 @@ def test_save_load_round_trip(cohort, tmp_path, one_thread, umask_022) -> None: 
         Classifier.load(tmp_path / "missing")
 
 
-def test_class_weight_raises_rare_recall(one_thread) -> None:  # noqa: F811
+def test_class_weight_raises_rare_recall(one_torch_thread) -> None:
     # Overlapping classes, 1 rare image in 10: the unweighted loss favours the majority class.
     rare = blob_cohort((90, 10), seed=5)
     noisy = {**TINY, "max_steps": 80}
@@ -68,7 +68,7 @@ def test_class_weight_raises_rare_recall(one_thread) -> None:  # noqa: F811
     assert recalls[1] >= recalls[0]
 
 
-def test_three_dimensional_volumes(one_thread) -> None:  # noqa: F811
+def test_three_dimensional_volumes(one_torch_thread) -> None:
     train = blobs((12, 12), seed=0, size=8, dims=3)
     val = blobs((4, 4), seed=1, size=8, dims=3, name="val")
     classifier = Classifier(spatial_dims=3, **{**TINY, "max_steps": 10, "augment": True}).fit(train, val, seed=0)
@@ -100,7 +100,7 @@ def test_bad_input_is_named(cohort) -> None:
         Classifier(**TINY).fit(cohort.train, cohort.val, init=Classifier(**TINY))
 
 
-def test_sample_weight_scales_each_image_loss(cohort, one_thread) -> None:  # noqa: F811
+def test_sample_weight_scales_each_image_loss(cohort, one_torch_thread) -> None:
     """A near-zero weight on twice as many label-flipped images leaves the classifier as good as without them;
     at weight 1 they outvote the real labels."""
     train = cohort.train
@@ -121,7 +121,7 @@ def test_sample_weight_scales_each_image_loss(cohort, one_thread) -> None:  # no
     np.testing.assert_allclose(ones.predict_proba(cohort.test), Classifier(**recipe).fit(train, cohort.val, seed=0).predict_proba(cohort.test), atol=1e-6)
 
 
-def test_fine_tuning_starts_from_the_pretrained_weights(cohort, one_thread) -> None:  # noqa: F811
+def test_fine_tuning_starts_from_the_pretrained_weights(cohort, one_torch_thread) -> None:
     pretrained = Classifier(**TINY).fit(cohort.train, cohort.val, seed=0)
     tuned = Classifier(**{**TINY, "max_steps": 10}).fit(cohort.train, cohort.val, seed=1, init=pretrained)
     start = tuned.history_[0]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from utility_toys import blob_cohort, blobs, one_thread  # noqa: F401
+from utility_toys import blob_cohort, blobs
 
 from genrad.cli.main import main
 from genrad.data import Cohort
@@ -33,7 +33,7 @@ def files(tmp_path_factory):
     return folder
 
 
-def test_quick_run_writes_outputs_and_resumes(files, tmp_path, capsys, one_thread) -> None:  # noqa: F811
+def test_quick_run_writes_outputs_and_resumes(files, tmp_path, capsys, one_torch_thread) -> None:
     out = tmp_path / "utility"
     args = ["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic", str(files / "synthetic"),
             "--out", str(out), "--quick", "--strategy", "none"]
@@ -56,7 +56,7 @@ def test_quick_run_writes_outputs_and_resumes(files, tmp_path, capsys, one_threa
     assert code == 0 and json.loads((out / "utility.json").read_text()) == payload
 
 
-def test_a_named_strategy_runs_its_arms_with_and_without_augmentation(files, tmp_path, capsys, one_thread) -> None:  # noqa: F811
+def test_a_named_strategy_runs_its_arms_with_and_without_augmentation(files, tmp_path, capsys, one_torch_thread) -> None:
     out = tmp_path / "utility"
     code, stdout, _ = run(["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic", str(files / "synthetic"),
                            "--out", str(out), "--quick", "--strategy", "mix", "--workers", "2"], capsys)

@@ -1,26 +1,13 @@
-"""Shared toys for the utility tests: small labelled image sets and a one-thread torch fixture."""
+"""Shared toys for the utility tests: small labelled image sets and a tiny classifier recipe."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
-import torch
 
 from genrad.data.cohort import Cohort, Split
 
 # A recipe small enough for unit tests (a few CPU seconds per fit).
 TINY = {"channels": (8, 16, 16, 16), "stem_stride": 2, "batch_size": 32, "max_steps": 60, "eval_every": 10, "patience": 3}
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Train with one intra-op thread (the 2-core test machine is shared), restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def blobs(n_per_class: tuple[int, ...], *, seed: int, size: int = 16, dims: int = 2, name: str = "train") -> Split:

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from genrad.data.phantom import make_phantom
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny FFTs and convolutions are much faster on one thread than on two busy ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def on_one_torch_thread(one_torch_thread: None) -> None:
+    """Tiny FFTs and convolutions are much faster on one thread than on two busy ones (the shared `one_torch_thread`)."""
 
 
 @pytest.fixture(scope="module")
