@@ -10,24 +10,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from genrad.cli.main import main
-
-
-def run(args: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(stopped.value.code or 0), out, err
-
 
 def files_under(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*")}
 
 
-def assert_input_error(args: list[str], capsys, folder: Path, *must_contain: str) -> str:
+def assert_input_error(args: list[str], genrad_cli, folder: Path, *must_contain: str) -> str:
     """Exit 2, a single `error:` line on stderr naming what is given, nothing on stdout, no file written."""
     before = files_under(folder)
-    code, out, err = run(args, capsys)
+    code, out, err = genrad_cli(args)
     assert code == 2, err
     assert out == ""
     line = err.strip()
@@ -49,94 +40,94 @@ def good_arrays(n: int = 6, size: int = 8) -> dict[str, np.ndarray]:
     return {"train_images": images, "train_labels": np.arange(n) % 2}
 
 
-def test_missing_file(tmp_path, capsys):
-    assert_input_error(["data", "inspect", str(tmp_path / "nope.npz")], capsys, tmp_path, "nope.npz", "check the path")
-    assert_input_error(["data", "inspect", str(tmp_path / "nope")], capsys, tmp_path, "nope", "no such file")
+def test_missing_file(tmp_path, genrad_cli):
+    assert_input_error(["data", "inspect", str(tmp_path / "nope.npz")], genrad_cli, tmp_path, "nope.npz", "check the path")
+    assert_input_error(["data", "inspect", str(tmp_path / "nope")], genrad_cli, tmp_path, "nope", "no such file")
 
 
-def test_corrupt_and_truncated_npz(tmp_path, capsys):
+def test_corrupt_and_truncated_npz(tmp_path, genrad_cli):
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"this is not a zip archive" * 10)
-    assert_input_error(["data", "inspect", str(corrupt)], capsys, tmp_path, "corrupt.npz", "re-save")
+    assert_input_error(["data", "inspect", str(corrupt)], genrad_cli, tmp_path, "corrupt.npz", "re-save")
     whole = medmnist(tmp_path / "whole.npz", **good_arrays(n=50, size=28)).read_bytes()
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(whole[: len(whole) // 2])
-    assert_input_error(["data", "inspect", str(truncated)], capsys, tmp_path, "truncated.npz", "corrupt or truncated")
+    assert_input_error(["data", "inspect", str(truncated)], genrad_cli, tmp_path, "truncated.npz", "corrupt or truncated")
     flipped = bytearray(whole)
     flipped[len(whole) // 3 : len(whole) // 3 + 64] = bytes(64)
     damaged = tmp_path / "damaged.npz"
     damaged.write_bytes(bytes(flipped))
-    assert_input_error(["data", "inspect", str(damaged)], capsys, tmp_path, "damaged.npz", "Bad CRC")
-    assert_input_error(["data", "inspect", str(tmp_path)], capsys, tmp_path, "labels.csv or class-named sub-folders")
+    assert_input_error(["data", "inspect", str(damaged)], genrad_cli, tmp_path, "damaged.npz", "Bad CRC")
+    assert_input_error(["data", "inspect", str(tmp_path)], genrad_cli, tmp_path, "labels.csv or class-named sub-folders")
 
 
-def test_npz_without_images(tmp_path, capsys):
+def test_npz_without_images(tmp_path, genrad_cli):
     path = medmnist(tmp_path / "other.npz", x=np.zeros(3), y=np.ones(3))
-    assert_input_error(["data", "inspect", str(path)], capsys, tmp_path, "other.npz", "train_images")
+    assert_input_error(["data", "inspect", str(path)], genrad_cli, tmp_path, "other.npz", "train_images")
 
 
-def test_labels_length_differs(tmp_path, capsys):
+def test_labels_length_differs(tmp_path, genrad_cli):
     arrays = good_arrays() | {"train_labels": np.zeros(5, dtype=np.int64)}
     path = medmnist(tmp_path / "short.npz", **arrays)
-    assert_input_error(["data", "inspect", str(path)], capsys, tmp_path, "short.npz", "6 images but 5 labels")
+    assert_input_error(["data", "inspect", str(path)], genrad_cli, tmp_path, "short.npz", "6 images but 5 labels")
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_pixels(tmp_path, capsys, bad):
+def test_non_finite_pixels(tmp_path, genrad_cli, bad):
     images = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
     images[2, 3, 3] = bad
     path = medmnist(tmp_path / "nan.npz", train_images=images, train_labels=np.array([0, 1, 0, 1]))
-    assert_input_error(["data", "inspect", str(path)], capsys, tmp_path, "nan.npz", "NaN or inf", "'train'")
+    assert_input_error(["data", "inspect", str(path)], genrad_cli, tmp_path, "nan.npz", "NaN or inf", "'train'")
 
 
-def test_empty_split(tmp_path, capsys):
+def test_empty_split(tmp_path, genrad_cli):
     arrays = good_arrays() | {"val_images": np.zeros((0, 8, 8), np.uint8), "val_labels": np.zeros(0, np.int64)}
     path = medmnist(tmp_path / "empty.npz", **arrays)
-    assert_input_error(["data", "inspect", str(path)], capsys, tmp_path, "empty.npz", "empty split 'val'")
+    assert_input_error(["data", "inspect", str(path)], genrad_cli, tmp_path, "empty.npz", "empty split 'val'")
 
 
-def test_class_with_zero_images(tmp_path, capsys):
+def test_class_with_zero_images(tmp_path, genrad_cli):
     arrays = good_arrays() | {"class_names": np.array(["benign", "malignant", "cyst"])}
     path = medmnist(tmp_path / "classes.npz", **arrays)
-    assert_input_error(["data", "inspect", str(path)], capsys, tmp_path, "classes.npz", "zero images in class cyst")
+    assert_input_error(["data", "inspect", str(path)], genrad_cli, tmp_path, "classes.npz", "zero images in class cyst")
     folder = tmp_path / "folder"
     for label in ("a", "b"):
         (folder / label).mkdir(parents=True)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "a" / "0.png")
-    assert_input_error(["data", "inspect", str(folder)], capsys, tmp_path, str(folder), "zero images in class b")
+    assert_input_error(["data", "inspect", str(folder)], genrad_cli, tmp_path, str(folder), "zero images in class b")
 
 
-def test_one_pixel_image(tmp_path, capsys):
+def test_one_pixel_image(tmp_path, genrad_cli):
     path = medmnist(tmp_path / "tiny.npz", train_images=np.zeros((3, 1, 1), np.uint8), train_labels=np.arange(3))
-    assert_input_error(["data", "inspect", str(path)], capsys, tmp_path, "tiny.npz", "at least 4 pixels")
+    assert_input_error(["data", "inspect", str(path)], genrad_cli, tmp_path, "tiny.npz", "at least 4 pixels")
     folder = tmp_path / "pngs"
     (folder / "a").mkdir(parents=True)
     Image.fromarray(np.zeros((1, 1), np.uint8)).save(folder / "a" / "dot.png")
-    assert_input_error(["data", "inspect", str(folder)], capsys, tmp_path, "dot.png", "at least 4 pixels")
+    assert_input_error(["data", "inspect", str(folder)], genrad_cli, tmp_path, "dot.png", "at least 4 pixels")
 
 
-def test_csv_naming_a_missing_file(tmp_path, capsys):
+def test_csv_naming_a_missing_file(tmp_path, genrad_cli):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "here.png")
     pd.DataFrame({"filename": ["here.png", "gone.png"], "label": [0, 1]}).to_csv(tmp_path / "labels.csv", index=False)
-    line = assert_input_error(["data", "inspect", str(tmp_path)], capsys, tmp_path, "labels.csv", "gone.png", "line 3")
+    line = assert_input_error(["data", "inspect", str(tmp_path)], genrad_cli, tmp_path, "labels.csv", "gone.png", "line 3")
     assert "fix the filename column" in line
 
 
-def test_unreadable_dicom(tmp_path, capsys):
+def test_unreadable_dicom(tmp_path, genrad_cli):
     (tmp_path / "series").mkdir()
     (tmp_path / "series" / "slice1.dcm").write_bytes(b"DICM?" * 40)
     (tmp_path / "single.dcm").write_bytes(b"\x00" * 300)
     pd.DataFrame({"filename": ["single.dcm"], "label": [0]}).to_csv(tmp_path / "labels.csv", index=False)
-    assert_input_error(["data", "inspect", str(tmp_path)], capsys, tmp_path, "single.dcm", "unreadable file")
+    assert_input_error(["data", "inspect", str(tmp_path)], genrad_cli, tmp_path, "single.dcm", "unreadable file")
     pd.DataFrame({"filename": ["series"], "label": [0]}).to_csv(tmp_path / "labels.csv", index=False)
-    assert_input_error(["data", "inspect", str(tmp_path)], capsys, tmp_path, "series", "DICOM series")
+    assert_input_error(["data", "inspect", str(tmp_path)], genrad_cli, tmp_path, "series", "DICOM series")
 
 
-def test_images_of_different_sizes(tmp_path, capsys):
+def test_images_of_different_sizes(tmp_path, genrad_cli):
     for name, shape in (("a", (8, 8)), ("b", (9, 8))):
         (tmp_path / name).mkdir()
         Image.fromarray(np.zeros(shape, np.uint8)).save(tmp_path / name / "x.png")
-    assert_input_error(["data", "inspect", str(tmp_path)], capsys, tmp_path, "x.png", "size=")
+    assert_input_error(["data", "inspect", str(tmp_path)], genrad_cli, tmp_path, "x.png", "size=")
 
 
 @pytest.mark.parametrize(
@@ -149,24 +140,24 @@ def test_images_of_different_sizes(tmp_path, capsys):
         (["--seed", "-3"], "seed"),
     ],
 )
-def test_phantom_bad_arguments_write_nothing(tmp_path, capsys, args, message):
+def test_phantom_bad_arguments_write_nothing(tmp_path, genrad_cli, args, message):
     out = tmp_path / "phantom.npz"
-    assert_input_error(["data", "phantom", "--out", str(out), *args], capsys, tmp_path, "phantom", message)
+    assert_input_error(["data", "phantom", "--out", str(out), *args], genrad_cli, tmp_path, "phantom", message)
     assert not out.exists()
 
 
 @pytest.mark.parametrize("name", ["phantom.txt", "folder"])
-def test_phantom_bad_output_name_writes_nothing(tmp_path, capsys, name):
+def test_phantom_bad_output_name_writes_nothing(tmp_path, genrad_cli, name):
     (tmp_path / "folder").mkdir()
-    assert_input_error(["data", "phantom", "--out", str(tmp_path / name), "--n", "40"], capsys, tmp_path, name, ".npz")
+    assert_input_error(["data", "phantom", "--out", str(tmp_path / name), "--n", "40"], genrad_cli, tmp_path, name, ".npz")
 
 
-def test_phantom_then_inspect(tmp_path, capsys):
+def test_phantom_then_inspect(tmp_path, genrad_cli):
     out = tmp_path / "phantom.npz"
-    code, printed, _ = run(["data", "phantom", "--out", str(out), "--n", "60", "--seed", "2"], capsys)
+    code, printed, _ = genrad_cli(["data", "phantom", "--out", str(out), "--n", "60", "--seed", "2"])
     assert code == 0 and printed.strip() == str(out)
     assert [p.name for p in tmp_path.iterdir()] == ["phantom.npz"]  # no temporary file left behind
-    code, printed, _ = run(["data", "inspect", str(out), "--json"], capsys)
+    code, printed, _ = genrad_cli(["data", "inspect", str(out), "--json"])
     summary = json.loads(printed)
     assert code == 0 and summary["class_names"] == ["cyst", "benign", "malignant"]
     assert sum(split["n"] for split in summary["splits"].values()) == 60
@@ -175,12 +166,12 @@ def test_phantom_then_inspect(tmp_path, capsys):
     assert summary["intensity_auto"] == {"gamma": 1.0, "black_level": 0.0, "floor_gap": 0.0, "floor_ramp": 0.0}
 
 
-def test_inspect_reports_a_clipped_display_floor(tmp_path, capsys):
+def test_inspect_reports_a_clipped_display_floor(tmp_path, genrad_cli):
     images = np.clip(np.random.default_rng(0).gamma(2.0, 30.0, (8, 16, 16)), 20, 255).astype(np.uint8)
     path = medmnist(tmp_path / "clipped.npz", train_images=images, train_labels=np.arange(8) % 2)
-    code, out, _ = run(["data", "inspect", str(path)], capsys)
+    code, out, _ = genrad_cli(["data", "inspect", str(path)])
     assert code == 0 and "applies the clipped-ultrasound map gamma=2, black_level=0.07843" in " ".join(out.split())
-    code, out, _ = run(["data", "inspect", str(path), "--json"], capsys)
+    code, out, _ = genrad_cli(["data", "inspect", str(path), "--json"])
     summary = json.loads(out)
     assert summary["splits"]["train"]["display_floor"] == pytest.approx(20 / 255)
     assert summary["intensity_auto"] == {"gamma": 2.0, "black_level": 20 / 255, "floor_gap": 0.6, "floor_ramp": 3.0}

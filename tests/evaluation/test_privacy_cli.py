@@ -7,16 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from genrad.cli.main import main
 from genrad.data import Cohort, Split
 from genrad.data.phantom import make_phantom
-
-
-def run(args: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-    out, err = capsys.readouterr()
-    return stopped.value.code or 0, out, err
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +24,11 @@ def files(tmp_path_factory):
     return folder
 
 
-def test_writes_privacy_json_pairs_and_samples(files, tmp_path, capsys):
+def test_writes_privacy_json_pairs_and_samples(files, tmp_path, genrad_cli):
     out = tmp_path / "audit"
     args = ["evaluate", "privacy", "--train", str(files / "real.npz"), "--holdout", str(files / "real.npz"),
             "--synthetic", str(files), "--out", str(out), "--features", "", "--bootstrap", "100"]
-    code, stdout, _ = run(args, capsys)
+    code, stdout, _ = genrad_cli(args)
     assert code == 0, stdout
     result = json.loads((out / "privacy.json").read_text())
     for key in ("near_copy_rate", "dcr", "dcr_ratio", "mia_auc"):
@@ -60,13 +52,13 @@ def test_writes_privacy_json_pairs_and_samples(files, tmp_path, capsys):
         (["--bootstrap", "0"], "--bootstrap >= 1"),
     ],
 )
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(files, tmp_path, capsys, monkeypatch, extra, message):
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(files, tmp_path, genrad_cli, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "audit"
     base = {"--train": str(files / "real.npz"), "--holdout": str(files / "real.npz"),
             "--synthetic": str(files / "synthetic.npz"), "--out": str(out), "--features": ""}
     base.update(dict(zip(extra[::2], extra[1::2])))
-    code, _, err = run(["evaluate", "privacy", *[part for item in base.items() for part in item]], capsys)
+    code, _, err = genrad_cli(["evaluate", "privacy", *[part for item in base.items() for part in item]])
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error:") and message in err
     assert not out.exists()

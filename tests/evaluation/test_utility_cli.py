@@ -9,15 +9,7 @@ import pandas as pd
 import pytest
 from utility_toys import blob_cohort, blobs
 
-from genrad.cli.main import main
 from genrad.data import Cohort
-
-
-def run(args: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as stopped:
-        main(args)
-    out, err = capsys.readouterr()
-    return stopped.value.code or 0, out, err
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +25,11 @@ def files(tmp_path_factory):
     return folder
 
 
-def test_quick_run_writes_outputs_and_resumes(files, tmp_path, capsys, one_torch_thread) -> None:
+def test_quick_run_writes_outputs_and_resumes(files, tmp_path, genrad_cli, one_torch_thread) -> None:
     out = tmp_path / "utility"
     args = ["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic", str(files / "synthetic"),
             "--out", str(out), "--quick", "--strategy", "none"]
-    code, stdout, _ = run(args, capsys)
+    code, stdout, _ = genrad_cli(args)
     assert code == 0, stdout
     payload = json.loads((out / "utility.json").read_text())
     names = [arm["name"] for arm in payload["arms"]]
@@ -52,14 +44,14 @@ def test_quick_run_writes_outputs_and_resumes(files, tmp_path, capsys, one_torch
     assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     assert stdout.strip().endswith("utility.json")
     (out / "utility.json").unlink()
-    code, _, _ = run(args, capsys)  # every arm-seed is cached: resumes without training
+    code, _, _ = genrad_cli(args)  # every arm-seed is cached: resumes without training
     assert code == 0 and json.loads((out / "utility.json").read_text()) == payload
 
 
-def test_a_named_strategy_runs_its_arms_with_and_without_augmentation(files, tmp_path, capsys, one_torch_thread) -> None:
+def test_a_named_strategy_runs_its_arms_with_and_without_augmentation(files, tmp_path, genrad_cli, one_torch_thread) -> None:
     out = tmp_path / "utility"
-    code, stdout, _ = run(["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic", str(files / "synthetic"),
-                           "--out", str(out), "--quick", "--strategy", "mix", "--workers", "2"], capsys)
+    code, stdout, _ = genrad_cli(["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic",
+                                  str(files / "synthetic"), "--out", str(out), "--quick", "--strategy", "mix", "--workers", "2"])
     assert code == 0, stdout
     payload = json.loads((out / "utility.json").read_text())
     assert [arm["name"] for arm in payload["arms"]] == ["real", "real+augment", "real+synthetic@1x", "real+synthetic@1x+augment",
@@ -78,10 +70,10 @@ def test_a_named_strategy_runs_its_arms_with_and_without_augmentation(files, tmp
         (["--qa-column", "id"], "boolean column 'id'"),
     ],
 )
-def test_bad_input_exits_2_without_output(files, tmp_path, capsys, extra, message) -> None:
+def test_bad_input_exits_2_without_output(files, tmp_path, genrad_cli, extra, message) -> None:
     out = tmp_path / "utility"
     args = ["evaluate", "utility", "--data", str(files / "real.npz"), "--synthetic", str(files / "synthetic" / "synthetic.npz"),
             "--out", str(out), "--quick", *extra]
-    code, _, err = run(args, capsys)
+    code, _, err = genrad_cli(args)
     assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (out / "utility.json").exists()

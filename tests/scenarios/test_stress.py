@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from genrad.cli.main import main
 from genrad.data import load
 from genrad.data.cohort import Split
 from genrad.evaluation.classification import roc_auc
@@ -93,20 +92,13 @@ def breastmnist_classifier(breastmnist_path, tmp_path_factory):
     return directory
 
 
-def _run(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
-def test_breastmnist_degradation_grows_with_severity(breastmnist_classifier, breastmnist_path, tmp_path, capsys):
+def test_breastmnist_degradation_grows_with_severity(breastmnist_classifier, breastmnist_path, tmp_path, genrad_cli):
     grid_path = tmp_path / "grid.yaml"
     grid_path.write_text(NOISE_AND_BLUR.to_yaml())
     args = ["scenarios", "stress", "--model", str(breastmnist_classifier), "--data", str(breastmnist_path),
             "--grid", str(grid_path), "--seed", "0"]
-    code, out, _ = _run(capsys, *args, "--out", str(tmp_path / "a"))
-    assert code in (0, None), out
+    code, out, _ = genrad_cli([*args, "--out", str(tmp_path / "a")])
+    assert code == 0, out
     cells = json.loads((tmp_path / "a" / "stress.json").read_text())
     clean = cells[0]
     assert clean["perturbation"] == CLEAN and clean["auc"] > 0.8
@@ -122,29 +114,29 @@ def test_breastmnist_degradation_grows_with_severity(breastmnist_classifier, bre
     assert provenance["seed"] == 0 and provenance["grid"]["name"] == "noise-blur" and provenance["model_hash"]
 
     # Same seed, fresh folder: the same bytes.
-    assert _run(capsys, *args, "--out", str(tmp_path / "b"))[0] in (0, None)
+    assert genrad_cli([*args, "--out", str(tmp_path / "b")])[0] == 0
     assert (tmp_path / "a" / "stress.json").read_bytes() == (tmp_path / "b" / "stress.json").read_bytes()
 
 
-def test_bad_grid_fails_before_work(breastmnist_path, tmp_path, capsys):
+def test_bad_grid_fails_before_work(breastmnist_path, tmp_path, genrad_cli):
     grid_path = tmp_path / "grid.yaml"
     grid_path.write_text("perturbations: {noise: [0.1], sharpen: [1]}\n")
-    code, out, err = _run(
-        capsys, "scenarios", "stress", "--model", str(tmp_path / "no-model"), "--data", str(breastmnist_path),
+    code, out, err = genrad_cli([
+        "scenarios", "stress", "--model", str(tmp_path / "no-model"), "--data", str(breastmnist_path),
         "--grid", str(grid_path), "--out", str(tmp_path / "out"),
-    )
+    ])
     assert code == 2
     assert err.count("\n") == 1 and "sharpen" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 
-def test_classifier_and_data_must_agree(breastmnist_classifier, tmp_path, capsys):
+def test_classifier_and_data_must_agree(breastmnist_classifier, tmp_path, genrad_cli):
     from genrad.data.phantom import make_phantom
 
     make_phantom(n=60, seed=0).save(str(tmp_path / "phantom.npz"))  # three classes: the classifier has two
-    code, _, err = _run(
-        capsys, "scenarios", "stress", "--model", str(breastmnist_classifier), "--data", str(tmp_path / "phantom.npz"),
+    code, _, err = genrad_cli([
+        "scenarios", "stress", "--model", str(breastmnist_classifier), "--data", str(tmp_path / "phantom.npz"),
         "--out", str(tmp_path / "out"), "--quick",
-    )
+    ])
     assert code == 2 and "classes" in err
     assert not (tmp_path / "out").exists()
