@@ -23,9 +23,17 @@ class InputError(ValueError):
         self.expected, self.found, self.fix = expected, found, fix
         self.argument = argument  # the Python argument at fault, when one is: callers name it as their users know it
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable with its fields, so an error raised in a worker process reaches the caller as itself."""
+        return _rebuild_input_error, (self.expected, self.found, self.fix, self.source, self.argument)
+
     def at(self, source: str) -> "InputError":
         """The same error, attributed to `source` (a file or argument name)."""
         return InputError(self.expected, self.found, self.fix, source=source, argument=self.argument)
+
+
+def _rebuild_input_error(expected: str, found: str, fix: str, source: str | None, argument: str | None) -> InputError:
+    return InputError(expected, found, fix, source=source, argument=argument)
 
 
 class NotFittedError(RuntimeError):

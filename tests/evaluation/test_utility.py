@@ -25,6 +25,8 @@ from genrad.evaluation.utility import (
     arm_counts,
     arm_parts,
     arm_training_set,
+    control_arms,
+    count_matched_control,
     default_arms,
     evaluate_utility,
     get_strategy,
@@ -155,10 +157,12 @@ def test_test_subsets_score_the_same_classifiers_on_part_of_the_test_split(tmp_p
 def test_a_strategy_is_tested_with_and_without_augmentation_and_sizes_its_pool() -> None:
     strategy = get_strategy(DEFAULT_STRATEGY)
     augmented = replace(strategy.arm, augment=True)
-    assert [arm.name for arm in utility_arms(DEFAULT_STRATEGY)] == ["real", "real+augment", strategy.arm.name, augmented.name,
-                                                                    "synthetic@1x"]
+    control = replace(strategy.arm, oversample=True)
+    assert [arm.name for arm in utility_arms(DEFAULT_STRATEGY)] == [
+        "real", control.name, "real+reweight", "real+augment", "real+trivialaugment", strategy.arm.name, augmented.name,
+        "synthetic@1x"]
     with_curve = [arm.name for arm in utility_arms(strategy, (1.0, 2.0))]
-    assert with_curve[:5] == [arm.name for arm in strategy.arms()] and len(with_curve) == len(set(with_curve))
+    assert with_curve[:8] == [arm.name for arm in strategy.arms()] and len(with_curve) == len(set(with_curve))
     assert {"real+reweight", "real+synthetic@2x+balanced", "synthetic@2x"} <= set(with_curve)
     assert utility_arms(None) == default_arms(MULTIPLES) and utility_arms(strategy, synthetic=False) == default_arms(synthetic=False)
     real = np.array([147, 399])
@@ -325,3 +329,75 @@ def test_the_quick_recipe_learns_nearly_as_well_as_the_full_one_on_the_demo_phan
     quick = run_protocol(cohort, arms=["real"], seeds=QUICK["seeds"], recipe=QUICK["recipe"])["arms"][0]["auc"]["mean"]
     full = run_protocol(cohort, arms=["real"], seeds=QUICK["seeds"])["arms"][0]["auc"]["mean"]
     assert full - quick <= 0.05, (quick, full)
+
+
+def test_rare_class_amounts_oversampling_and_trivialaugment_arms_parse_and_count() -> None:
+    names = ["real+oversample@2xrare+balanced", "real+synthetic@0.5xrare+balanced", "real+reweight+trivialaugment",
+             "real+synthetic@4xrare+trivialaugment+balanced+agree0.6", "real@10%+oversample@1x"]
+    assert [Arm.parse(name).name for name in names] == names
+    real = np.array([1214, 175])  # PneumoniaMNIST rare-disease scenario: normal, pneumonia
+    assert arm_counts(Arm.parse("real+synthetic@2xrare+balanced"), real)["synthetic"].tolist() == [0, 350]
+    assert arm_counts(Arm.parse("real+synthetic@8xrare+balanced"), real)["synthetic"].tolist() == [181, 1219]  # level 1394.5
+    oversampled = arm_counts(Arm.parse("real+oversample@2xrare+balanced"), real)
+    assert oversampled["real"].tolist() == [1214, 525] and oversampled["synthetic"].tolist() == [0, 0]
+    assert synthetic_needed(["real+oversample@4x"], real).tolist() == [0, 0]
+    assert Arm.parse("real+trivialaugment").augmentation == "trivialaugment" and Arm.parse("real+augment").augmentation == "classical"
+    for bad, match in (("real+oversample@1x+agree0.6", "oversample@Mx with real"), ("oversample@1x", "oversample@Mx with real"),
+                       ("real+augment+trivialaugment", "one augmentation policy")):
+        with pytest.raises(InputError, match=match):
+            Arm.parse(bad)
+
+
+def test_oversampling_duplicates_real_images_evenly_to_the_synthetic_arms_count() -> None:
+    real = blobs((30, 7), seed=0)
+    pool = blobs((100, 100), seed=1)
+    synthetic = arm_training_set(Arm.parse("real+synthetic@3xrare+balanced"), real, pool, seed=0, num_classes=2)
+    control = count_matched_control(Arm.parse("real+synthetic@3xrare+balanced"))
+    assert control is not None and control.name == "real+oversample@3xrare+balanced"
+    duplicated = arm_training_set(control, real, None, seed=0, num_classes=2)
+    assert duplicated.class_counts() == synthetic.class_counts() == {0: 30, 1: 28}
+    rare_ids = [image.tobytes() for image, label in zip(duplicated.images, duplicated.labels, strict=True) if label == 1]
+    multiplicity = np.unique(rare_ids, return_counts=True)[1]
+    assert len(multiplicity) == 7 and multiplicity.tolist() == [4] * 7  # every rare image 4 times: 7 + 21
+    other = arm_training_set(control, real, None, seed=1, num_classes=2)
+    assert {image.tobytes() for image in other.images} == {image.tobytes() for image in real.images}
+    uneven = arm_training_set(Arm.parse("real+oversample@2xrare+balanced"), real, None, seed=0, num_classes=2)
+    counts = np.unique([image.tobytes() for image, label in zip(uneven.images, uneven.labels, strict=True) if label == 1],
+                       return_counts=True)[1]
+    assert counts.sum() == 21 and np.ptp(counts) <= 1
+    assert [arm.name for arm in control_arms(Arm.parse("real+synthetic@5x+pretrain"))] == [
+        "real+reweight", "real+augment", "real+trivialaugment"]
+
+
+def test_synthetic_arms_are_paired_with_the_best_classical_arm_and_their_count_matched_control(tmp_path, one_torch_thread) -> None:
+    """Without a given arm, the best classical arm is the one with the best mean validation AUC (never the test split);
+    a given arm must be a classical arm of the run; the recipe is also paired with its oversampling control."""
+    cohort = blob_cohort((30, 10))
+    pool = blobs((80, 80), seed=3)
+    arms = ["real", "real+reweight", "real+oversample@1xrare+balanced", "real+synthetic@1xrare+balanced"]
+    payload = run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path)
+    val_auc = payload["best_classical"]["val_auc"]
+    assert set(val_auc) == set(arms[:3]) and payload["best_classical"]["name"] == max(val_auc, key=val_auc.get)
+    rows = {row["name"]: row for row in payload["arms"]}
+    recipe, control = rows["real+synthetic@1xrare+balanced"], rows["real+oversample@1xrare+balanced"]
+    assert recipe["n_train"]["synthetic"] == [0, 10] and control["n_train"]["real"] == [30, 20]
+    assert recipe["delta_vs_oversampling"]["auc"]["values"] == pytest.approx(
+        np.subtract(recipe["auc"]["values"], control["auc"]["values"]).tolist())
+    best = rows[payload["best_classical"]["name"]]
+    assert recipe["delta_vs_best_classical"]["auc"]["values"] == pytest.approx(
+        np.subtract(recipe["auc"]["values"], best["auc"]["values"]).tolist())
+    assert "delta_vs_best_classical" not in control
+    given = run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path,
+                         best_classical="real+reweight")
+    assert given["best_classical"]["name"] == "real+reweight" and given["best_classical"]["chosen_by"] == "given"
+    with pytest.raises(InputError, match="best_classical"):
+        run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path,
+                     best_classical="real+synthetic@1xrare+balanced")
+
+
+def test_an_input_error_raised_in_a_worker_process_reaches_the_caller_as_itself() -> None:
+    import pickle
+
+    error = InputError("a thing", "another", "fix it", source="data.npz", argument="data")
+    again = pickle.loads(pickle.dumps(error))
+    assert isinstance(again, InputError) and str(again) == str(error) and again.argument == "data"

@@ -129,3 +129,27 @@ def test_fine_tuning_starts_from_the_pretrained_weights(cohort, one_torch_thread
     # Early stopping may keep the pre-trained weights themselves: fine-tuning never ends worse on val than its start.
     assert max(h["val_auc"] for h in tuned.history_) >= start["val_auc"]
     assert next(iter(pretrained.network_.state_dict().values())).data_ptr() != next(iter(tuned.network_.state_dict().values())).data_ptr()
+
+
+def test_trivialaugment_is_seeded_leaves_the_global_rng_and_draws_one_operation_per_image(cohort, one_torch_thread) -> None:
+    recipe = {**TINY, "batch_size": 16, "max_steps": 10, "augment": "trivialaugment"}
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    first = Classifier(**recipe).fit(cohort.train, cohort.val, seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    again = Classifier(**recipe).fit(cohort.train, cohort.val, seed=3)
+    classical = Classifier(**{**recipe, "augment": True}).fit(cohort.train, cohort.val, seed=3)
+    weights = [next(iter(c.network_.state_dict().values())) for c in (first, again, classical)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    assert classical.augment == "classical" and Classifier(augment=False).augment is None
+    transform = Classifier(augment="trivialaugment")._augmentation(0)
+    image = torch.from_numpy(cohort.train.images[0])
+    outputs = [transform(image) for _ in range(90)]
+    unchanged = sum(bool(torch.allclose(out, image)) for out in outputs)
+    assert all(out.shape == image.shape and torch.isfinite(out).all() for out in outputs)
+    assert 2 <= unchanged <= 30  # the identity is one operation in nine (flip and mild draws change the image)
+    volume = blobs((12, 12), seed=0, size=8, dims=3)
+    val = blobs((4, 4), seed=1, size=8, dims=3, name="val")
+    assert Classifier(spatial_dims=3, **recipe).fit(volume, val, seed=0).predict_proba(val).shape == (8, 2)
+    with pytest.raises(InputError, match="augment in"):
+        Classifier(augment="randaugment")

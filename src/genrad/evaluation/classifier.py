@@ -41,6 +41,11 @@ from genrad.provenance import atomic_path, versions
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CLASS_WEIGHTS = (None, "balanced")
+AUGMENTATIONS = (None, "classical", "trivialaugment")
+"""Augmentation policies: none; ``classical`` (MONAI: flip, mild affine, contrast, noise, all on most images);
+``trivialaugment`` (one TorchIO transform per image, chosen uniformly from `TRIVIAL_AUGMENT_OPERATIONS`, at a
+uniformly drawn strength: the TrivialAugment policy of Mueller & Hutter 2021 on medical-imaging operations)."""
+TRIVIAL_AUGMENT_OPERATIONS = ("identity", "flip", "affine", "elastic", "gamma", "noise", "blur", "bias_field", "anisotropy")
 
 
 class Classifier:
@@ -61,7 +66,8 @@ class Classifier:
         ``"balanced"`` weights the cross-entropy by ``n / (K n_k)`` (inverse class frequency of the
         training set; King & Zeng 2001); ``None`` leaves it unweighted.
     augment:
-        Classical augmentation on every mini-batch (MONAI: random flip, affine, contrast, noise).
+        Augmentation of every mini-batch image, one of `AUGMENTATIONS` (``True`` means ``"classical"``,
+        ``False`` none).
     device:
         ``"cpu"``, ``"cuda"``, ...; ``None`` picks `genrad.core.default_device()`.
     """
@@ -82,7 +88,7 @@ class Classifier:
         eval_every: int = 20,
         patience: int = 10,
         class_weight: str | None = None,
-        augment: bool = False,
+        augment: bool | str | None = False,
         device: str | None = None,
     ) -> None:
         self.spatial_dims = spatial_dims
@@ -98,7 +104,7 @@ class Classifier:
         self.eval_every = eval_every
         self.patience = patience
         self.class_weight = class_weight
-        self.augment = augment
+        self.augment = "classical" if augment is True else None if augment is False else augment
         self.device = device
         self._check_config()
 
@@ -277,7 +283,9 @@ class Classifier:
         )
 
     def _augmentation(self, seed: int) -> Any:
-        """Classical augmentation (MONAI array transforms on one channel-first image)."""
+        """The `augment` policy as a function of one channel-first image tensor (seeded by ``(seed, "augment")``)."""
+        if self.augment == "trivialaugment":
+            return self._trivial_augment(seed)
         from monai.transforms import (
             Compose,
             RandAdjustContrast,
@@ -304,6 +312,37 @@ class Classifier:
         transform.set_random_state(seed=derive_seed(seed, "augment") % (2**32))
         return lambda image: torch.as_tensor(transform(image), dtype=torch.float32)
 
+    def _trivial_augment(self, seed: int) -> Any:
+        """TrivialAugment (Mueller & Hutter 2021): per image, one of `TRIVIAL_AUGMENT_OPERATIONS` (TorchIO transforms,
+        2D images as one-slice volumes) at a strength drawn uniformly from its range. TorchIO draws from torch's global
+        generator, which `fit` seeds with ``(seed, "augment")`` inside its forked RNG state."""
+        import torchio as tio
+
+        flat = self.spatial_dims == 2
+        in_plane = (0, 0, 0, 0, -30, 30) if flat else 30
+        operations = {
+            "identity": tio.Lambda(lambda tensor: tensor),
+            "flip": tio.RandomFlip(axes=(1,), flip_probability=1.0),
+            "affine": tio.RandomAffine(scales=(0.8, 1.2, 0.8, 1.2, 1, 1) if flat else 0.2, degrees=in_plane,
+                                       translation=(-3, 3, -3, 3, 0, 0) if flat else 3, default_pad_value="minimum"),
+            "elastic": tio.RandomElasticDeformation(num_control_points=(7, 7, 5) if flat else 7,
+                                                     max_displacement=(2.0, 2.0, 0.0) if flat else 2.0),
+            "gamma": tio.RandomGamma(log_gamma=0.4),
+            "noise": tio.RandomNoise(std=(0.0, 0.08)),
+            "blur": tio.RandomBlur(std=(0, 1, 0, 1, 0, 0) if flat else (0, 1)),
+            "bias_field": tio.RandomBiasField(coefficients=0.4),
+            "anisotropy": tio.RandomAnisotropy(axes=(0, 1) if flat else (0, 1, 2), downsampling=(1.5, 3)),
+        }
+        policy = tio.OneOf({operations[name]: 1.0 for name in TRIVIAL_AUGMENT_OPERATIONS})
+        torch.manual_seed(derive_seed(seed, "augment"))
+
+        def transform(image: torch.Tensor) -> torch.Tensor:
+            volume = image.unsqueeze(-1) if flat else image
+            out = policy(volume.float())
+            return (out.squeeze(-1) if flat else out).to(torch.float32)
+
+        return transform
+
     def _loss_weight(self, labels: np.ndarray) -> torch.Tensor:
         counts = np.bincount(labels, minlength=self.num_classes).astype(np.float64)
         weights = np.where(counts > 0, counts.sum() / (self.num_classes * np.maximum(counts, 1)), 0.0)
@@ -324,6 +363,8 @@ class Classifier:
                 f"layers {self.layers} and channels {self.channels}",
                 f"give {name} layers and channels of the same length",
             )
+        if self.augment not in AUGMENTATIONS:
+            raise InputError(f"augment in {AUGMENTATIONS} (or True / False)", repr(self.augment), "use augment='trivialaugment'")
         if self.class_weight not in CLASS_WEIGHTS:
             raise InputError(f"class_weight in {CLASS_WEIGHTS}", repr(self.class_weight), "use None or 'balanced'")
         for key in ("num_classes", "batch_size", "max_steps", "eval_every", "patience"):

@@ -58,7 +58,7 @@ MULTIPLES = (0.5, 1.0, 2.0, 5.0, 10.0)
 REAL_FRACTIONS = (0.1, 0.25, 0.5)
 CONFIDENCE = 0.95
 SCALAR_METRICS = ("auc", "accuracy", "balanced_accuracy", "ece")
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 N_BOOTSTRAP = 2000
 QUICK = {
     "seeds": 2,
@@ -68,7 +68,10 @@ QUICK = {
 FLAG_COLUMNS = ("qa_flag", "qa_flagged", "flagged", "flag")
 KEEP_COLUMNS = ("qa_keep", "qa_kept", "keep")  # not "kept": synthetic.npz holds only kept images
 _FIXED_BY_DATA = ("spatial_dims", "in_channels", "num_classes", "class_weight", "augment", "device")
-_MODIFIERS = ("reweight", "augment", "balanced", "filtered")
+_MODIFIERS = ("reweight", "augment", "trivialaugment", "balanced", "filtered")
+CLASSICAL_MODIFIERS = ("reweight", "augment", "trivialaugment")
+"""The classical remedies an arm can add without a generator: class-weighted loss and the two augmentation policies
+(`genrad.evaluation.classifier.AUGMENTATIONS`); duplicated real images are ``oversample@Mx``."""
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,15 @@ class Arm:
     """One training set recipe; its `name` (e.g. ``real+synthetic@2x+balanced+agree0.6``) parses back to it.
 
     Which images: ``real_fraction`` of the real training set and ``synthetic_multiple`` x its size of
-    synthetic images (``balanced``: the rarer classes first; ``filtered``: only images the per-sample
-    QA kept; ``agreement`` tau: only images to which the real-only classifier of the same seed gives
-    their label a probability >= tau). How they enter training: mixed into one training set (each
-    synthetic image's loss weighted by ``synthetic_weight``), or with ``pretrain`` used alone to
-    pre-train the classifier, which is then fine-tuned on the real images. ``augment`` applies
-    classical augmentation to every image of every stage, ``reweight`` weights the loss by class.
+    synthetic images (``per_rare``, written ``@Mxrare``: M x the rarest class's real count instead;
+    ``balanced``: the rarer classes first; ``filtered``: only images the per-sample QA kept;
+    ``agreement`` tau: only images to which the real-only classifier of the same seed gives their label a
+    probability >= tau). With ``oversample`` (``real+oversample@Mx``) the same counts are duplicates of the
+    arm's real images instead: the count-matched control of a synthetic arm (random oversampling). How they
+    enter training: mixed into one training set (each synthetic image's loss weighted by ``synthetic_weight``),
+    or with ``pretrain`` used alone to pre-train the classifier, which is then fine-tuned on the real images.
+    ``augment`` applies classical augmentation to every image of every stage (``trivialaugment``: the
+    TrivialAugment policy instead), ``reweight`` weights the loss by class.
     """
 
     real_fraction: float = 1.0
@@ -93,6 +99,9 @@ class Arm:
     agreement: float | None = None
     synthetic_weight: float = 1.0
     pretrain: bool = False
+    trivialaugment: bool = False
+    oversample: bool = False
+    per_rare: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.real_fraction <= 1.0 or self.synthetic_multiple < 0:
@@ -110,6 +119,11 @@ class Arm:
             raise InputError(
                 f"{synthetic_terms[0]} only with synthetic images", self.name, "add synthetic@Mx to the arm"
             )
+        if self.oversample and (self.real_fraction == 0 or any(term != "+balanced" for term in synthetic_terms)):
+            raise InputError("oversample@Mx with real images and at most +balanced", self.name,
+                             "write e.g. real+oversample@2xrare+balanced (real images duplicated, no synthetic ones)")
+        if self.augment and self.trivialaugment:
+            raise InputError("one augmentation policy per arm", self.name, "keep +augment or +trivialaugment")
         if self.agreement is not None and not 0.0 < self.agreement < 1.0:
             raise InputError("+agreeTAU with 0 < TAU < 1", f"{self.agreement:g}", "write e.g. real+synthetic@2x+agree0.6")
         if not 0.0 < self.synthetic_weight <= 10.0:
@@ -129,7 +143,8 @@ class Arm:
         elif self.real_fraction > 0:
             terms.append(f"real@{self.real_fraction * 100:g}%")
         if self.synthetic_multiple > 0:
-            terms.append(f"synthetic@{self.synthetic_multiple:g}x")
+            unit = "rare" if self.per_rare else ""
+            terms.append(f"{'oversample' if self.oversample else 'synthetic'}@{self.synthetic_multiple:g}x{unit}")
         terms += [modifier for modifier in _MODIFIERS if getattr(self, modifier)]
         if self.agreement is not None:
             terms.append(f"agree{self.agreement:g}")
@@ -141,30 +156,44 @@ class Arm:
 
     @property
     def uses_synthetic(self) -> bool:
-        return self.synthetic_multiple > 0
+        return self.synthetic_multiple > 0 and not self.oversample
+
+    @property
+    def is_classical(self) -> bool:
+        """Real images only (with or without classical remedies: reweighting, augmentation, oversampling)."""
+        return self.real_fraction > 0 and not self.uses_synthetic
+
+    @property
+    def augmentation(self) -> str | None:
+        """The classifier's augmentation policy (`genrad.evaluation.classifier.AUGMENTATIONS`)."""
+        return "trivialaugment" if self.trivialaugment else "classical" if self.augment else None
 
     @classmethod
     def parse(cls, name: str | Arm) -> Arm:
-        """``real``, ``real@25%``, ``synthetic@2x`` (``synthetic`` = ``@1x``) joined by ``+`` with modifiers
-        (``reweight``, ``augment``, ``balanced``, ``filtered``, ``agreeTAU``, ``weightW``, ``pretrain``)."""
+        """``real``, ``real@25%``, ``synthetic@2x`` (``synthetic`` = ``@1x``; ``@2xrare``: 2x the rarest class),
+        ``oversample@2x`` joined by ``+`` with modifiers (``reweight``, ``augment``, ``trivialaugment``, ``balanced``,
+        ``filtered``, ``agreeTAU``, ``weightW``, ``pretrain``)."""
         if isinstance(name, Arm):
             return name
         fields: dict[str, Any] = {"real_fraction": 0.0}
         for term in str(name).strip().split("+"):
             real = re.fullmatch(r"real(?:@([0-9.]+)%)?", term)
-            synthetic = re.fullmatch(r"synthetic(?:@([0-9.]+)x)?", term)
+            synthetic = re.fullmatch(r"(synthetic|oversample)(?:@([0-9.]+)x(rare)?)?", term)
             number = re.fullmatch(r"(agree|weight)([0-9]*\.?[0-9]+)", term)
             if real:
                 fields["real_fraction"] = float(real.group(1)) / 100 if real.group(1) else 1.0
             elif synthetic:
-                fields["synthetic_multiple"] = float(synthetic.group(1)) if synthetic.group(1) else 1.0
+                fields["synthetic_multiple"] = float(synthetic.group(2)) if synthetic.group(2) else 1.0
+                fields["oversample"] = synthetic.group(1) == "oversample"
+                fields["per_rare"] = synthetic.group(3) is not None
             elif number:
                 fields["agreement" if number.group(1) == "agree" else "synthetic_weight"] = float(number.group(2))
             elif term in (*_MODIFIERS, "pretrain"):
                 fields[term] = True
             else:
                 raise InputError(
-                    "arm terms real[@P%], synthetic[@Mx], " + ", ".join(_MODIFIERS) + ", agreeTAU, weightW, pretrain",
+                    "arm terms real[@P%], synthetic[@Mx[rare]], oversample@Mx[rare], " + ", ".join(_MODIFIERS)
+                    + ", agreeTAU, weightW, pretrain",
                     f"{term!r} in arm {name!r}",
                     "write arms like real, real+augment, real+synthetic@2x+balanced, synthetic@1x",
                 )
@@ -178,8 +207,10 @@ class Strategy:
 
     `sampling`: per generator family, the sampling settings (`Generator.with_sampling`) its images are made with,
     by `genrad run` and `genrad generate --strategy`; a family it does not name samples with its own settings.
-    `arms`: real only, real + augment, the strategy's arm, the same arm with classical augmentation of every
-    image (whether synthetic data adds to what augmentation gives) and synthetic only at 1x.
+    `arms`: real only, the classical remedies a practitioner tries first (`control_arms`: real images duplicated to
+    the strategy's count, class-weighted loss, classical and TrivialAugment augmentation), the strategy's arm, the
+    same arm with classical augmentation of every image (whether synthetic data adds to what augmentation gives) and
+    synthetic only at 1x.
     """
 
     name: str
@@ -193,12 +224,32 @@ class Strategy:
 
     def arms(self) -> list[Arm]:
         augmented = replace(self.arm, augment=True)
-        return list(dict.fromkeys([Arm(), Arm(augment=True), self.arm, augmented, Arm(real_fraction=0.0, synthetic_multiple=1.0)]))
+        return list(dict.fromkeys([Arm(), *control_arms(self.arm), self.arm, augmented,
+                                   Arm(real_fraction=0.0, synthetic_multiple=1.0)]))
 
     def record(self) -> dict[str, Any]:
         """The strategy as `utility.json` records it."""
         return {"name": self.name, "arm": self.arm.name, "augmented_arm": replace(self.arm, augment=True).name,
                 "description": self.description, "sampling": {family: dict(settings) for family, settings in self.sampling.items()}}
+
+
+def count_matched_control(arm: Arm) -> Arm | None:
+    """The honest control of a synthetic `arm` mixed into real images: the same number of images per class added as
+    duplicates of its real images (``real+oversample@...``, with the arm's classical remedies), so a gain over it is
+    a gain of the synthetic images, not of their count (for ``+agree`` / ``+filtered`` arms: the count they ask
+    for). None for arms without real images or that pre-train or weight their synthetic images."""
+    if not arm.uses_synthetic or arm.real_fraction == 0 or arm.pretrain or arm.synthetic_weight != 1.0:
+        return None
+    return Arm(real_fraction=arm.real_fraction, synthetic_multiple=arm.synthetic_multiple, balanced=arm.balanced,
+               per_rare=arm.per_rare, oversample=True, reweight=arm.reweight, augment=arm.augment,
+               trivialaugment=arm.trivialaugment)
+
+
+def control_arms(arm: Arm) -> list[Arm]:
+    """The classical arms a synthetic `arm` must beat: its `count_matched_control` (when it has one), class-weighted
+    loss, classical augmentation and TrivialAugment."""
+    control = count_matched_control(arm)
+    return [*([control] if control is not None else []), Arm(reweight=True), Arm(augment=True), Arm(trivialaugment=True)]
 
 
 UNGUIDED_SAMPLING: dict[str, dict[str, Any]] = {
@@ -277,13 +328,15 @@ def default_arms(
     return arms
 
 
-def synthetic_counts(real_counts: np.ndarray, base: np.ndarray, multiple: float, *, balanced: bool) -> np.ndarray:
-    """Synthetic images per class for ``multiple`` x the real training set (``real_counts``).
+def synthetic_counts(real_counts: np.ndarray, base: np.ndarray, multiple: float, *, balanced: bool,
+                     per_rare: bool = False) -> np.ndarray:
+    """Synthetic images per class for ``multiple`` x the real training set (``real_counts``; `per_rare`: x the
+    real count of its rarest class present).
 
     Plain: the real class ratio. Balanced: water-filling onto ``base`` (the real images the arm
     already holds per class), so the rarest classes are topped up first toward equal counts.
     """
-    total = int(round(multiple * real_counts.sum()))
+    total = int(round(multiple * (real_counts[real_counts > 0].min() if per_rare else real_counts.sum())))
     if not balanced:
         return _largest_remainder(real_counts / real_counts.sum() * total, total)
     order = np.sort(base.astype(np.float64))
@@ -311,12 +364,15 @@ def real_fraction_indices(labels: np.ndarray, fraction: float, num_classes: int)
 
 
 def arm_counts(arm: Arm, real_counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Real and synthetic images per class in `arm`'s training set (at most, for ``+agree`` arms)."""
+    """Real (duplicates of ``oversample`` arms included) and synthetic images per class in `arm`'s training set (at
+    most, for ``+agree`` arms)."""
     real_part = fraction_counts(real_counts, arm.real_fraction)
-    synthetic_part = np.zeros_like(real_counts)
-    if arm.uses_synthetic:
-        synthetic_part = synthetic_counts(real_counts, real_part, arm.synthetic_multiple, balanced=arm.balanced)
-    return {"real": real_part, "synthetic": synthetic_part}
+    added = np.zeros_like(real_counts)
+    if arm.synthetic_multiple > 0:
+        added = synthetic_counts(real_counts, real_part, arm.synthetic_multiple, balanced=arm.balanced, per_rare=arm.per_rare)
+    if arm.oversample:
+        return {"real": real_part + added, "synthetic": np.zeros_like(real_counts)}
+    return {"real": real_part, "synthetic": added}
 
 
 def synthetic_needed(arms: Sequence[Arm | str], real_counts: np.ndarray, *, margin: float = 1.0) -> np.ndarray:
@@ -364,6 +420,8 @@ def arm_parts(
     """
     counts = arm_counts(arm, np.bincount(real.labels, minlength=num_classes))
     real_part = real.subset(real_fraction_indices(real.labels, arm.real_fraction, num_classes)) if arm.real_fraction > 0 else None
+    if arm.oversample:
+        real_part = real_part.subset(_oversampled(real_part.labels, counts["real"], seed, num_classes))
     synthetic_part = None
     if arm.uses_synthetic:
         _check_pool(arm, counts["synthetic"], synthetic, keep)
@@ -376,8 +434,24 @@ def arm_parts(
             mask &= agree
         chosen = [_permutation(synthetic.labels, k, seed, "synthetic") for k in range(num_classes)]
         index = np.sort(np.concatenate([order[mask[order]][:n] for order, n in zip(chosen, counts["synthetic"], strict=True)]))
-        synthetic_part = synthetic.subset(index)
+        synthetic_part = synthetic.subset(index) if index.size else None  # an +agree arm whose images all fail
     return real_part, synthetic_part
+
+
+def _oversampled(labels: np.ndarray, wanted: np.ndarray, seed: int, num_classes: int) -> np.ndarray:
+    """Indices into `labels` holding `wanted` images per class: every image once, then duplicates taken in the order
+    of seeded permutations of its class (tag ``oversample``), cycled, so duplicates spread evenly over the class."""
+    chosen = []
+    for k in range(num_classes):
+        members = np.flatnonzero(labels == k)
+        extra = int(wanted[k]) - len(members)
+        if extra > 0 and len(members) == 0:
+            raise InputError(f"real images of class {k} to duplicate", "none", "oversample only classes the arm holds")
+        repeats = -(-max(extra, 0) // max(len(members), 1))
+        order = np.concatenate([np.random.default_rng(derive_seed(seed, "oversample", k, r)).permutation(members)
+                                for r in range(repeats)]) if repeats else np.zeros(0, dtype=np.int64)
+        chosen += [members, order[:max(extra, 0)]]
+    return np.concatenate(chosen)
 
 
 def arm_training_set(arm: Arm, real: Split, synthetic: Split | None, **options: Any) -> Split:
@@ -409,6 +483,7 @@ def run_protocol(
     device: str | None = None,
     workers: int = 1,
     progress: bool = False,
+    best_classical: Arm | str | None = None,
 ) -> dict[str, Any]:
     """Train every arm over every seed, score on ``real.test``; return the ``utility.json`` payload.
 
@@ -420,6 +495,11 @@ def run_protocol(
     (a name -> boolean mask over the test images, e.g. those with no near-twin in train) is scored from the same
     classifiers' predictions under ``subsets[name]``. With ``workers > 1`` the arm-seeds train in that many
     one-thread processes; every run is seeded, so the payload is the same.
+
+    Synthetic arms are also paired against the best classical arm (``delta_vs_best_classical``): `best_classical`
+    when given (chosen beforehand, e.g. by a selection inside the training split), else the arm without synthetic
+    images on the whole real training set with the best mean validation AUC (`select_best_classical`); the test
+    split plays no part in the choice.
     """
     train, val, test = real.train, real.val, real.test
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -467,12 +547,16 @@ def run_protocol(
     for seed, arm in jobs:
         runs[arm].append(results[seed, arm])
     subsets = {}
+    best = _best_classical(best_classical, runs) if any(arm.uses_synthetic for arm in arm_list) else None
     for name, mask in masks.items():
         restricted = {arm: [{**run, "probabilities": np.asarray(run["probabilities"])[mask]} for run in runs[arm]] for arm in arm_list}
-        subsets[name] = {"arms": summarise_arms(restricted, counts, test.labels[mask], rare), "test_images": int(mask.sum()),
-                         "test_counts": np.bincount(test.labels[mask], minlength=num_classes).tolist()}
+        subsets[name] = {"arms": summarise_arms(restricted, counts, test.labels[mask], rare, best_classical=best),
+                         "test_images": int(mask.sum()), "test_counts": np.bincount(test.labels[mask], minlength=num_classes).tolist()}
     return {
-        "arms": summarise_arms(runs, counts, test.labels, rare),
+        "arms": summarise_arms(runs, counts, test.labels, rare, best_classical=best),
+        "best_classical": None if best is None else {
+            "name": best.name, "chosen_by": "given" if best_classical is not None else "mean validation AUC over seeds",
+            "val_auc": {arm.name: float(np.mean([run["val_auc"] for run in runs[arm]])) for arm in runs if arm.is_classical}},
         **({"subsets": subsets} if subsets else {}),
         "rare_class": rare,
         "class_names": list(real.class_names),
@@ -664,6 +748,7 @@ def _run_cached(arm: Arm, seed: int, context: _Context, save_classifier: bool) -
         "n_train": {name: np.bincount(part.labels, minlength=real.num_classes).tolist() if part is not None else [0] * real.num_classes
                     for name, part in (("real", real_part), ("synthetic", synthetic_part))},
         "best_step": classifier.best_step_,
+        "val_auc": max((entry["val_auc"] for entry in classifier.history_ if entry["step"] == classifier.best_step_), default=None),
         "seconds": round(time.perf_counter() - start, 2),
         "probabilities": probabilities.tolist(),
     }
@@ -705,7 +790,7 @@ def train_arm(
     ``+pretrain`` arms train on the synthetic part first (seed tag ``pretrain``), then fine-tune those
     weights on the real part with the same recipe.
     """
-    options = {**recipe, "class_weight": "balanced" if arm.reweight else None, "augment": arm.augment, "device": device}
+    options = {**recipe, "class_weight": "balanced" if arm.reweight else None, "augment": arm.augmentation, "device": device}
     if arm.pretrain:
         pretrained = Classifier(**options).fit(synthetic, val, seed=derive_seed(seed, "pretrain"))
         return Classifier(**options).fit(real, val, seed=seed, init=pretrained)
@@ -739,14 +824,25 @@ def _slug(name: str) -> str:
 
 
 def summarise_arms(runs: Mapping[Arm, Sequence[Mapping[str, Any]]], counts: Mapping[Arm, Mapping[str, np.ndarray]],
-                   labels: np.ndarray, rare: int) -> list[dict[str, Any]]:
-    """Each arm's `utility.json` entry from its runs' test probabilities (`labels`: the images they scored)."""
+                   labels: np.ndarray, rare: int, *, best_classical: Arm | None = None) -> list[dict[str, Any]]:
+    """Each arm's `utility.json` entry from its runs' test probabilities (`labels`: the images they scored); with
+    `best_classical`, every synthetic arm's paired difference to it (``delta_vs_best_classical``; its
+    ``rare_recall_at_real_specificity`` is then the rare-class recall at the best classical arm's specificity)."""
     design = resampling(labels, len(runs[Arm()]))
     tables = {arm: metric_tables(arm_runs, runs[Arm()], labels, rare, design) for arm, arm_runs in runs.items()}
+    against_best = {}
+    if best_classical is not None:
+        against_best = {arm: metric_tables(runs[arm], runs[best_classical], labels, rare, design)
+                        for arm in runs if arm.uses_synthetic or arm == best_classical}
     entries = []
     for arm in runs:
         summary = _summarise(tables[arm], runs[arm], rare, design)
         summary["delta_vs_real"] = None if arm == Arm() else _paired(tables[arm], tables[Arm()], rare, design)
+        if arm.uses_synthetic and best_classical is not None:
+            summary["delta_vs_best_classical"] = _paired(against_best[arm], against_best[best_classical], rare, design)
+        control = count_matched_control(arm)
+        if control in tables:
+            summary["delta_vs_oversampling"] = _paired(tables[arm], tables[control], rare, design)
         augmented_real = Arm(real_fraction=arm.real_fraction, augment=True, reweight=arm.reweight) if arm.real_fraction else None
         if arm.augment and arm.uses_synthetic and augmented_real in tables:
             summary["delta_vs_augment"] = _paired(tables[arm], tables[augmented_real], rare, design)
@@ -754,6 +850,23 @@ def summarise_arms(runs: Mapping[Arm, Sequence[Mapping[str, Any]]], counts: Mapp
         n_train = {part: values.tolist() for part, values in counts[arm].items()}
         entries.append({"name": arm.name, **spec, "n_train": n_train, **summary})
     return entries
+
+
+def select_best_classical(runs: Mapping[Arm, Sequence[Mapping[str, Any]]]) -> Arm:
+    """The arm without synthetic images, on the whole real training set, with the best mean validation AUC over
+    its seeds (ties: the first); the validation split only, never the test split."""
+    candidates = [arm for arm in runs if arm.is_classical and arm.real_fraction == 1.0]
+    return max(candidates, key=lambda arm: float(np.mean([run["val_auc"] for run in runs[arm]])))
+
+
+def _best_classical(given: Arm | str | None, runs: Mapping[Arm, Sequence[Mapping[str, Any]]]) -> Arm:
+    if given is None:
+        return select_best_classical(runs)
+    arm = Arm.parse(given)
+    if arm not in runs or not arm.is_classical:
+        raise InputError("best_classical: one of the run's arms without synthetic images", arm.name,
+                         "add it to the arms or leave best_classical out (chosen by validation AUC)")
+    return arm
 
 
 def resampling(test_labels: np.ndarray, n_seeds: int, n_bootstrap: int = N_BOOTSTRAP) -> tuple[np.ndarray, np.ndarray]:
