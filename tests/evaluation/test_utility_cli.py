@@ -54,9 +54,13 @@ def test_a_named_strategy_runs_its_arms_with_and_without_augmentation(files, tmp
                                   str(files / "synthetic"), "--out", str(out), "--quick", "--strategy", "mix", "--workers", "2"])
     assert code == 0, stdout
     payload = json.loads((out / "utility.json").read_text())
-    assert [arm["name"] for arm in payload["arms"]] == ["real", "real+augment", "real+synthetic@1x", "real+synthetic@1x+augment",
-                                                        "synthetic@1x"]
-    assert payload["strategy"]["name"] == "mix" and "delta_vs_augment" in payload["arms"][3]
+    assert [arm["name"] for arm in payload["arms"]] == [
+        "real", "real+oversample@1x", "real+reweight", "real+augment", "real+trivialaugment", "real+synthetic@1x",
+        "real+synthetic@1x+augment", "synthetic@1x"]
+    rows = {arm["name"]: arm for arm in payload["arms"]}
+    assert payload["strategy"]["name"] == "mix" and "delta_vs_augment" in rows["real+synthetic@1x+augment"]
+    assert payload["best_classical"]["name"] in {"real", "real+oversample@1x", "real+reweight", "real+augment", "real+trivialaugment"}
+    assert {"delta_vs_best_classical", "delta_vs_oversampling"} <= set(rows["real+synthetic@1x"])
 
 
 @pytest.mark.parametrize(

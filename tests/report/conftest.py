@@ -70,14 +70,18 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     auc = {"mean": 0.8, "ci": [0.75, 0.85]}
     arms = [
         {"name": "real", "auc": auc, "balanced_accuracy": auc, "recall_per_class": {"2": auc}, "delta_vs_real": None},
+        {"name": "real+trivialaugment", "auc": auc, "balanced_accuracy": auc, "recall_per_class": {"2": auc},
+         "delta_vs_real": {"auc": {"mean": 0.02, "ci": [0.0, 0.04]}}},
         {"name": "real+synthetic@1x", "auc": auc, "balanced_accuracy": auc, "recall_per_class": {"2": auc},
-         "delta_vs_real": {"auc": {"mean": 0.03, "ci": [0.01, 0.05]}}},
+         "delta_vs_real": {"auc": {"mean": 0.03, "ci": [0.01, 0.05]}},
+         "delta_vs_best_classical": {"auc": {"mean": 0.011, "ci": [-0.005, 0.027]}}},
         {"name": "real+synthetic@1x+augment", "auc": auc, "balanced_accuracy": auc, "recall_per_class": {"2": auc},
          "delta_vs_real": {"auc": {"mean": 0.04, "ci": [0.02, 0.06]}}, "delta_vs_augment": {"auc": {"mean": 0.004, "ci": [-0.01, 0.02]}}},
     ]
     strategy = {"name": "mix", "arm": "real+synthetic@1x", "augmented_arm": "real+synthetic@1x+augment",
                 "description": "1x the real training set in synthetic images, mixed in"}
-    layout.utility_json.write_text(json.dumps({"arms": arms, "seeds": [0, 1, 2, 3, 4], "strategy": strategy}))
+    layout.utility_json.write_text(json.dumps({"arms": arms, "seeds": [0, 1, 2, 3, 4], "strategy": strategy,
+                                               "best_classical": {"name": "real+trivialaugment"}}))
     layout.model_dir.mkdir()
     pd.DataFrame({"step": [1, 2, 3], "loss": [1.0, 0.5, 0.3]}).to_csv(layout.model_dir / "history.csv", index=False)
     return root

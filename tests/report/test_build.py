@@ -29,6 +29,8 @@ def test_report_has_every_section_and_plain_language_verdicts(run_dir: Path, tmp
     assert "improves AUC by +0.030" in html
     assert "Strategy &#39;mix&#39; (genrad&#39;s utility recipe): 1x the real training set" in html
     assert "real+synthetic@1x+augment: no AUC gain over real+augment shown (+0.004, CI contains 0)" in html
+    assert ("real+synthetic@1x: no AUC gain over the best classical arm (real+trivialaugment) shown (+0.011, CI contains 0)"
+            in html and "AUC delta vs best classical" in html)
     utility_json = run_dir / "utility" / "utility.json"
     full = utility_json.read_text()
     try:  # the quick protocol's 2 seeds: the same interval is not evidence of a gain

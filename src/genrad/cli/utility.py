@@ -22,14 +22,18 @@ def utility(
     strategy: str | None = typer.Option(
         None, "--strategy",
         help="How synthetic images enter training, a name of genrad.evaluation.utility.STRATEGIES (default: "
-             "DEFAULT_STRATEGY, the recipe genrad validated), tested with and without augmentation against real and "
-             "real+augment; 'none' for the scaling curve alone.",
+             "DEFAULT_STRATEGY, the recipe genrad validated), tested with and without augmentation against real, "
+             "duplicated real images to the same count (real+oversample@...), class weights (real+reweight), "
+             "classical augmentation and TrivialAugment (real+trivialaugment), and paired with the best of these by "
+             "validation AUC; 'none' for the scaling curve alone.",
     ),
     multiples: str | None = typer.Option(
         None, "--multiples", help="Also the scaling curve at these multiples of the real train set, e.g. 0.5,1,2,5,10."
     ),
     arms: str | None = typer.Option(
-        None, "--arms", help="Comma-separated arms, e.g. real,real+augment,real+synthetic@2x+balanced,synthetic@1x."
+        None, "--arms", help="Comma-separated arms, e.g. real,real+trivialaugment,real+oversample@2xrare+balanced,"
+                             "real+synthetic@2xrare+balanced,synthetic@1x (@Mx: M x the real train set; @Mxrare: M x "
+                             "its rarest class)."
     ),
     qa_column: str | None = typer.Option(
         None, "--qa-column", help="Boolean QA column of the manifest for the +filtered arms (default: qa_flag if present)."
@@ -91,7 +95,8 @@ def _floats(text: str, option: str) -> list[float]:
 def _print_table(payload: dict) -> None:
     rare = payload["class_names"][payload["rare_class"]]
     table = Table(title=f"utility on the real test split ({len(payload['seeds'])} seeds, mean [95% CI])")
-    for column in ("arm", "AUC", "balanced acc.", f"recall {rare} (rare)", "delta AUC vs real"):
+    best = (payload.get("best_classical") or {}).get("name")
+    for column in ("arm", "AUC", "balanced acc.", f"recall {rare} (rare)", "delta AUC vs real", f"delta AUC vs {best or 'best classical'}"):
         table.add_column(column)
 
     def cell(summary: dict | None) -> str:
@@ -108,5 +113,6 @@ def _print_table(payload: dict) -> None:
             cell(arm["balanced_accuracy"]),
             cell(arm["rare_class_recall"]),
             cell(delta["auc"] if delta else None),
+            cell(arm["delta_vs_best_classical"]["auc"] if "delta_vs_best_classical" in arm else None),
         )
     Console().print(table)
