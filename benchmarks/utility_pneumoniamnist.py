@@ -99,6 +99,11 @@ POOL_MARGIN = 1.5
 CLASSICAL_TERMS = ("reweight", "augment", "trivialaugment")
 
 
+def log(message: str) -> None:
+    """One plain progress line on stderr (the JSON result goes to stdout)."""
+    print(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {message}", file=sys.stderr, flush=True)
+
+
 def scenario_indices(labels: np.ndarray, scenario: str, num_classes: int) -> np.ndarray:
     """The images of a split that `scenario` keeps: a fixed, seeded choice (tag ``scenario``), so the rule cuts the
     training and validation splits alike and every run sees the same images."""
@@ -135,10 +140,12 @@ def train_generator(train: Split, num_classes: int, minutes: float, distill_shar
     if (path / "config.json").exists():
         model = genrad.models.load(path)
     else:
+        log(f"training {path} on {len(train)} images for {minutes:g} CPU minutes")
         model = genrad.models.build(preset="diffusion", num_classes=num_classes, spatial_dims=2)
         model.fit(train, max_steps=10**9, seed=seed, callbacks=[CpuBudget(minutes)], progress=False)
         model.save(path)
     if not (path / STUDENT / "config.json").exists():
+        log(f"distilling {path} for {distill_share * minutes:g} CPU minutes")
         student = distill_guidance(model, train, max_steps=10**9, seed=seed, callbacks=[CpuBudget(distill_share * minutes)],
                                    progress=False)
         student.save(path / STUDENT)
@@ -152,6 +159,7 @@ def sample_pool(path: Path, name: str, per_class: dict[int, int], root: Path, se
     tag = "-".join(str(per_class[k]) for k in sorted(per_class))
     out = root / f"{name}-{tag}"
     if not (out / "synthetic.npz").exists():
+        log(f"sampling pool {out} ({per_class})")
         pool = POOLS[name]
         generate(path, per_class=per_class, out=out, seed=seed, sampling=pool["sampling"], student=pool["student"],
                  workers=workers, progress=False)
@@ -191,16 +199,19 @@ def select(scenario: Cohort, root: Path, args: argparse.Namespace) -> dict[str, 
     common = {"seeds": args.select_seeds, "cache_dir": root / "selection-runs", "recipe": args.recipe, "workers": args.workers,
               "progress": False}
     pool_arms = [*STAGE_ONE_ARMS, *RECIPES]  # one pool size for both stages: stage 2 reuses stage 1's images
+    log(f"selection stage 1: {len(CLASSICAL)} classical arms, {len(POOLS)} pools x {len(STAGE_ONE_ARMS)} arms")
     stage_one = select_recipe(folds, pools(list(POOLS), pool_arms), STAGE_ONE_ARMS, baselines=CLASSICAL, **common)
     classical = {row["arm"]: row["cv_auc"] for row in stage_one["table"] if row["pool"] is None}
     best_classical = max(classical, key=classical.get)
     pool_scores = {name: float(np.mean([row["cv_auc"] for row in stage_one["table"] if row["pool"] == name])) for name in POOLS}
     best_pool = max(pool_scores, key=pool_scores.get)
     chosen = pools([best_pool], pool_arms)
+    log(f"selection stage 2: {len(RECIPES)} recipes on pool {best_pool} (best classical {best_classical})")
     stage_two = select_recipe(folds, chosen, RECIPES, baselines=("real",), **common)
     recipe_scores = {row["arm"]: row["cv_auc"] for row in stage_two["table"] if row["pool"] is not None}
     frozen = max(recipe_scores, key=recipe_scores.get)
     combined = with_classical(frozen, best_classical)
+    log(f"frozen {frozen}; power on the folds")
     power = fold_power(folds, chosen[best_pool], [frozen, combined], best_classical, common)
     table = [{**row, "stage": 1} for row in stage_one["table"]] + [{**row, "stage": 2} for row in stage_two["table"]]
     return {
@@ -265,6 +276,7 @@ def test(scenario: Cohort, selection: dict[str, Any], root: Path, args: argparse
     synthetic_arms = [arm for arm in arms if Arm.parse(arm).uses_synthetic]
     pool = sample_pool(paths["final"], selection["pool"], pool_counts(synthetic_arms, counts(scenario.train, scenario.num_classes)),
                        root / "final" / "pools", args.seed, args.workers)
+    log(f"test: {len(arms)} arms x {args.seeds} seeds")
     payload = run_protocol(scenario, pool, arms=arms, seeds=args.seeds, cache_dir=root / "test-runs", recipe=args.recipe,
                            workers=args.workers, best_classical=selection["best_classical"])
     return {"generator": {"train_images": len(scenario.train), "train_steps": int(model.step_), "cpu_minutes": args.final_minutes},
