@@ -73,12 +73,9 @@ def test_interrupted_run_resumes_at_the_first_incomplete_stage(phantom_path: Pat
     assert record["model_choice"] == {"family": "vae", "preset": None, "reason": "given in the run configuration"}
 
     ran.clear()  # a changed utility strategy reruns what reads it: the synthetic set is sampled for the new strategy
-    planned = json.loads((layout.synthetic_dir / "plan.json").read_text()) if (layout.synthetic_dir / "plan.json").exists() else None
     pipeline_run.run_pipeline(config.with_overrides(**{"utility.strategy": "mix"}), layout.root, progress=False)
     assert ran == ["train", "generate", "fidelity", "privacy", "utility"]
     assert json.loads(layout.utility_json.read_text())["strategy"]["name"] == "mix"
-    if planned is not None:
-        assert json.loads((layout.synthetic_dir / "plan.json").read_text()) != planned
 
 
 def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path: Path, capsys) -> None:
