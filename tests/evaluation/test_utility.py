@@ -157,7 +157,8 @@ def test_test_subsets_score_the_same_classifiers_on_part_of_the_test_split(tmp_p
 def test_a_strategy_is_tested_with_and_without_augmentation_and_sizes_its_pool() -> None:
     strategy = get_strategy(DEFAULT_STRATEGY)
     augmented = replace(strategy.arm, augment=True)
-    control = replace(strategy.arm, oversample=True)
+    control = count_matched_control(strategy.arm)
+    assert control is not None and control.oversample and control.agreement is None
     assert [arm.name for arm in utility_arms(DEFAULT_STRATEGY)] == [
         "real", control.name, "real+reweight", "real+augment", "real+trivialaugment", strategy.arm.name, augmented.name,
         "synthetic@1x"]
