@@ -77,3 +77,14 @@ def test_bad_inputs_are_named() -> None:
         roc_auc(np.zeros(4, dtype=np.int64), np.full((4, 2), 0.5))
     with pytest.raises(InputError, match="labels in 0..1"):
         classification_metrics(np.array([0, 2]), np.full((2, 2), 0.5))
+
+
+def test_the_one_rank_auc_is_sklearns_roc_auc_with_ties_row_by_row() -> None:
+    from genrad.evaluation.stats import rank_auc
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, size=(6, 40)).astype(float)  # many ties
+    positive = rng.uniform(size=(6, 40)) < 0.3
+    expected = [roc_auc_score(row_positive, row) for row, row_positive in zip(scores, positive, strict=True)]
+    np.testing.assert_allclose(rank_auc(scores, positive), expected, rtol=1e-12)
+    assert float(rank_auc(scores[0], positive[0])) == pytest.approx(expected[0])

@@ -66,6 +66,7 @@ def test_interrupted_run_resumes_at_the_first_incomplete_stage(phantom_path: Pat
         assert path.exists(), path
     html = report.read_text(encoding="utf-8")
     assert "has not" not in html  # every section has its data
+    assert "AUC delta vs best classical" in html and json.loads(layout.utility_json.read_text())["best_classical"]["name"]
     record = json.loads(layout.run_json.read_text())
     assert record["status"] == "complete" and record["data_hash"] and record["versions"]["torch"]
     model_config = json.loads((layout.model_dir / "config.json").read_text())["config"]

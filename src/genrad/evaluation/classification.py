@@ -16,10 +16,10 @@ index matrix), for bootstrap intervals.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from genrad.errors import InputError
+from genrad.evaluation.stats import rank_auc
 
 
 def roc_auc(labels: np.ndarray, probabilities: np.ndarray, *, num_classes: int | None = None) -> float:
@@ -93,9 +93,9 @@ def resampled_metrics(
     present = np.unique(labels)
     scores = probabilities[index]  # (B, N, K)
     if k_classes == 2:
-        auc = _rank_auc(scores[..., 1], y == 1)
+        auc = rank_auc(scores[..., 1], y == 1)
     else:
-        auc = np.mean([_rank_auc(scores[..., k], y == k) for k in present], axis=0)
+        auc = np.mean([rank_auc(scores[..., k], y == k) for k in present], axis=0)
     predictions = scores.argmax(axis=2)
     correct = predictions == y
     counts = (y[..., None] == np.arange(k_classes)).sum(axis=1)  # (B, K)
@@ -115,14 +115,6 @@ def resampled_metrics(
             scores[..., rare], y == rare, reference[index].argmax(axis=2) != rare
         )
     return result
-
-
-def _rank_auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """Row-wise ROC AUC by the Mann-Whitney U statistic (average ranks for ties, as the ROC's 1/2 credit)."""
-    ranks = rankdata(scores, axis=1)
-    n_pos = positive.sum(axis=1)
-    n_neg = positive.shape[1] - n_pos
-    return ((ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def _resampled_ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> np.ndarray:

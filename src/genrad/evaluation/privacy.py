@@ -56,12 +56,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
 
 from genrad.core import store_arguments
 from genrad.errors import InputError, NotFittedError
 from genrad.evaluation.embedding import ContrastiveEmbedding
-from genrad.evaluation.stats import percentile_interval
+from genrad.evaluation.stats import percentile_interval, rank_auc
 from genrad.provenance import atomic_path, hash_arrays, versions
 
 FEATURE_SPACES = ("embedding", "radiomics")
@@ -182,9 +181,8 @@ def near_copy_rate(
 def membership_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
     """ROC AUC of an attack score, P(member > non-member) + P(tie) / 2 (Mann-Whitney U / n1 n0)."""
     members, nonmembers = np.asarray(member_scores), np.asarray(nonmember_scores)
-    ranks = rankdata(np.concatenate([members, nonmembers]))
-    n1, n0 = len(members), len(nonmembers)
-    return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    positive = np.concatenate([np.ones(len(members), dtype=bool), np.zeros(len(nonmembers), dtype=bool)])
+    return float(rank_auc(np.concatenate([members, nonmembers]), positive))
 
 
 def bootstrap_replicates(statistic: Callable[..., float], *samples: np.ndarray, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:

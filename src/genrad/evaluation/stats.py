@@ -1,5 +1,5 @@
 """Shared statistics for the evaluation metrics: running moments, reference z-scoring, a reservoir
-sample for bounded-memory streaming, and percentile bootstrap intervals.
+sample for bounded-memory streaming, the rank (Mann-Whitney) AUC, and percentile bootstrap intervals.
 
 Everything is float64 and seeded through an explicit ``numpy.random.Generator``.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.stats import rankdata
 
 from genrad.errors import InputError
 
@@ -203,6 +204,17 @@ def subsample(features: np.ndarray, size: int | None, rng: np.random.Generator) 
     if size is None or features.shape[0] <= size:
         return features
     return features[np.sort(rng.choice(features.shape[0], size=size, replace=False))]
+
+
+def rank_auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Row-wise ROC AUC by the Mann-Whitney U statistic, ``(U = rank sum of positives - n1 (n1 + 1) / 2) / (n1 n0)``
+    (Hanley & McNeil 1982; average ranks for ties, the ROC's 1/2 credit): ``scores`` and boolean ``positive`` of
+    shape ``(rows, n)`` or ``(n,)`` (then a scalar array). The one rank AUC of genrad's metrics."""
+    scores, positive = np.asarray(scores), np.asarray(positive, dtype=bool)
+    ranks = rankdata(scores, axis=-1)
+    n_pos = positive.sum(axis=-1)
+    n_neg = positive.shape[-1] - n_pos
+    return ((ranks * positive).sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def bootstrap_ci(estimate: float, replicates: np.ndarray, level: float = 0.95, *, recentre: bool = True,

@@ -24,13 +24,12 @@ from typing import Any, Protocol
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from scipy.stats import rankdata
 
 from genrad.core import derive_seed
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
 from genrad.evaluation.classification import classification_metrics
-from genrad.evaluation.stats import percentile_interval
+from genrad.evaluation.stats import percentile_interval, rank_auc
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.scenarios.grid import Grid
@@ -68,12 +67,7 @@ def batched_auc(labels: np.ndarray, probabilities: np.ndarray, boot: np.ndarray)
     classes = [1] if k == 2 else [c for c in range(k) if (labels == c).any()]
     aucs = []
     for c in classes:
-        positive = resampled == c
-        n_pos = positive.sum(axis=1)
-        n_neg = positive.shape[1] - n_pos
-        ranks = rankdata(probabilities[boot, c], axis=1)
-        u = (ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2
-        aucs.append(u / (n_pos * n_neg))
+        aucs.append(rank_auc(probabilities[boot, c], resampled == c))
     return np.mean(aucs, axis=0)
 
 
