@@ -60,6 +60,7 @@ from genrad.data import load
 from genrad.data.cohort import Cohort, Split
 from genrad.evaluation.selection import FOLDS, cross_validation_folds, select_recipe
 from genrad.evaluation.utility import (
+    CLASSICAL_MODIFIERS,
     QUICK,
     UNGUIDED_SAMPLING,
     Arm,
@@ -96,7 +97,6 @@ CLASSICAL = ("real", "real+reweight", "real+augment", "real+trivialaugment", "re
 """The classical candidates for the best classical arm."""
 POOL_MARGIN = 1.5
 """Pool size over the largest arm's need per class: room for the ``+agree`` arms."""
-CLASSICAL_TERMS = ("reweight", "augment", "trivialaugment")
 
 
 def log(message: str) -> None:
@@ -175,7 +175,7 @@ def pool_counts(arms: list[str], real_counts: np.ndarray) -> dict[int, int]:
 def with_classical(recipe: str, classical: str) -> str:
     """`recipe` with the classical remedies of the `classical` arm (its reweighting and augmentation; duplicated real
     images are what synthetic images replace, so oversampling is not carried over)."""
-    terms = {term: True for term in CLASSICAL_TERMS if getattr(Arm.parse(classical), term)}
+    terms = {term: True for term in CLASSICAL_MODIFIERS if getattr(Arm.parse(classical), term)}
     return replace(Arm.parse(recipe), **terms).name
 
 
