@@ -391,9 +391,10 @@ def test_synthetic_arms_are_paired_with_the_best_classical_arm_and_their_count_m
     given = run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path,
                          best_classical="real+reweight")
     assert given["best_classical"]["name"] == "real+reweight" and given["best_classical"]["chosen_by"] == "given"
-    with pytest.raises(InputError, match="best_classical"):
-        run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path,
+    with pytest.raises(InputError, match="best_classical"):  # refused before any classifier trains
+        run_protocol(cohort, pool, arms=arms, seeds=2, recipe={**TINY, "max_steps": 20}, cache_dir=tmp_path / "fresh",
                      best_classical="real+synthetic@1xrare+balanced")
+    assert not (tmp_path / "fresh").exists()
 
 
 def test_an_input_error_raised_in_a_worker_process_reaches_the_caller_as_itself() -> None:

@@ -531,6 +531,7 @@ def run_protocol(
     counts = {arm: arm_counts(arm, real_counts) for arm in arm_list}
     for arm in arm_list:
         _check_pool(arm, counts[arm]["synthetic"], synthetic, keep_mask)
+    given_best = _given_best_classical(best_classical, arm_list)
     masks = {name: np.asarray(mask, dtype=bool) for name, mask in (test_subsets or {}).items()}
     for name, mask in masks.items():
         if mask.shape != (len(test),) or not mask.any():
@@ -555,7 +556,7 @@ def run_protocol(
     for seed, arm in jobs:
         runs[arm].append(results[seed, arm])
     subsets = {}
-    best = _best_classical(best_classical, runs) if any(arm.uses_synthetic for arm in arm_list) else None
+    best = (given_best if given_best is not None else select_best_classical(runs)) if any(arm.uses_synthetic for arm in arm_list) else None
     for name, mask in masks.items():
         restricted = {arm: [{**run, "probabilities": np.asarray(run["probabilities"])[mask]} for run in runs[arm]] for arm in arm_list}
         subsets[name] = {"arms": summarise_arms(restricted, counts, test.labels[mask], rare, best_classical=best),
@@ -563,7 +564,7 @@ def run_protocol(
     return {
         "arms": summarise_arms(runs, counts, test.labels, rare, best_classical=best),
         "best_classical": None if best is None else {
-            "name": best.name, "chosen_by": "given" if best_classical is not None else "mean validation AUC over seeds",
+            "name": best.name, "chosen_by": "given" if given_best is not None else "mean validation AUC over seeds",
             "val_auc": {arm.name: float(np.mean([run["val_auc"] for run in runs[arm]])) for arm in runs if arm.is_classical}},
         **({"subsets": subsets} if subsets else {}),
         "rare_class": rare,
@@ -756,7 +757,7 @@ def _run_cached(arm: Arm, seed: int, context: _Context, save_classifier: bool) -
         "n_train": {name: np.bincount(part.labels, minlength=real.num_classes).tolist() if part is not None else [0] * real.num_classes
                     for name, part in (("real", real_part), ("synthetic", synthetic_part))},
         "best_step": classifier.best_step_,
-        "val_auc": max((entry["val_auc"] for entry in classifier.history_ if entry["step"] == classifier.best_step_), default=None),
+        "val_auc": next(entry["val_auc"] for entry in classifier.history_ if entry["step"] == classifier.best_step_),
         "seconds": round(time.perf_counter() - start, 2),
         "probabilities": probabilities.tolist(),
     }
@@ -867,11 +868,12 @@ def select_best_classical(runs: Mapping[Arm, Sequence[Mapping[str, Any]]]) -> Ar
     return max(candidates, key=lambda arm: float(np.mean([run["val_auc"] for run in runs[arm]])))
 
 
-def _best_classical(given: Arm | str | None, runs: Mapping[Arm, Sequence[Mapping[str, Any]]]) -> Arm:
+def _given_best_classical(given: Arm | str | None, arms: Sequence[Arm]) -> Arm | None:
+    """The best classical arm given to `run_protocol`, checked before any training (None when not given)."""
     if given is None:
-        return select_best_classical(runs)
+        return None
     arm = Arm.parse(given)
-    if arm not in runs or not arm.is_classical:
+    if arm not in arms or not arm.is_classical:
         raise InputError("best_classical: one of the run's arms without synthetic images", arm.name,
                          "add it to the arms or leave best_classical out (chosen by validation AUC)")
     return arm
