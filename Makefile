@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.genrad-installed
 # frd-score and pyradiomics open their UTF-8 YAML configs with the locale encoding (ASCII on bare CI images).
 export PYTHONUTF8 := 1
 
-.PHONY: install demo test test-slow benchmarks clean
+.PHONY: install demo lint test test-slow benchmarks clean
 
 install: $(STAMP)
 
@@ -24,7 +24,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/genrad demo --out demo_out
 
-test: $(STAMP)
+# ruff and mypy read their settings from pyproject.toml
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-slow: $(STAMP)

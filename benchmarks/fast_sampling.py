@@ -77,7 +77,7 @@ def main() -> None:
         train(model, cohort.train, max_steps=options.steps, seed=options.seed, progress=False)
         training_seconds = time.perf_counter() - start
     shares = np.bincount(cohort.test.labels, minlength=cohort.num_classes) / len(cohort.test)
-    counts = [int(round(options.n * share)) for share in shares]
+    counts = [round(options.n * share) for share in shares]
     rows = {name: score(model, cohort, settings, counts) for name, settings in SAMPLERS.items()}
     anchor = rows["ddim-50 fp32 (anchor)"]["images_per_s"]
     for row in rows.values():

@@ -38,7 +38,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ from genrad.provenance import versions
 from genrad.training.dp import fit_private
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_breastmnist import CpuBudget, class_ratio_labels, frd_v1, write_pngs  # noqa: E402
+from train_breastmnist import CpuBudget, class_ratio_labels, frd_v1, write_pngs
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "breastmnist.npz"
 DP_VAE = {"channels": [16, 32, 64, 128], "batch_size": 64, "kl_warmup_steps": 200, **VAE.private_settings}
@@ -115,7 +115,7 @@ def audit_part(cohort: Any, reference: PrivacyAudit, args: argparse.Namespace) -
     part["anchors"]["planted_memoriser"] = audited(reference, planted_memoriser(train.images, seed=args.seed))
     part["anchors"]["real_val"] = audited(reference, cohort.val)
     part["anchors"]["seconds_per_audit"] = round((time.perf_counter() - started) / 2, 1)
-    sources = dict(item.split("=", 1) for item in args.runs) if args.runs else {name: None for name in args.families.split(",")}
+    sources = dict(item.split("=", 1) for item in args.runs) if args.runs else dict.fromkeys(args.families.split(","))
     for name, path in sources.items():
         source = Path(path) if path else train_family(name, cohort, args)
         part["families"][name] = {"source": str(source), **audited(reference, synthetic_from(source, train, args.seed))}
@@ -247,7 +247,7 @@ def main() -> None:
         return
     results: dict[str, Any] = {
         "benchmark": "privacy",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {torch.get_num_threads()} torch thread(s), no GPU",
         "cpu_count": int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or 0),
         "data": str(args.data),

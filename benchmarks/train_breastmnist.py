@@ -39,7 +39,7 @@ import platform
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +231,9 @@ def main() -> None:
     parser.add_argument("--reference", default="test", choices=("test", "val"), help="real split to compare with")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config", default="{}", help='JSON constructor overrides per name; "family" aliases a variant, e.g. \'{"rf": {"family": "diffusion", "scheduler": "rflow"}}\'; "preset" builds a preset of genrad.models.presets, e.g. \'{"p": {"preset": "diffusion"}}\'')
+    parser.add_argument("--config", default="{}", help='JSON constructor overrides per name; "family" aliases a variant, '
+                        'e.g. \'{"rf": {"family": "diffusion", "scheduler": "rflow"}}\'; '
+                        '"preset" builds a preset of genrad.models.presets, e.g. \'{"p": {"preset": "diffusion"}}\'')
     parser.add_argument("--skip-floor", action="store_true", help="do not compute the real train-vs-reference FRD")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="combine the JSON results of runs made in parallel processes (one family each) and exit")
@@ -252,7 +254,7 @@ def main() -> None:
     cohort = load(args.data)
     results: dict[str, Any] = {
         "benchmark": "train_breastmnist",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} torch thread(s), no GPU".strip(),
         "cpu_count": int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or 0),
         "data": str(args.data),

@@ -29,7 +29,7 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from genrad.evaluation.utility import (
 from genrad.provenance import versions, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_breastmnist import CpuBudget  # noqa: E402
+from train_breastmnist import CpuBudget
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "breastmnist.npz"
 # MedMNIST v2 (Yang et al., Scientific Data 2023), Table: BreastMNIST, ResNet-18 (28), test split.
@@ -142,7 +142,8 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
         },
         "targets": {
             "auc_gain_ge_0.02_ci_excludes_0": [n for n, r in mixed.items() if r["delta_auc"][0] >= 0.02 and r["delta_auc"][1] > 0],
-            "beats_augment_ci_excludes_0": [n for n, r in mixed.items() if "delta_auc_vs_augment" in r and r["delta_auc_vs_augment"][1] > 0],
+            "beats_augment_ci_excludes_0": [
+                n for n, r in mixed.items() if "delta_auc_vs_augment" in r and r["delta_auc_vs_augment"][1] > 0],
             "beats_augment_on_mean": [n for n, r in mixed.items() if r["auc"][0] > rows.get("real+augment", {"auc": [1.0]})["auc"][0]],
             "raises_malignant_recall_ci_excludes_0": [n for n, r in mixed.items() if r["delta_rare_class_recall"][1] > 0],
             "synthetic_only_auc_ge_0.85": [n for n, r in only.items() if r["auc"][0] >= 0.85],
@@ -197,7 +198,7 @@ def main() -> None:
     result = {
         "benchmark": "utility_breastmnist",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads, "gpu": torch.cuda.is_available()},
         "versions": versions(),
         "synthetic": {

@@ -46,7 +46,7 @@ import platform
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ from genrad.evaluation.utility import (
 from genrad.provenance import versions, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_breastmnist import CpuBudget  # noqa: E402
+from train_breastmnist import CpuBudget
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pneumoniamnist.npz"
 SCENARIOS = ("rare", "scarce", "full")
@@ -101,7 +101,7 @@ POOL_MARGIN = 1.5
 
 def log(message: str) -> None:
     """One plain progress line on stderr (the JSON result goes to stdout)."""
-    print(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {message}", file=sys.stderr, flush=True)
+    print(f"{datetime.now(UTC).isoformat(timespec='seconds')} {message}", file=sys.stderr, flush=True)
 
 
 def scenario_indices(labels: np.ndarray, scenario: str, num_classes: int) -> np.ndarray:
@@ -400,7 +400,7 @@ def main() -> None:
     started = time.perf_counter()
     result = run_scenario(load(args.data), args.scenario, args)
     result.update(benchmark="utility_pneumoniamnist", command=" ".join(["python", *sys.argv]),
-                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  date=datetime.now(UTC).isoformat(timespec="seconds"),
                   machine={"platform": platform.platform(), "threads": 1}, versions=versions(),
                   wall_seconds=round(time.perf_counter() - started, 1))
     print(json.dumps(result, indent=2))

@@ -46,7 +46,7 @@ import platform
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ from genrad.evaluation.utility import (
 from genrad.provenance import versions, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_breastmnist import DEFAULT_DATA, CpuBudget  # noqa: E402
+from train_breastmnist import DEFAULT_DATA, CpuBudget
 
 GENERATORS = ("diffusion", "vae", "gan")
 """The presets trained on each fold (`genrad.models.presets`)."""
@@ -289,7 +289,7 @@ def main() -> None:
         selection = select(cohort.train, cohort.val, cohort.class_names, args)
         write_json(selection_path, selection)
     result: dict[str, Any] = {"benchmark": "utility_selection", "command": " ".join(["python", *sys.argv]),
-                              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                              "date": datetime.now(UTC).isoformat(timespec="seconds"),
                               "machine": {"platform": platform.platform(), "threads": args.threads}, "versions": versions(),
                               "selection": selection, "frozen_arm": selection["frozen"]["arm"]}
     if args.test:

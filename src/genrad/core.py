@@ -69,11 +69,3 @@ def tensors_to_bytes(tensors: Mapping[str, torch.Tensor]) -> bytes:
 
     return save_safetensors_bytes({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
 
-
-def store_arguments(instance: object, arguments: Mapping[str, object]) -> None:
-    """Keep each constructor argument as an attribute of the same name (scikit-learn's convention: the
-    constructor stores, `fit` learns). Call first in ``__init__`` as ``store_arguments(self, locals())``;
-    ``**options`` meant for a base class are left to it."""
-    for name, value in arguments.items():
-        if name not in ("self", "__class__", "options"):
-            setattr(instance, name, value)

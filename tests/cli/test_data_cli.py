@@ -12,7 +12,7 @@ from PIL import Image
 
 
 def files_under(folder: Path) -> set[Path]:
-    return {p for p in folder.rglob("*")}
+    return set(folder.rglob("*"))
 
 
 def assert_input_error(args: list[str], genrad_cli, folder: Path, *must_contain: str) -> str:

@@ -53,7 +53,7 @@ def test_conventions_and_provenance(phantom):
     assert phantom.spacing == pytest.approx((FIELD_OF_VIEW_MM / 28,) * 2)
     for split in phantom.splits.values():
         assert split.images.dtype == np.float32 and split.images.shape[1:] == (1, 28, 28)
-        assert 0.0 <= split.images.min() and split.images.max() <= 1.0
+        assert split.images.min() >= 0.0 and split.images.max() <= 1.0
         # quantised to 8-bit levels, like MedMNIST
         assert np.array_equal(np.rint(split.images * 255) / np.float32(255), split.images)
         assert list(split.clinical.columns) == ["age", "sex", "lesion_diameter_mm", "tumor_marker_u_ml"]

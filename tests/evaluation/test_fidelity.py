@@ -54,7 +54,8 @@ def reports(phantom_features: dict[str, pd.DataFrame]) -> dict[str, dict]:
 
 def test_report_has_every_metric_with_interval_and_real_floor(reports: dict[str, dict]) -> None:
     report = reports["same"]
-    assert {"frd", "frd_per_class", "kid", "precision", "recall", "density", "coverage", "alpha_precision", "beta_recall", "c2st_auc", "features"} <= set(report)
+    assert {"frd", "frd_per_class", "kid", "precision", "recall", "density", "coverage", "alpha_precision", "beta_recall", "c2st_auc",
+            "features"} <= set(report)
     for name in METRICS:
         entry = report[name]
         assert set(entry) == {"value", "ci", "real_floor"}, name
@@ -78,7 +79,8 @@ def test_every_interval_lies_inside_its_metric_range(reports: dict[str, dict]) -
 
 
 def test_same_seed_gives_the_same_report(phantom_features: dict[str, pd.DataFrame], reports: dict[str, dict]) -> None:
-    again = fidelity(phantom_features["real"], phantom_features["same"], floor_real=phantom_features["real_train"], n_bootstrap=20, seed=0, class_names=("cyst", "benign", "malignant"))
+    again = fidelity(phantom_features["real"], phantom_features["same"], floor_real=phantom_features["real_train"], n_bootstrap=20,
+                     seed=0, class_names=("cyst", "benign", "malignant"))
     assert json.dumps(again, sort_keys=True) == json.dumps(reports["same"], sort_keys=True)
 
 

@@ -37,7 +37,8 @@ def test_writes_fidelity_json_and_per_sample_scores(files: dict[str, Path], caps
     out = files["folder"] / "out"
     _run(["evaluate", "fidelity", "--real", str(files["real"]), "--synthetic", str(files["synthetic"]), "--out", str(out), *FAST])
     report = json.loads((out / "fidelity.json").read_text())
-    for key in ("frd", "frd_per_class", "kid", "precision", "recall", "density", "coverage", "alpha_precision", "beta_recall", "c2st_auc", "features"):
+    for key in ("frd", "frd_per_class", "kid", "precision", "recall", "density", "coverage", "alpha_precision", "beta_recall",
+                "c2st_auc", "features"):
         assert key in report
     assert set(report["frd"]) == {"value", "ci", "real_floor"}
     assert report["provenance"]["sources"]["real"]["floor_split"] == "train"

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("frd_score")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from frd_agreement import compare  # noqa: E402
+from frd_agreement import compare
 
 
 def test_frd_agrees_with_frd_score_on_breastmnist_subsets(breastmnist_path: Path, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from genrad.evaluation.defects import DEFECTS, inject
 from genrad.evaluation.qa import DIRECTIONS, SampleQA, TailCalibrator, calibration_rank
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from hallucination import blur_check, evaluate  # noqa: E402  (the benchmark's own measurements)
+from hallucination import blur_check, evaluate
 
 
 @pytest.fixture(scope="module")

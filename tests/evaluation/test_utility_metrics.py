@@ -75,7 +75,7 @@ def test_bad_inputs_are_named() -> None:
         roc_auc(np.zeros(3, dtype=np.int64), np.full((4, 2), 0.5))
     with pytest.raises(InputError, match="at least two classes"):
         roc_auc(np.zeros(4, dtype=np.int64), np.full((4, 2), 0.5))
-    with pytest.raises(InputError, match="labels in 0..1"):
+    with pytest.raises(InputError, match=r"labels in 0..1"):
         classification_metrics(np.array([0, 2]), np.full((2, 2), 0.5))
 
 

@@ -61,7 +61,7 @@ def test_samples_are_recognised_as_their_class_on_the_phantom(family: str) -> No
     assert accuracy >= 0.6
 
 
-def per_class_accuracy_of_real(cohort) -> float:  # noqa: ANN001 - a Cohort
+def per_class_accuracy_of_real(cohort) -> float:
     classifier = LogisticRegression(max_iter=2000, C=0.1).fit(cohort.train.images.reshape(len(cohort.train), -1), cohort.train.labels)
     predicted = classifier.predict(cohort.test.images.reshape(len(cohort.test), -1))
     return float(np.mean([(predicted[cohort.test.labels == k] == k).mean() for k in range(cohort.num_classes)]))

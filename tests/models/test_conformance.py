@@ -128,7 +128,7 @@ def test_bad_arguments_name_the_class(family: str, fitted: Generator) -> None:
         tiny(family).sample(1)
     with pytest.raises(InputError, match=name):
         tiny(family, spatial_dims=4)
-    with pytest.raises(InputError, match="labels in 0..0"):
+    with pytest.raises(InputError, match=r"labels in 0..0"):
         fit(type(fitted).from_config({**fitted.config, "num_classes": 1}), toy_split(), max_steps=1, progress=False)
     with pytest.raises(InputError, match="3D images"):
         fit(tiny(family, spatial_dims=3), toy_split(), max_steps=1, progress=False)

@@ -138,7 +138,8 @@ def test_min_snr_weights_follow_hang_et_al_and_change_training() -> None:
     expected = torch.minimum(snr, torch.tensor(5.0)) / (snr + 1)
     assert torch.allclose(weighted._loss_weights(timesteps, weighted._noise_scheduler()), expected)
     all_snr = weighted._noise_scheduler().alphas_cumprod / (1 - weighted._noise_scheduler().alphas_cumprod)
-    weights = weighted._loss_weights(torch.arange(1000), weighted._noise_scheduler())  # peaks at gamma / (gamma + 1) where SNR crosses gamma
+    # peaks at gamma / (gamma + 1) where SNR crosses gamma
+    weights = weighted._loss_weights(torch.arange(1000), weighted._noise_scheduler())
     assert float(weights.max()) <= 5 / 6 + 1e-6 and int(weights.argmax()) == int((all_snr - 5.0).abs().argmin())
     first = plain.fit(toy_split(), max_steps=2, progress=False).sample(2, generator=torch.Generator().manual_seed(0))
     second = weighted.fit(toy_split(), max_steps=2, progress=False).sample(2, generator=torch.Generator().manual_seed(0))

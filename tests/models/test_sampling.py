@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from conftest import toy_split
@@ -54,7 +56,7 @@ def test_dpm_solver_timesteps_are_strictly_decreasing_and_end_at_zero() -> None:
         solver.set_timesteps(steps)
         grid = solver.timesteps.tolist() + [0]
         assert len(solver.timesteps) == steps and grid[0] == T - 1
-        assert all(a > b for a, b in zip(grid, grid[1:], strict=False)) or steps == 1
+        assert all(a > b for a, b in itertools.pairwise(grid)) or steps == 1
 
 
 def test_a_trained_model_samples_with_the_solver_deterministically_and_checks_it() -> None:

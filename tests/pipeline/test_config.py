@@ -63,7 +63,7 @@ def test_intensity_bounds_are_the_maps_own() -> None:
         if accepted:
             assert parse_config(payload, source="test").train.intensity == IntensityMap(**intensity).as_dict()
         else:
-            with pytest.raises(InputError, match="train.intensity"):
+            with pytest.raises(InputError, match=r"train.intensity"):
                 parse_config(payload, source="test")
 
 

@@ -45,7 +45,7 @@ def test_cache_returns_the_stored_table_and_resumes(images: np.ndarray, tmp_path
     real_chunk = extract_module.extract_chunk
     calls: list[int] = []
 
-    def interrupted(engine, chunk, *args):  # noqa: ANN001, ANN202
+    def interrupted(engine, chunk, *args):
         calls.append(len(chunk))
         if len(calls) == 2:
             raise KeyboardInterrupt
@@ -56,7 +56,7 @@ def test_cache_returns_the_stored_table_and_resumes(images: np.ndarray, tmp_path
         extract(images, feature_set="fast", engine="pyradiomics", cache_dir=tmp_path, progress=False)
     assert not list(tmp_path.glob("*.parquet"))  # no partial output under the final name
 
-    def counted(engine, chunk, *args):  # noqa: ANN001, ANN202
+    def counted(engine, chunk, *args):
         calls.append(len(chunk))
         return real_chunk(engine, chunk, *args)
 

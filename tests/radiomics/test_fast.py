@@ -110,7 +110,7 @@ def test_all_texture_classes_with_all_features(breastmnist_images: np.ndarray) -
     every = FeatureSet(
         name="every",
         image_types={"Original": {}},
-        feature_classes={name: None for name in ALL_FEATURES},
+        feature_classes=dict.fromkeys(ALL_FEATURES),
         settings_2d={"binWidth": 25, "force2D": True, "label": 1},
     )
     images = breastmnist_images[:5]

@@ -8,14 +8,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-from genrad.data import Cohort  # noqa: E402
-from genrad.data.phantom import make_phantom  # noqa: E402
-from genrad.synthesis.layout import RunLayout  # noqa: E402
+from genrad.data import Cohort
+from genrad.data.phantom import make_phantom
+from genrad.synthesis.layout import RunLayout
 
 
 def _features(images: np.ndarray, labels: np.ndarray, contrast_scale: float) -> pd.DataFrame:

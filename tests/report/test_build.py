@@ -56,7 +56,7 @@ def test_missing_run_directory_is_bad_input(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists()
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "config.json").write_text("{}")
-    with pytest.raises(InputError, match="found no run.json"):  # a folder that is not a run has no report
+    with pytest.raises(InputError, match=r"found no run.json"):  # a folder that is not a run has no report
         build(tmp_path / "train")
     assert not (tmp_path / "train" / "report.html").exists()
 

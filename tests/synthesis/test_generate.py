@@ -260,7 +260,8 @@ def test_the_sampling_time_is_estimated_before_sampling_without_changing_the_byt
 
     slow = ToyGenerator(delay=0.25)  # 0.25 s per call: a 32-image probe samples 128 images/s
     line = sampling_estimate(slow, 128 * 60, batch_size=250)
-    assert re.fullmatch(r"sampling 7680 images: about (0\.9|1\.0) min at 1[12]\d\.\d images/s per worker \(1 worker; timed on 32 images\)", line)
+    assert re.fullmatch(r"sampling 7680 images: about (0\.9|1\.0) min at 1[12]\d\.\d images/s per worker "
+                        r"\(1 worker; timed on 32 images\)", line)
     assert re.search(r"about 0\.[45] min", sampling_estimate(slow, 128 * 60, workers=2))
     quiet = generate(ToyGenerator(), per_class={0: 40}, out=tmp_path / "quiet", seed=3, progress=False)
     assert "sampling 40 images: about" not in capsys.readouterr().err

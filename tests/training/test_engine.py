@@ -67,7 +67,7 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     recorded = json.loads((tmp_path / STATE).read_text())
     del recorded["files"][WEIGHTS]
     (tmp_path / STATE).write_text(json.dumps(recorded))
-    with pytest.raises(InputError, match="no SHA-256|none recorded"):
+    with pytest.raises(InputError, match=r"no SHA-256|none recorded"):
         load_checkpoint(tmp_path)
 
 
@@ -155,7 +155,7 @@ def test_budgets_callbacks_and_outputs(tmp_path: Path) -> None:
 
 
 def test_interrupt_checkpoints_then_raises(tmp_path: Path) -> None:
-    def interrupt(info):  # noqa: ANN001, ANN202 - a callback
+    def interrupt(info):
         if info.step == 2:
             os.kill(os.getpid(), signal.SIGINT)
 

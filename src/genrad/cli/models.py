@@ -114,7 +114,7 @@ def sample(
     label: int | None = typer.Option(None, "--label", help="Generate this class only (default: the training class mix)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same bytes."),
     guidance_scale: float | None = typer.Option(None, "--guidance-scale",
-                                                help="Diffusion only: classifier-free guidance weight of the sampler (default: the run's)."),
+                                                help="Diffusion only: classifier-free guidance weight (default: the run's)."),
     steps: int | None = typer.Option(None, "--steps", help="Diffusion only: sampling steps (default: the model's)."),
     teacher: bool = typer.Option(False, "--teacher", help="Sample with the run's own model even when it has a distilled student."),
 ) -> None:

@@ -347,7 +347,7 @@ def _convert_channels(pixels: np.ndarray, channels: int, file: Path) -> np.ndarr
 
 
 def _target_shape(size: int | Sequence[int], dims: int) -> tuple[int, ...]:
-    target = (int(size),) * dims if np.isscalar(size) else tuple(int(s) for s in size)  # type: ignore[arg-type]
+    target = (int(size),) * dims if np.isscalar(size) else tuple(int(s) for s in size)
     if len(target) != dims or min(target) < MIN_SPATIAL_SIZE:
         raise InputError(f"size: one int or {dims} ints >= {MIN_SPATIAL_SIZE}", repr(size), "e.g. size=64")
     return target

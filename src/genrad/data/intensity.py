@@ -60,7 +60,7 @@ def normalise_intensity(
             method = "uint8"
         else:
             lo, hi = _range(splits, 0.0, 100.0)
-            method = "none" if all(a.dtype.kind == "f" for a in splits.values()) and 0 <= lo and hi <= 1 else "minmax"
+            method = "none" if all(a.dtype.kind == "f" for a in splits.values()) and lo >= 0 and hi <= 1 else "minmax"
     record: dict[str, Any] = {"intensity": method, "source_dtype": sorted(dtypes)}
     if method == "uint8":
         if dtypes != {"uint8"}:

@@ -164,7 +164,7 @@ def _check_arguments(
 
 def _class_counts(n: int, rare_fraction: float) -> list[int]:
     n_rare = int(np.floor(n * rare_fraction))
-    n_cyst = int(round((n - n_rare) * _COMMON_SHARE["cyst"]))
+    n_cyst = round((n - n_rare) * _COMMON_SHARE["cyst"])
     return [n_cyst, n - n_rare - n_cyst, n_rare]
 
 
@@ -245,7 +245,7 @@ def _render(
         expand = (slice(None),) + (None,) * dims
 
         def column(name: str) -> np.ndarray:
-            return rows[name].to_numpy(np.float32)[expand]
+            return rows[name].to_numpy(np.float32)[expand]  # noqa: B023 - called within this iteration only
 
         centres = np.stack([rows[f"center_{a}"].to_numpy(np.float32) for a in axes], 1)
         offset = grid[None] - centres.reshape(b, dims, *(1,) * dims)

@@ -25,7 +25,7 @@ def stratified_split(
         members = rng.permutation(np.flatnonzero(labels == k))
         start = 0
         for name in names[:0:-1]:
-            take = max(1, int(round(fractions[name] * len(members))))
+            take = max(1, round(fractions[name] * len(members)))
             parts[name].append(members[start : start + take])
             start += take
         if start >= len(members):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrad.core import store_arguments
 from genrad.evaluation.prdc import chunked_distances, knn_radii
 from genrad.evaluation.stats import (
     Reservoir,
@@ -122,7 +121,11 @@ class AlphaPrecisionBetaRecall:
     def __init__(
         self, reference: np.ndarray, *, n_steps: int = 30, k: int = 1, max_samples: int = 10_000, seed: int = 0
     ) -> None:
-        store_arguments(self, locals())
+        self.reference = reference
+        self.n_steps = n_steps
+        self.k = k
+        self.max_samples = max_samples
+        self.seed = seed
         real = drop_nan_rows(as_matrix(reference, name="reference"))
         self.scaler_ = Standardizer().fit(real)
         self.grid_ = np.linspace(0.0, 1.0, n_steps)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from monai.networks.nets import Regressor
 
-from genrad.core import make_generator, seeded_init, store_arguments
+from genrad.core import make_generator, seeded_init
 from genrad.errors import InputError, NotFittedError
 
 
@@ -44,7 +44,15 @@ class ContrastiveEmbedding:
         noise: float = 0.05,
         seed: int = 0,
     ) -> None:
-        store_arguments(self, locals())
+        self.latent_dim = latent_dim
+        self.channels = channels
+        self.steps = steps
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.temperature = temperature
+        self.max_shift = max_shift
+        self.noise = noise
+        self.seed = seed
 
     @property
     def config(self) -> dict[str, object]:

@@ -162,7 +162,7 @@ def fidelity(
     check_settings(n_bootstrap=n_bootstrap, confidence=confidence, k=k, max_samples=max_samples)
     if class_mix not in CLASS_MIXES:
         raise InputError(f"class_mix one of {CLASS_MIXES}", repr(class_mix), 'pass "reference" or "as_given"', source="fidelity")
-    options = {"feature_set": feature_set, "engine": engine, "workers": workers}
+    options: dict[str, Any] = {"feature_set": feature_set, "engine": engine, "workers": workers}
     real_t = feature_table(real, name="real", **options)
     synthetic_t = _aligned(feature_table(synthetic, name="synthetic", **options), real_t.names, "synthetic")
     floor_t = None if floor_real is None else _aligned(feature_table(floor_real, name="floor_real", **options), real_t.names, "floor_real")
@@ -181,7 +181,8 @@ def fidelity(
         for name in METRICS
     }
     result["frd_per_class"] = _frd_per_class(
-        real_t, synthetic_t, floor_t, n_bootstrap=n_bootstrap, rng=rng, confidence=confidence, max_samples=max_samples, class_names=class_names
+        real_t, synthetic_t, floor_t, n_bootstrap=n_bootstrap, rng=rng, confidence=confidence,
+        max_samples=max_samples, class_names=class_names
     )
     result["features"] = _features_entry(main, floor, confidence)
     result["provenance"] = {

@@ -78,7 +78,7 @@ def _evaluate_fidelity(
 ) -> dict[str, Any]:
     from genrad.evaluation.fidelity import feature_table, fidelity
 
-    options = {"feature_set": feature_set, "engine": engine, "workers": workers}
+    options: dict[str, Any] = {"feature_set": feature_set, "engine": engine, "workers": workers}
     cache = out / FEATURE_CACHE
     real_t = feature_table(real, name="real", cache_dir=cache, **options)
     synthetic_t = feature_table(synthetic, name="synthetic", cache_dir=cache, **options)

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from genrad.core import store_arguments
 from genrad.evaluation.stats import (
     Reservoir,
     Standardizer,
@@ -100,7 +99,10 @@ class PRDC:
     """
 
     def __init__(self, reference: np.ndarray, *, k: int = 5, max_samples: int = 10_000, seed: int = 0) -> None:
-        store_arguments(self, locals())
+        self.reference = reference
+        self.k = k
+        self.max_samples = max_samples
+        self.seed = seed
         real = drop_nan_rows(as_matrix(reference, name="reference"))
         self.scaler_ = Standardizer().fit(real)
         self.real_ = self.scaler_.transform(real)

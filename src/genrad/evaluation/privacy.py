@@ -57,7 +57,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from genrad.core import store_arguments
 from genrad.errors import InputError, NotFittedError
 from genrad.evaluation.embedding import ContrastiveEmbedding
 from genrad.evaluation.stats import percentile_interval, rank_auc
@@ -243,7 +242,10 @@ class PixelSpace:
     name = "pixel"
 
     def __init__(self, max_shift: int = 2, flip: bool = True, max_side: int = 64, smooth: float = 1.0) -> None:
-        store_arguments(self, locals())
+        self.max_shift = max_shift
+        self.flip = flip
+        self.max_side = max_side
+        self.smooth = smooth
 
     def fit(self, train: torch.Tensor) -> PixelSpace:
         spatial = working_resolution(train[:1], self.max_side).shape[2:]
@@ -403,7 +405,19 @@ class PrivacyAudit:
         confidence: float = 0.95,
         seed: int = 0,
     ) -> None:
-        store_arguments(self, locals())
+        self.quantile = quantile
+        self.specificity_quantile = specificity_quantile
+        self.duplicate_ncc = duplicate_ncc
+        self.max_shift = max_shift
+        self.flip = flip
+        self.max_side = max_side
+        self.smooth = smooth
+        self.embedding = embedding
+        self.radiomics_feature_set = radiomics_feature_set
+        self.top_k = top_k
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.seed = seed
         self.features = tuple(features)
 
     @property

@@ -59,7 +59,6 @@ from scipy.ndimage import gaussian_filter, uniform_filter, uniform_filter1d
 from scipy.stats import beta
 from threadpoolctl import threadpool_limits
 
-from genrad.core import store_arguments
 from genrad.errors import InputError, NotFittedError
 from genrad.evaluation.prdc import chunked_distances
 from genrad.evaluation.stats import Standardizer, subsample
@@ -219,7 +218,14 @@ class SampleQA:
         max_reference: int = 5000,
         seed: int = 0,
     ) -> None:
-        store_arguments(self, locals())
+        self.false_flag_rate = false_flag_rate
+        self.guarantee = guarantee
+        self.k = k
+        self.feature_set = feature_set
+        self.engine = engine
+        self.workers = workers
+        self.max_reference = max_reference
+        self.seed = seed
 
     def check_settings(self) -> SampleQA:
         """Refuse invalid settings before any work (`fit` calls it too)."""

@@ -344,7 +344,7 @@ def synthetic_counts(real_counts: np.ndarray, base: np.ndarray, multiple: float,
     Plain: the real class ratio. Balanced: water-filling onto ``base`` (the real images the arm
     already holds per class), so the rarest classes are topped up first toward equal counts.
     """
-    total = int(round(multiple * (real_counts[real_counts > 0].min() if per_rare else real_counts.sum())))
+    total = round(multiple * (real_counts[real_counts > 0].min() if per_rare else real_counts.sum()))
     if not balanced:
         return _largest_remainder(real_counts / real_counts.sum() * total, total)
     order = np.sort(base.astype(np.float64))
@@ -675,7 +675,8 @@ def plot_scaling(payload: Mapping[str, Any], path: str | Path) -> Path:
     from genrad.provenance import atomic_path
 
     rare = payload["rare_class"]
-    panels = (("auc", "AUC"), ("balanced_accuracy", "balanced accuracy"), ("rare_class_recall", f"recall, class {payload['class_names'][rare]} (rare)"))
+    panels = (("auc", "AUC"), ("balanced_accuracy", "balanced accuracy"),
+              ("rare_class_recall", f"recall, class {payload['class_names'][rare]} (rare)"))
     arms = payload["arms"]
     figure = Figure(figsize=(15, 4.4), layout="constrained")
     for axis, (metric, title) in zip(figure.subplots(1, len(panels)), panels):
@@ -1017,7 +1018,8 @@ def _recipe(real: Cohort, recipe: Mapping[str, Any] | None) -> dict[str, Any]:
             spatial_dims=real.spatial_dims, in_channels=real.image_shape[0], num_classes=real.num_classes, **overrides
         )
     except TypeError as error:
-        raise InputError("Classifier training arguments", str(error), "use layers, channels, lr, weight_decay, batch_size, max_steps, eval_every, patience") from None
+        raise InputError("Classifier training arguments", str(error),
+                         "use layers, channels, lr, weight_decay, batch_size, max_steps, eval_every, patience") from None
     config = classifier.config
     for key in ("class_weight", "augment"):
         config.pop(key)

@@ -86,6 +86,47 @@ class Generator(Persistent):
                              error.fix.replace("GeneratorOptions", name), argument=error.argument) from None
         check(type(self).__name__, self._argument_checks())
 
+    # ------------------------------------------------------------------ the shared options, read as attributes
+    @property
+    def num_classes(self) -> int:
+        return self.options.num_classes
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.options.spatial_dims
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        return self.options.covariates
+
+    @property
+    def image_size(self) -> int | None:
+        return self.options.image_size
+
+    @property
+    def channels(self) -> tuple[int, ...] | None:
+        return self.options.channels
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
+
+    @property
+    def learning_rate(self) -> float:
+        return self.options.learning_rate
+
+    @property
+    def ema_decay(self) -> float | None:
+        return self.options.ema_decay
+
+    @property
+    def precision(self) -> str:
+        return self.options.precision
+
+    @property
+    def intensity(self) -> IntensityMap | str:
+        return self.options.intensity
+
     # ------------------------------------------------------------------ configuration
     @classmethod
     def _own_arguments(cls) -> list[str]:
@@ -310,9 +351,6 @@ class Generator(Persistent):
         """Model-space samples ``(len(labels), *net_shape_)`` in about ``[-1, 1]`` for these conditions."""
         raise NotImplementedError
 
-
-for _name in GeneratorOptions.names():  # the shared options read as attributes: model.batch_size, model.intensity ...
-    setattr(Generator, _name, property(lambda self, name=_name: getattr(self.options, name)))
 
 
 class LatentGenerator(Generator):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from monai.networks.nets import DiffusionModelUNet
@@ -37,7 +37,7 @@ from monai.networks.schedulers import DDPMScheduler
 from torch import nn
 from torch.optim import AdamW, Optimizer
 
-from genrad.core import native_bf16, store_arguments
+from genrad.core import native_bf16
 from genrad.errors import InputError, is_int, is_number
 from genrad.models.base import Batch, Generator
 from genrad.models.blocks import ConditionEmbedding
@@ -104,8 +104,8 @@ class Diffusion(Generator):
 
     family = "diffusion"
     default_steps = 5000
-    option_defaults = {"learning_rate": 5e-4}
-    earlier_defaults = {**Generator.earlier_defaults, "noise_schedule": "scaled_linear"}
+    option_defaults: ClassVar[dict[str, Any]] = {"learning_rate": 5e-4}
+    earlier_defaults: ClassVar[dict[str, Any]] = {**Generator.earlier_defaults, "noise_schedule": "scaled_linear"}
     ema_networks = ("unet",)
     sampling_settings = ("num_inference_steps", "solver", "sampling_precision", "sampling_eta", "guidance_scale", "guidance_interval")
 
@@ -128,7 +128,18 @@ class Diffusion(Generator):
         distilled_from: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
-        store_arguments(self, locals())
+        self.num_res_blocks = num_res_blocks
+        self.scheduler = scheduler
+        self.num_train_timesteps = num_train_timesteps
+        self.noise_schedule = noise_schedule
+        self.min_snr_gamma = min_snr_gamma
+        self.num_inference_steps = num_inference_steps
+        self.solver = solver
+        self.sampling_precision = sampling_precision
+        self.sampling_eta = sampling_eta
+        self.guidance_scale = guidance_scale
+        self.guide_step = guide_step
+        self.condition_dropout = condition_dropout
         self.guidance_interval = as_tuple(guidance_interval)
         self.distilled_from = None if distilled_from is None else dict(distilled_from)
         super().__init__(**options)
@@ -150,7 +161,8 @@ class Diffusion(Generator):
              f'solver None, or one of {SOLVERS} with scheduler "ddim"', self.solver),
             (self.sampling_precision in (*PRECISIONS, "auto"), f"sampling_precision one of {(*PRECISIONS, 'auto')}",
              self.sampling_precision),
-            (is_number(self.sampling_eta) and (self.sampling_eta == 0.0 or (self.sampling_solver() == "ddim" and 0.0 < self.sampling_eta <= 1.0)),
+            (is_number(self.sampling_eta)
+             and (self.sampling_eta == 0.0 or (self.sampling_solver() == "ddim" and 0.0 < self.sampling_eta <= 1.0)),
              'sampling_eta 0, or in (0, 1] with the "ddim" solver', self.sampling_eta),
             (is_number(self.guidance_scale) and self.guidance_scale >= 0, "guidance_scale >= 0", self.guidance_scale),
             (isinstance(self.guidance_interval, tuple) and len(self.guidance_interval) == 2
@@ -159,7 +171,8 @@ class Diffusion(Generator):
              "guidance_interval (low, high) with 0 <= low < high <= 1", self.guidance_interval),
             (self.guide_step is None or (is_int(self.guide_step) and self.guide_step >= 1),
              "guide_step None or an int >= 1", self.guide_step),
-            (is_number(self.condition_dropout) and 0.0 <= self.condition_dropout < 1.0, "condition_dropout in [0, 1)", self.condition_dropout),
+            (is_number(self.condition_dropout) and 0.0 <= self.condition_dropout < 1.0, "condition_dropout in [0, 1)",
+             self.condition_dropout),
             (self.distilled_from is None or isinstance(self.distilled_from.get("model_hash"), str),
              "distilled_from None, or the teacher record of genrad.training.distill_guidance", self.distilled_from),
         ]

@@ -26,7 +26,6 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.optim import Adam, Optimizer
 
-from genrad.core import store_arguments
 from genrad.errors import is_number
 from genrad.models.base import Batch, LatentGenerator
 from genrad.models.blocks import (
@@ -161,7 +160,8 @@ class GAN(LatentGenerator):
     ema_networks = ("generator",)
 
     def __init__(self, *, augment: bool = True, discriminator_learning_rate: float = 2e-4, **options: Any) -> None:
-        store_arguments(self, locals())
+        self.augment = augment
+        self.discriminator_learning_rate = discriminator_learning_rate
         super().__init__(**options)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:

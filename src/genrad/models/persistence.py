@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -23,6 +24,25 @@ if TYPE_CHECKING:
 
 class Persistent:
     """`save` / `load` of a `Generator` (see the module docstring)."""
+
+    if TYPE_CHECKING:  # what `Generator` provides
+        family: ClassVar[str]
+        registry: ClassVar[dict[str, type[Generator]]]
+        preset_: dict[str, Any] | None
+        networks_: nn.ModuleDict
+        ema_: Any
+        intensity_: IntensityMap
+
+        @property
+        def config(self) -> dict[str, Any]: ...
+        @property
+        def num_classes(self) -> int: ...
+        @property
+        def covariates(self) -> tuple[str, ...]: ...
+        @property
+        def intensity(self) -> IntensityMap | str: ...
+        _check_fitted: Callable[..., None]
+        _build: Callable[..., None]
 
     def fitted_state(self) -> dict[str, Any]:
         """What the model learned from the data besides weights (goes into ``config.json``)."""

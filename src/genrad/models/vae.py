@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.optim import Adam, Optimizer
 
-from genrad.core import store_arguments
 from genrad.errors import is_int, is_number
 from genrad.models.base import Batch, LatentGenerator
 from genrad.models.blocks import (
@@ -133,10 +132,10 @@ class VAE(LatentGenerator):
 
     family = "vae"
     default_steps = 3000
-    option_defaults = {"learning_rate": 1e-3, "ema_decay": 0.995}
+    option_defaults: ClassVar[dict[str, Any]] = {"learning_rate": 1e-3, "ema_decay": 0.995}
     ema_networks = ("vae",)
     private_networks = ("vae",)
-    private_settings = {"latent_prior": "standard"}
+    private_settings: ClassVar[dict[str, Any]] = {"latent_prior": "standard"}
     """The class-Gaussian prior is fitted to the training images' latents outside DP-SGD."""
 
     def __init__(
@@ -148,7 +147,10 @@ class VAE(LatentGenerator):
         temperature: float = 1.0,
         **options: Any,
     ) -> None:
-        store_arguments(self, locals())
+        self.decoder_sigma = decoder_sigma
+        self.kl_warmup_steps = kl_warmup_steps
+        self.latent_prior = latent_prior
+        self.temperature = temperature
         super().__init__(**options)
 
     def _argument_checks(self) -> list[tuple[bool, str, Any]]:

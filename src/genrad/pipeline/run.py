@@ -32,7 +32,7 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
     layout = RunLayout(Path(out))
     cohort = load(config.data.path, intensity=config.data.intensity)
     for split in (config.data.train_split, config.data.val_split, config.data.test_split):
-        cohort[split]  # noqa: B018 - fails early, with the fix, when a split is missing
+        cohort[split]
     layout.root.mkdir(parents=True, exist_ok=True)
     data_hash = cohort.content_hash()
     choice = model_choice(config, len(cohort[config.data.train_split]))
@@ -119,7 +119,7 @@ def _write_run_record(layout: RunLayout, config: RunConfig, data_hash: str, *, s
         {
             "genrad_version": __version__,
             "status": status,
-            "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "config": config.model_dump(mode="json"),
             "model_choice": choice,
             "seed": config.seed,

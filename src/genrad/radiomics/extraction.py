@@ -193,9 +193,8 @@ def _part_path(cache: Path, bounds: tuple[int, int]) -> Path:
 
 
 def _save_part(cache: Path, bounds: tuple[int, int], result: tuple[list[str], np.ndarray]) -> None:
-    with atomic_path(_part_path(cache, bounds)) as temp:
-        with open(temp, "wb") as handle:
-            np.savez(handle, names=np.array(result[0]), values=result[1])
+    with atomic_path(_part_path(cache, bounds)) as temp, open(temp, "wb") as handle:
+        np.savez(handle, names=np.array(result[0]), values=result[1])
 
 
 def _load_part(cache: Path, bounds: tuple[int, int]) -> tuple[list[str], np.ndarray] | None:

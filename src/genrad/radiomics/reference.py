@@ -56,9 +56,7 @@ def extract_one(
     output = extractor(feature_set, image.ndim).execute(sitk_image, sitk_mask)
     features: dict[str, float] = {}
     for name, value in output.items():
-        if not name.startswith("diagnostics_"):
-            features[name] = float(value)
-        elif feature_set.diagnostics and _is_number(value):
+        if not name.startswith("diagnostics_") or (feature_set.diagnostics and _is_number(value)):
             features[name] = float(value)
     return features
 

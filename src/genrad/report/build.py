@@ -60,7 +60,7 @@ def build(run_dir: str | Path, out: str | Path | None = None) -> Path:
         summary=summary,
         sections=sections,
         version=__version__,
-        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
     target = Path(out) if out is not None else layout.report_html
     with atomic_path(target) as temp:
@@ -187,7 +187,8 @@ def _features_section(layout: RunLayout, class_names: Sequence[str]) -> list[dic
         real.drop(columns="label"), synthetic.drop(columns="label"), real["label"].to_numpy(),
         synthetic["label"].to_numpy(), class_names,
     )
-    section["bullets"] = [v["text"] for v in verdicts] or ["No radiomic feature differs by more than half a real standard deviation in any class."]
+    section["bullets"] = [v["text"] for v in verdicts] or [
+        "No radiomic feature differs by more than half a real standard deviation in any class."]
     features = _most_divergent(real.drop(columns="label"), synthetic.drop(columns="label"))
     section["paragraphs"] = ["Real (blue) vs synthetic (red) distributions of the most divergent features, most divergent first."]
     section["figures"] = [{"src": figures.feature_distributions(real, synthetic, features), "caption": "Top divergent radiomic features."}]

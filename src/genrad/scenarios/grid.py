@@ -14,6 +14,7 @@ as the reference, so they need no entry.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ class Grid(BaseModel):
                 raise InputError(f"at least one severity for {name}", "an empty list", f"list severities, e.g. {name}: [0.1]")
             for severity in severities:
                 perturbation.check(severity)
-            if any(b <= a for a, b in zip(severities, severities[1:], strict=False)):
+            if any(b <= a for a, b in itertools.pairwise(severities)):
                 raise InputError(
                     f"{name} severities in strictly increasing order",
                     str(severities),
@@ -99,7 +100,7 @@ def parse_grid(payload: Any, *, source: str | None = None) -> Grid:
     try:
         return Grid(**payload)
     except InputError as error:
-        raise error.at(source) if source else error
+        raise (error.at(source) if source else error) from None
     except ValidationError as error:
         first = error.errors()[0]
         cause = first.get("ctx", {}).get("error")

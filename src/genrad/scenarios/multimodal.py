@@ -255,7 +255,7 @@ def cross_modal_link(
         classes, counts = np.unique(real_labels, return_counts=True)
         weights = {int(k): n / counts.sum() for k, n in zip(classes, counts, strict=True)}
     shuffled_covariates = shuffle_within_class(synthetic_covariates, synthetic_labels, seed=seed)
-    options = {"weights": weights, "method": method, "n_boot": n_boot}
+    options: dict[str, Any] = {"weights": weights, "method": method, "n_boot": n_boot}
     rows = []
     for covariate, feature in pairs:
         for name, table in ((covariate, real_covariates), (covariate, synthetic_covariates),
@@ -276,7 +276,8 @@ def cross_modal_link(
             seed=derive_seed(seed, "shuffled"), **options,
         )
         real_ci, synthetic_ci = percentile_interval(real_boot, CONFIDENCE), percentile_interval(synthetic_boot, CONFIDENCE)
-        difference_ci, control_ci = percentile_interval(synthetic_boot - real_boot, CONFIDENCE), percentile_interval(shuffled_boot - real_boot, CONFIDENCE)
+        difference_ci = percentile_interval(synthetic_boot - real_boot, CONFIDENCE)
+        control_ci = percentile_interval(shuffled_boot - real_boot, CONFIDENCE)
         rows.append({
             "covariate": covariate, "feature": feature,
             "r": r, "ci_low": real_ci[0], "ci_high": real_ci[1], "n_real": len(real_feature),
@@ -379,7 +380,8 @@ def multimodal_fidelity(
     synthetic_features = extract(synthetic, feature_set=feature_set, engine=engine, progress=progress)
     if pairs is None:
         chooser = real if select_on is None else select_on
-        chooser_features = real_features if select_on is None else extract(select_on, feature_set=feature_set, engine=engine, progress=progress)
+        chooser_features = (real_features if select_on is None
+                            else extract(select_on, feature_set=feature_set, engine=engine, progress=progress))
         pairs = strongest_pairs(chooser.clinical, chooser_features, covariates, labels=chooser.labels, method=method)
     link = cross_modal_link(
         real.clinical, real_features, synthetic.clinical, synthetic_features, pairs,

@@ -291,10 +291,11 @@ def stress(
     model_hash = _classifier_hash(model_dir)
     cache = CellCache(out / ".cells", content_key(model_hash, test.content_hash(), seed, n_boot))
     cells = evaluate_grid({"model": classifier}, test, grid, seed=seed, n_boot=n_boot, progress=progress, cache=cache)["model"]
-    provenance = dict(
-        versions=versions(), command="stress", grid=grid.model_dump(), seed=seed, quick=quick, n_boot=n_boot, split=split,
-        model_dir=str(model_dir), model_hash=model_hash, data=cohort.source, data_hash=test.content_hash(),
-    )
+    provenance = {
+        "versions": versions(), "command": "stress", "grid": grid.model_dump(), "seed": seed, "quick": quick, "n_boot": n_boot,
+        "split": split,
+        "model_dir": str(model_dir), "model_hash": model_hash, "data": cohort.source, "data_hash": test.content_hash(),
+    }
     write_stress_outputs(cells, out, provenance)
     return cells
 

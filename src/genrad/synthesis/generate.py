@@ -90,11 +90,11 @@ def generate(
     seed: int = 0,
     shard_size: int = 1000,
     batch_size: int = 250,
-    format: str = "npz",  # noqa: A002 - the documented argument name
+    format: str = "npz",
     backend: str = "local",
     workers: int = 1,
     address: str | None = None,
-    filter: Filter | None = None,  # noqa: A002 - the documented argument name
+    filter: Filter | None = None,
     clinical: bool = False,
     sampling: Mapping[str, Any] | None = None,
     student: bool = True,
@@ -160,7 +160,7 @@ def generate(
 def _generate(
     out: Path, model_or_run_dir: ModelSource, model: GeneratorLike, plan: SamplingPlan, cohort: Any,
     generation: dict[str, Any], merge: dict[str, Any], *, sampling: Mapping[str, Any], seed: int, shard_size: int,
-    batch_size: int, fmt: str, backend: str, workers: int, address: str | None, filter: Filter | None,  # noqa: A002
+    batch_size: int, fmt: str, backend: str, workers: int, address: str | None, filter: Filter | None,
     records: pd.DataFrame | None, progress: bool,
 ) -> SyntheticSet:
     """Sample the missing shards of `plan` into `out`, merge them and write the record (see `generate`)."""
@@ -279,7 +279,7 @@ def _merge(
     provenance: dict[str, Any],
     *,
     fmt: str,
-    filter: Filter | None,  # noqa: A002
+    filter: Filter | None,
     bar: Progress,
     records: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -329,7 +329,7 @@ def _merge(
     return manifest
 
 
-def _keep_mask(out: Path, task: ShardTask, filter: Filter | None) -> np.ndarray:  # noqa: A002
+def _keep_mask(out: Path, task: ShardTask, filter: Filter | None) -> np.ndarray:
     if filter is None:
         return np.ones(len(task), dtype=bool)
     images = read_shard_images(out, task).astype(np.float32) / np.float32(255)

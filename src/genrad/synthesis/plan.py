@@ -137,7 +137,7 @@ def make_plan(
     else:
         if not (isinstance(multiple, int | float) and np.isfinite(multiple) and multiple > 0):
             raise InputError("a positive multiple K", repr(multiple), "give --multiple 2 (or 0.5, 10, ...)")
-        counts = {k: int(round(multiple * n)) for k, n in real.items()}
+        counts = {k: round(multiple * n) for k, n in real.items()}
     order = sorted((k for k, n in counts.items() if n > 0), key=lambda k: (real[k] if real else 0, k))
     plan_counts = tuple((k, counts[k]) for k in order)
     if not plan_counts:

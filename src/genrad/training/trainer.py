@@ -195,7 +195,7 @@ class Trainer:
                     if math.isfinite(deadline):
                         status += f"  {max(deadline - time.perf_counter(), 0.0) / 60:.1f} min of the budget left"
                     bar.update(task, completed=self.step, status=status)
-                    requested = any([bool(callback(info)) for callback in callbacks])  # call every callback
+                    requested = any(bool(callback(info)) for callback in callbacks)  # call every callback
                     due = self.step % self.checkpoint_every == 0 or time.perf_counter() - last_checkpoint > 60 * self.checkpoint_minutes
                     stop = requested or interrupt.requested or self._done(max_steps, deadline)
                     if due and not stop:

@@ -54,4 +54,4 @@ def laplacian_of_gaussian(
             log_filter.SetNormalizeAcrossScale(True)
             log_filter.SetSigma(float(sigma))
             filtered[k] = sitk.GetArrayFromImage(log_filter.Execute(image))
-        yield "log-sigma-%s-mm-3D" % str(sigma).replace(".", "-"), filtered
+        yield f"log-sigma-{str(sigma).replace('.', '-')}-mm-3D", filtered

@@ -76,7 +76,8 @@ def resample_grid(
     )
 
 
-def crop_grid(shape: tuple[int, ...], spacing: tuple[float, ...], bbox_low: np.ndarray, bbox_size: np.ndarray, pad: int) -> tuple[Grid, ...]:
+def crop_grid(shape: tuple[int, ...], spacing: tuple[float, ...], bbox_low: np.ndarray, bbox_size: np.ndarray,
+              pad: int) -> tuple[Grid, ...]:
     """The grid of `cropToTumorMask` with padding: no interpolation, a crop around the bounding box."""
     low = np.maximum(bbox_low - pad, 0)
     high = np.minimum(bbox_low + bbox_size - 1 + pad, np.asarray(shape) - 1)
@@ -161,7 +162,7 @@ def _prefilter(length: int) -> np.ndarray:
         return c
     z = _POLE
     c *= (1.0 - z) * (1.0 - 1.0 / z)
-    horizon = int(math.ceil(math.log(_PREFILTER_TOLERANCE) / math.log(abs(z))))
+    horizon = math.ceil(math.log(_PREFILTER_TOLERANCE) / math.log(abs(z)))
     if horizon < length:
         zn, total = z, c[0].copy()
         for n in range(1, horizon):
