@@ -1,7 +1,7 @@
 """Robustness stress test on BreastMNIST, and the gain from scenario augmentation.
 
 For each seed, `genrad.scenarios.augment.augment` trains the utility protocol's classifier (MONAI
-ResNet-10, `genrad.evaluation.classifier.Classifier` defaults) twice with early stopping on the real
+ResNet-10, `genrad.evaluation.utility.classifier.Classifier` defaults) twice with early stopping on the real
 validation split: ``real`` (real training images only) and ``real+scenarios`` (real + `--copies`
 perturbed copies of the pool, each with a uniformly drawn cell of the default grid). The pool is the
 real training split or, with ``--synthetic PATH``, a genrad synthetic set (its ``synthetic.npz``).

@@ -39,6 +39,7 @@ import torch
 import genrad.models
 from genrad.cli.evaluate import synthetic_file
 from genrad.data import load
+from genrad.evaluation.stats import t_interval
 from genrad.evaluation.utility import (
     MULTIPLES,
     QUICK,
@@ -48,7 +49,6 @@ from genrad.evaluation.utility import (
     feasible_arms,
     keep_mask_from_manifest,
     synthetic_needed,
-    t_interval,
 )
 from genrad.provenance import versions, write_json
 

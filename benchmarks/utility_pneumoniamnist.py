@@ -10,7 +10,7 @@ pneumonia) and trains every generator on its own training images only:
 Per scenario, in this order (each step cached under ``OUT/<scenario>``, so a stopped run continues where it was):
 
 1. **Generators**: the diffusion preset trains for ``--generator-minutes`` of CPU time on each half of the
-   scenario's training split (`genrad.evaluation.selection.cross_validation_folds`) and for ``--final-minutes``
+   scenario's training split (`genrad.evaluation.utility.selection.cross_validation_folds`) and for ``--final-minutes``
    on all of it; each is distilled into its guidance student (`genrad.training.distill_guidance`,
    ``--distill-share`` of the teacher's minutes). ``--generators-only F`` trains one of them (``A``, ``B``,
    ``final``) and stops, so three processes can train them side by side.
@@ -58,7 +58,6 @@ import genrad.models
 from genrad.core import derive_seed
 from genrad.data import load
 from genrad.data.cohort import Cohort, Split
-from genrad.evaluation.selection import FOLDS, cross_validation_folds, select_recipe
 from genrad.evaluation.utility import (
     CLASSICAL_MODIFIERS,
     QUICK,
@@ -69,6 +68,7 @@ from genrad.evaluation.utility import (
     run_protocol,
     synthetic_needed,
 )
+from genrad.evaluation.utility.selection import FOLDS, cross_validation_folds, select_recipe
 from genrad.provenance import versions, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

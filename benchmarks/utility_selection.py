@@ -1,6 +1,6 @@
 """Choosing genrad's utility recipe on BreastMNIST inside the training split, then testing the frozen recipe once.
 
-Selection (``genrad.evaluation.selection``; the test split is never read):
+Selection (``genrad.evaluation.utility.selection``; the test split is never read):
 
 1. The train split is cut into the two stratified halves of `cross_validation_folds`; on each half every preset of
    `GENERATORS` (diffusion, and the VAE and GAN as controls) trains for ``--generator-minutes`` of CPU time
@@ -56,7 +56,6 @@ import torch
 import genrad.models
 from genrad.data import load
 from genrad.data.cohort import Cohort, Split
-from genrad.evaluation.selection import FOLDS, cross_validation_folds, select_recipe
 from genrad.evaluation.utility import (
     QUICK,
     Arm,
@@ -66,6 +65,7 @@ from genrad.evaluation.utility import (
     run_protocol,
     synthetic_needed,
 )
+from genrad.evaluation.utility.selection import FOLDS, cross_validation_folds, select_recipe
 from genrad.provenance import versions, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -14,7 +14,7 @@ from utility_toys import TINY, blob_cohort, blobs
 from genrad.data.cohort import Cohort
 from genrad.data.phantom import make_phantom
 from genrad.errors import InputError
-from genrad.evaluation import classifier as classifier_module
+from genrad.evaluation.stats import t_interval
 from genrad.evaluation.utility import (
     DEFAULT_STRATEGY,
     MULTIPLES,
@@ -35,9 +35,9 @@ from genrad.evaluation.utility import (
     run_protocol,
     synthetic_counts,
     synthetic_needed,
-    t_interval,
     utility_arms,
 )
+from genrad.evaluation.utility import classifier as classifier_module
 
 
 def test_arm_names_round_trip_and_bad_names_fail() -> None:
@@ -130,7 +130,7 @@ def test_test_subsets_score_the_same_classifiers_on_part_of_the_test_split(tmp_p
     """A subset (e.g. test images without a train twin) rescores the cached predictions: the whole split gives the
     full figures back, a part gives the metrics of those images alone, and a bad mask fails before training.
     Two worker processes give the same payload as one."""
-    from genrad.evaluation.classification import classification_metrics
+    from genrad.evaluation.utility.metrics import classification_metrics
 
     cohort = blob_cohort((30, 10))
     pool = blobs((80, 80), seed=3)
@@ -303,7 +303,7 @@ def _runs(cache, name, seeds):
 
 def test_recipe_selection_never_reads_the_test_split(tmp_path, one_torch_thread) -> None:
     """The selection sees only train and val: a cohort with another test split selects the same recipe."""
-    from genrad.evaluation.selection import cross_validation_folds, select_recipe
+    from genrad.evaluation.utility.selection import cross_validation_folds, select_recipe
 
     cohort = blob_cohort((40, 20))
     poisoned = Cohort(splits={**cohort.splits, "test": replace(blobs((15, 15), seed=99, name="test"),

@@ -11,8 +11,9 @@ import torch
 from utility_toys import TINY, blob_cohort, blobs
 
 from genrad.errors import InputError, NotFittedError
-from genrad.evaluation.classification import roc_auc
-from genrad.evaluation.classifier import Classifier
+from genrad.evaluation.utility.augmentation import augmentation
+from genrad.evaluation.utility.classifier import Classifier
+from genrad.evaluation.utility.metrics import roc_auc
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def test_trivialaugment_is_seeded_leaves_the_global_rng_and_draws_one_operation_
     weights = [next(iter(c.network_.state_dict().values())) for c in (first, again, classical)]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
     assert classical.augment == "classical" and Classifier(augment=False).augment is None
-    transform = Classifier(augment="trivialaugment")._augmentation(0)
+    transform = augmentation("trivialaugment", spatial_dims=2, seed=0)
     image = torch.from_numpy(cohort.train.images[0])
     outputs = [transform(image) for _ in range(90)]
     unchanged = sum(bool(torch.allclose(out, image)) for out in outputs)

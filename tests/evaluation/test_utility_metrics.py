@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, recall_score, roc_auc_score
 
 from genrad.errors import InputError
-from genrad.evaluation.classification import (
+from genrad.evaluation.utility.metrics import (
     ClassificationMetrics,
     classification_metrics,
     expected_calibration_error,

@@ -45,7 +45,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """Real inputs made once: a phantom, a 5-step VAE run, a generated set, a classifier, a file and a folder."""
-    from genrad.evaluation.classifier import Classifier
+    from genrad.evaluation.utility.classifier import Classifier
     from genrad.models import VAE
     from genrad.synthesis import generate
 

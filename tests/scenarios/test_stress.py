@@ -10,7 +10,7 @@ import pytest
 
 from genrad.data import load
 from genrad.data.cohort import Split
-from genrad.evaluation.classification import roc_auc
+from genrad.evaluation.utility.metrics import roc_auc
 from genrad.scenarios import Grid
 from genrad.scenarios.stress import (
     CLEAN,
@@ -85,7 +85,7 @@ def test_finished_cells_are_read_back(small_split, tmp_path):
 @pytest.fixture(scope="module")
 def breastmnist_classifier(breastmnist_path, tmp_path_factory):
     """A real-only MONAI ResNet classifier trained on BreastMNIST (about 30 s on one CPU thread)."""
-    from genrad.evaluation.classifier import Classifier
+    from genrad.evaluation.utility.classifier import Classifier
 
     cohort = load(str(breastmnist_path))
     directory = tmp_path_factory.mktemp("classifier")

@@ -4,7 +4,7 @@
     qa = genrad.evaluation.qa.SampleQA().fit(cohort.train)
     privacy = genrad.evaluation.privacy.audit(cohort.train, cohort.test, synthetic_split)
     utility = genrad.evaluation.utility.run_protocol(cohort, synthetic_split, seeds=5)
-    classifier = genrad.evaluation.classifier.Classifier().fit(cohort.train, cohort.val, seed=0)
+    classifier = genrad.evaluation.utility.classifier.Classifier().fit(cohort.train, cohort.val, seed=0)
 
 Other sub-modules are imported on first use, so ``import genrad.evaluation`` stays cheap.
 """

@@ -6,10 +6,12 @@ Everything is float64 and seeded through an explicit ``numpy.random.Generator``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
+from scipy.stats import t as student_t
 
 from genrad.errors import InputError
 
@@ -287,3 +289,13 @@ def bootstrap_pairs(
         synthetic_b = synthetic[rng.integers(0, synthetic.shape[0], synthetic.shape[0])]
         replicates[b] = statistic(real_b, synthetic_b)
     return replicates
+
+
+def t_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> dict[str, Any]:
+    """Mean and Student-t confidence interval at `level` ``mean +- t_(n-1) s / sqrt(n)`` (None for one value)."""
+    array = np.asarray(values, dtype=np.float64)
+    mean = float(array.mean())
+    if len(array) < 2:
+        return {"mean": mean, "ci": None, "values": array.tolist()}
+    half = float(student_t.ppf(0.5 + level / 2, len(array) - 1) * array.std(ddof=1) / np.sqrt(len(array)))
+    return {"mean": mean, "ci": [mean - half, mean + half], "values": array.tolist()}

@@ -69,7 +69,7 @@ def concatenate(first: Split, second: Split, *, name: str = "train") -> Split:
 
 def _fit_or_load(recipe: dict[str, Any], train: Split, val: Split, seed: int, directory: Path):
     """Train a `Classifier` and save it in `directory`, or load it when it was trained with the same inputs."""
-    from genrad.evaluation.classifier import Classifier
+    from genrad.evaluation.utility.classifier import Classifier
 
     fingerprint = content_key(recipe, train.content_hash(), val.content_hash(), seed)
     marker = directory / FINGERPRINT_FILE

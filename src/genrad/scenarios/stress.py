@@ -2,7 +2,7 @@
 
 For each cell (perturbation, severity) the test images are perturbed (seeded per cell, see
 `genrad.scenarios.perturbations.perturb`) and the classifier's AUC, balanced accuracy and accuracy
-are computed with `genrad.evaluation.classification.classification_metrics`. Uncertainty comes from a
+are computed with `genrad.evaluation.utility.metrics.classification_metrics`. Uncertainty comes from a
 stratified bootstrap over test images (Efron & Tibshirani 1993, percentile intervals) whose resamples
 are shared by every cell and model, so that the drop from clean images (``auc_drop``) and the
 difference between two models (`augment`) are paired comparisons.
@@ -28,8 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from genrad.core import derive_seed
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
-from genrad.evaluation.classification import classification_metrics
 from genrad.evaluation.stats import percentile_interval, rank_auc
+from genrad.evaluation.utility.metrics import classification_metrics
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.scenarios.grid import Grid
@@ -59,7 +59,7 @@ def bootstrap_indices(labels: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
 def batched_auc(labels: np.ndarray, probabilities: np.ndarray, boot: np.ndarray) -> np.ndarray:
     """ROC AUC on every resample ``boot[b]`` at once: the Mann-Whitney U statistic over ranks
     (Hanley & McNeil 1982), one-vs-rest macro average for more than two classes (the same value as
-    `genrad.evaluation.classification.roc_auc` on ``labels[boot[b]]``)."""
+    `genrad.evaluation.utility.metrics.roc_auc` on ``labels[boot[b]]``)."""
     if len(boot) == 0:
         return np.empty(0)
     k = probabilities.shape[1]
@@ -228,7 +228,7 @@ def write_heatmap(cells: Sequence[Mapping[str, Any]], path: str | Path, *, metri
 
 
 def _classifier_hash(directory: Path) -> str:
-    from genrad.evaluation.classifier import WEIGHTS_FILE
+    from genrad.evaluation.utility.classifier import WEIGHTS_FILE
 
     return hash_file(directory / WEIGHTS_FILE)
 
@@ -279,7 +279,7 @@ def stress(
     resamples. Writes `write_stress_outputs`' files into `out` and returns the cells.
     """
     from genrad.data import load
-    from genrad.evaluation.classifier import Classifier
+    from genrad.evaluation.utility.classifier import Classifier
 
     model_dir, out = Path(model_dir), Path(out)
     grid = grid.quick() if quick else grid

@@ -35,17 +35,13 @@ from safetensors.torch import load_file
 from genrad.core import default_device, derive_seed, tensors_to_bytes
 from genrad.data.cohort import Split
 from genrad.errors import InputError, NotFittedError
-from genrad.evaluation.classification import roc_auc
+from genrad.evaluation.utility.augmentation import AUGMENTATIONS, augmentation
+from genrad.evaluation.utility.metrics import roc_auc
 from genrad.provenance import atomic_path, versions
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CLASS_WEIGHTS = (None, "balanced")
-AUGMENTATIONS = (None, "classical", "trivialaugment")
-"""Augmentation policies: none; ``classical`` (MONAI: flip, mild affine, contrast, noise, all on most images);
-``trivialaugment`` (one TorchIO transform per image, chosen uniformly from `TRIVIAL_AUGMENT_OPERATIONS`, at a
-uniformly drawn strength: the TrivialAugment policy of Mueller & Hutter 2021 on medical-imaging operations)."""
-TRIVIAL_AUGMENT_OPERATIONS = ("identity", "flip", "affine", "elastic", "gamma", "noise", "blur", "bias_field", "anisotropy")
 
 
 class Classifier:
@@ -164,7 +160,7 @@ class Classifier:
             labels = torch.from_numpy(train.labels).to(device)
             image_weight = torch.from_numpy(weights).to(device)
             class_weight = self._loss_weight(train.labels).to(device) if self.class_weight else None
-            augment = self._augmentation(seed) if self.augment else None
+            augment = augmentation(self.augment, self.spatial_dims, seed) if self.augment else None
             batches = _batches(len(train), self.batch_size, torch.Generator().manual_seed(derive_seed(seed, "batches")))
             best: tuple[float, float] = (-math.inf, -math.inf)
             best_state, best_step, stale, history = None, 0, 0, []
@@ -281,67 +277,6 @@ class Classifier:
             no_max_pool=True,
             num_classes=self.num_classes,
         )
-
-    def _augmentation(self, seed: int) -> Any:
-        """The `augment` policy as a function of one channel-first image tensor (seeded by ``(seed, "augment")``)."""
-        if self.augment == "trivialaugment":
-            return self._trivial_augment(seed)
-        from monai.transforms import (
-            Compose,
-            RandAdjustContrast,
-            RandAffine,
-            RandFlip,
-            RandGaussianNoise,
-        )
-
-        angle = math.pi / 12
-        transform = Compose(
-            [
-                RandFlip(prob=0.5, spatial_axis=self.spatial_dims - 1),
-                RandAffine(
-                    prob=0.8,
-                    rotate_range=angle if self.spatial_dims == 2 else (angle, angle, angle),
-                    translate_range=2.0,
-                    scale_range=0.1,
-                    padding_mode="border",
-                ),
-                RandAdjustContrast(prob=0.5, gamma=(0.8, 1.25)),
-                RandGaussianNoise(prob=0.5, std=0.03),
-            ]
-        )
-        transform.set_random_state(seed=derive_seed(seed, "augment") % (2**32))
-        return lambda image: torch.as_tensor(transform(image), dtype=torch.float32)
-
-    def _trivial_augment(self, seed: int) -> Any:
-        """TrivialAugment (Mueller & Hutter 2021): per image, one of `TRIVIAL_AUGMENT_OPERATIONS` (TorchIO transforms,
-        2D images as one-slice volumes) at a strength drawn uniformly from its range. TorchIO draws from torch's global
-        generator, which `fit` seeds with ``(seed, "augment")`` inside its forked RNG state."""
-        import torchio as tio
-
-        flat = self.spatial_dims == 2
-        in_plane = (0, 0, 0, 0, -30, 30) if flat else 30
-        operations = {
-            "identity": tio.Lambda(lambda tensor: tensor),
-            "flip": tio.RandomFlip(axes=(1,), flip_probability=1.0),
-            "affine": tio.RandomAffine(scales=(0.8, 1.2, 0.8, 1.2, 1, 1) if flat else 0.2, degrees=in_plane,
-                                       translation=(-3, 3, -3, 3, 0, 0) if flat else 3, default_pad_value="minimum"),
-            "elastic": tio.RandomElasticDeformation(num_control_points=(7, 7, 5) if flat else 7,
-                                                     max_displacement=(2.0, 2.0, 0.0) if flat else 2.0),
-            "gamma": tio.RandomGamma(log_gamma=0.4),
-            "noise": tio.RandomNoise(std=(0.0, 0.08)),
-            "blur": tio.RandomBlur(std=(0, 1, 0, 1, 0, 0) if flat else (0, 1)),
-            "bias_field": tio.RandomBiasField(coefficients=0.4),
-            "anisotropy": tio.RandomAnisotropy(axes=(0, 1) if flat else (0, 1, 2), downsampling=(1.5, 3)),
-        }
-        policy = tio.OneOf({operations[name]: 1.0 for name in TRIVIAL_AUGMENT_OPERATIONS})
-        torch.manual_seed(derive_seed(seed, "augment"))
-
-        def transform(image: torch.Tensor) -> torch.Tensor:
-            volume = image.unsqueeze(-1) if flat else image
-            out = policy(volume.float())
-            return (out.squeeze(-1) if flat else out).to(torch.float32)
-
-        return transform
 
     def _loss_weight(self, labels: np.ndarray) -> torch.Tensor:
         counts = np.bincount(labels, minlength=self.num_classes).astype(np.float64)

@@ -25,12 +25,10 @@ import numpy as np
 
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
-from genrad.evaluation.utility import (
-    Arm,
-    real_fraction_indices,
-    run_protocol,
-    t_interval,
-)
+from genrad.evaluation.stats import t_interval
+from genrad.evaluation.utility.arms import Arm
+from genrad.evaluation.utility.counts import real_fraction_indices
+from genrad.evaluation.utility.protocol import run_protocol
 
 FOLDS = ("A", "B")
 
