@@ -1,7 +1,7 @@
 """FRD of genrad vs the frd-score package (the anchor, FRDv1 defaults) on the same BreastMNIST images.
 
 frd-score reads PNG folders written here and extracts its own pyradiomics features; genrad extracts
-features from the same uint8 arrays with each engine and computes `genrad.evaluation.frd.frd`.
+features from the same uint8 arrays with each engine and computes `genrad.evaluation.fidelity.frd.frd`.
 Pairs: train vs test, and malignant-train vs benign-train (BreastMNIST README: 3.55 and 5.05).
 Prints JSON with both values, the ratio genrad / frd-score and the seconds each took.
 
@@ -40,7 +40,7 @@ def compare(path: Path, folder: Path, n: int | None, engines: tuple[str, ...]) -
     import frd_score.frd as frd_score
     from PIL import Image
 
-    from genrad.evaluation.frd import frd
+    from genrad.evaluation.fidelity.frd import frd
     from genrad.radiomics import extract
 
     results: dict[str, dict[str, Any]] = {}

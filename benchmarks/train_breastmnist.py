@@ -9,7 +9,7 @@ same run, is the FRD of the real train split to the same reference (3.55 for tes
 frd-score's v1 z-scores both sets with the statistics of the *first* set. ``frd`` passes the compared
 set (generated, or real train for the floor) first, the order behind the 3.55 quoted in issue 3;
 ``frd_real_reference`` passes the real reference first, the reading of frd-score's documentation
-("the first (reference) distribution") and the order `genrad.evaluation.frd` uses. The first order
+("the first (reference) distribution") and the order `genrad.evaluation.fidelity.frd` uses. The first order
 divides by the generated set's own spread, so it punishes a set whose heavy-tailed features (large
 dark zones) have a thin tail and varies more between sample seeds. A second anchor, the real train
 split blurred by a Gaussian of ``--blur`` pixels, shows how much FRD a slight loss of sharpness costs.

@@ -84,6 +84,22 @@ def test_same_seed_gives_the_same_report(phantom_features: dict[str, pd.DataFram
     assert json.dumps(again, sort_keys=True) == json.dumps(reports["same"], sort_keys=True)
 
 
+def test_adding_a_metric_leaves_every_other_metric_byte_identical(phantom_features: dict[str, pd.DataFrame],
+                                                                   reports: dict[str, dict]) -> None:
+    """Each metric draws from its own stream, so a report computed without a metric differs from the full one only
+    by that metric: adding it back (as adding a new metric would) shifts no other number."""
+    full = reports["same"]
+    for left_out in ("frd", "kid", "precision", "alpha_precision", "c2st_auc"):
+        kept = [name for name in METRICS if name != left_out]
+        partial = fidelity(phantom_features["real"], phantom_features["same"], floor_real=phantom_features["real_train"],
+                           n_bootstrap=20, seed=0, class_names=("cyst", "benign", "malignant"), metrics=kept)
+        assert left_out not in partial
+        for key in (*kept, "frd_per_class", "features"):
+            assert json.dumps(partial[key], sort_keys=True) == json.dumps(full[key], sort_keys=True), (left_out, key)
+    with pytest.raises(InputError, match="metrics among"):
+        fidelity(phantom_features["real"], phantom_features["same"], metrics=["fid"])
+
+
 def test_shifted_phantom_scores_clearly_worse(reports: dict[str, dict]) -> None:
     same, shifted = reports["same"], reports["shifted"]
     assert shifted["frd"]["value"] > same["frd"]["value"] + 1.0

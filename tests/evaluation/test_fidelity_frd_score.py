@@ -2,7 +2,7 @@
 
 frd-score reads PNG folders written here and extracts its own features with pyradiomics; genrad
 extracts features from the same uint8 arrays (`genrad.radiomics.extract`) and computes FRD with
-`genrad.evaluation.frd.frd` (`benchmarks/frd_agreement.py` runs both). The default suite compares
+`genrad.evaluation.fidelity.frd.frd` (`benchmarks/frd_agreement.py` runs both). The default suite compares
 small subsets; the slow test compares the full train vs test and malignant vs benign sets
 (BreastMNIST README: 3.55 and 5.05).
 """

@@ -7,20 +7,20 @@ import pytest
 from scipy.stats import ks_2samp, wasserstein_distance
 
 from genrad.errors import InputError
-from genrad.evaluation.alpha import (
+from genrad.evaluation.fidelity.alpha import (
     AlphaPrecisionBetaRecall,
     alpha_beta_indicators,
     alpha_precision_beta_recall,
 )
-from genrad.evaluation.c2st import c2st_auc
-from genrad.evaluation.distances import (
+from genrad.evaluation.fidelity.c2st import c2st_auc
+from genrad.evaluation.fidelity.distances import (
     feature_distances,
     ks_columns,
     wasserstein_columns,
 )
-from genrad.evaluation.frd import FRD, frd, frd_from_moments, frechet_distance
-from genrad.evaluation.kid import KID, kid, kid_bootstrap
-from genrad.evaluation.prdc import PRDC, prdc
+from genrad.evaluation.fidelity.frd import FRD, frd, frd_from_moments, frechet_distance
+from genrad.evaluation.fidelity.kid import KID, kid, kid_bootstrap
+from genrad.evaluation.fidelity.prdc import PRDC, prdc
 from genrad.evaluation.stats import Moments, Reservoir, bootstrap_ci, normalise_pair
 
 

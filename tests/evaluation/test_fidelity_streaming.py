@@ -6,12 +6,12 @@ import tracemalloc
 
 import numpy as np
 
-from genrad.evaluation.alpha import AlphaPrecisionBetaRecall
-from genrad.evaluation.c2st import C2ST
-from genrad.evaluation.distances import FeatureDistances
-from genrad.evaluation.frd import FRD
-from genrad.evaluation.kid import KID
-from genrad.evaluation.prdc import PRDC
+from genrad.evaluation.fidelity.alpha import AlphaPrecisionBetaRecall
+from genrad.evaluation.fidelity.c2st import C2ST
+from genrad.evaluation.fidelity.distances import FeatureDistances
+from genrad.evaluation.fidelity.frd import FRD
+from genrad.evaluation.fidelity.kid import KID
+from genrad.evaluation.fidelity.prdc import PRDC
 
 N_SYNTHETIC, N_FEATURES, CHUNK, MAX_SAMPLES = 100_000, 64, 5_000, 1_000
 

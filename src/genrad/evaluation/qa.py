@@ -60,7 +60,7 @@ from scipy.stats import beta
 from threadpoolctl import threadpool_limits
 
 from genrad.errors import InputError, NotFittedError
-from genrad.evaluation.prdc import chunked_distances
+from genrad.evaluation.fidelity.prdc import chunked_distances
 from genrad.evaluation.stats import Standardizer, subsample
 
 # Component -> which tail is abnormal.

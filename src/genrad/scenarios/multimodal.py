@@ -367,8 +367,8 @@ def multimodal_fidelity(
     against (winner's curse); without `select_on` the choice is made on `real` itself. Correlations
     are within class.
     """
-    from genrad.evaluation.distances import feature_distances
-    from genrad.evaluation.frd import frd
+    from genrad.evaluation.fidelity.distances import feature_distances
+    from genrad.evaluation.fidelity.frd import frd
     from genrad.radiomics import extract
 
     for split, role in ((real, "real"), (synthetic, "synthetic"), (select_on, "select_on")):

@@ -26,6 +26,7 @@ from genrad.evaluation.stats import (
 )
 
 CHUNK = 1024
+METRICS = ("precision", "recall", "density", "coverage")
 
 
 def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

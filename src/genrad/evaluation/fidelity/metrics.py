@@ -5,11 +5,13 @@ A number is never shown without its reference: an FRD of 3.2 means little, an FR
 real floor of 3.1 says the synthetic set is about as far from the reference as other real images are.
 
 Metrics (all on radiomic features; ``real`` is the reference whose statistics z-score everything):
-FRD v1 and FRD per class (`genrad.evaluation.frd`), KID (`kid`), precision / recall / density /
+FRD v1 and FRD per class (`genrad.evaluation.fidelity.frd`), KID (`kid`), precision / recall / density /
 coverage (`prdc`), alpha-precision / beta-recall / authenticity (`alpha`), the classifier two-sample
 AUC (`c2st`) and per-feature distances (`distances`).
 
-Confidence intervals are percentile bootstraps (``n_bootstrap`` replicates, seeded):
+Confidence intervals are percentile bootstraps (``n_bootstrap`` replicates). Every random draw comes from its own
+stream, ``derive_seed(seed, "fidelity", role, name)`` (the class mix, the subsample, the real floor and each metric's
+bootstrap), so computing one more metric, or one fewer, leaves every other metric's numbers unchanged:
 
 - FRD, KID and the mean per-feature distance resample both sets;
 - PRDC and alpha / beta resample their per-sample terms with the k-NN manifolds held fixed
@@ -21,14 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from genrad.core import derive_seed
 from genrad.errors import InputError
-from genrad.provenance import hash_arrays, versions
+from genrad.evaluation.fidelity.features import FeatureTable, aligned, describe, feature_table
+from genrad.provenance import versions
 
 METRICS = (
     "frd",
@@ -47,24 +50,6 @@ UNIT_RANGE = ("precision", "recall", "coverage", "alpha_precision", "beta_recall
 or unbounded)."""
 ALPHA_STEPS = 30
 CLASS_MIXES = ("reference", "as_given")
-_LABEL_COLUMN = "label"
-
-
-@dataclass(frozen=True)
-class FeatureTable:
-    """Radiomic features of one image set: ``values`` ``(n, d)``, column ``names``, optional ``labels``
-    and the content hash of the data they came from."""
-
-    values: np.ndarray
-    names: tuple[str, ...]
-    labels: np.ndarray | None
-    data_hash: str
-
-    def __len__(self) -> int:
-        return int(self.values.shape[0])
-
-    def rows(self, mask: np.ndarray) -> np.ndarray:
-        return self.values[mask]
 
 
 @dataclass(frozen=True)
@@ -75,35 +60,6 @@ class _PairResult:
     replicates: dict[str, np.ndarray]
     table: pd.DataFrame
     dropped: list[str]
-
-
-def feature_table(
-    data: Any,
-    *,
-    feature_set: str = "frd_v1",
-    engine: str | None = None,
-    workers: int = 1,
-    name: str = "data",
-    cache_dir: str | Path | None = None,
-) -> FeatureTable:
-    """Features of ``data``: a `FeatureTable`; a feature DataFrame (numeric columns, optional ``label``
-    column); a `genrad.data.Split` or any object with ``images`` and ``labels``; or an image array.
-    Images go through `genrad.radiomics.extract` (0..255 scale; with ``cache_dir`` an interrupted
-    extraction resumes and a repeated one is read back)."""
-    if isinstance(data, FeatureTable):
-        return data
-    if isinstance(data, pd.DataFrame):
-        labels = data[_LABEL_COLUMN].to_numpy(np.int64) if _LABEL_COLUMN in data.columns else None
-        numeric = data.drop(columns=[_LABEL_COLUMN], errors="ignore").select_dtypes("number")
-        values = numeric.to_numpy(np.float64)
-        arrays = [values] if labels is None else [values, labels]
-        return FeatureTable(values, tuple(str(c) for c in numeric.columns), labels, hash_arrays(*arrays))
-    images, labels = _images_and_labels(data, name)
-    from genrad.radiomics import DEFAULT_ENGINE, extract
-
-    table = extract(images, feature_set=feature_set, engine=engine or DEFAULT_ENGINE, workers=workers, cache_dir=cache_dir)
-    content_hash = data.content_hash() if hasattr(data, "content_hash") else hash_arrays(images)
-    return FeatureTable(table.to_numpy(np.float64), tuple(table.columns), labels, content_hash)
 
 
 def check_settings(*, n_bootstrap: int = 100, confidence: float = 0.95, k: int = 5, max_samples: int = 5000) -> None:
@@ -132,6 +88,7 @@ def fidelity(
     class_names: Sequence[str] | None = None,
     workers: int = 1,
     class_mix: str = "reference",
+    metrics: Sequence[str] = METRICS,
 ) -> dict[str, Any]:
     """Set-level fidelity of ``synthetic`` against the real reference ``real``.
 
@@ -152,6 +109,8 @@ def fidelity(
             of ``synthetic`` in the reference's class proportions (as many images as its classes allow), so that a
             class-balanced synthetic set is not scored as far from an imbalanced reference for its balance alone;
             "as_given": every synthetic image as it comes. FRD per class always uses every synthetic image.
+        metrics: the set-level metrics to compute (a subset of `METRICS`); FRD per class and the per-feature
+            distances always come.
 
     Returns:
         A JSON-ready dict: ``frd``, ``frd_per_class``, ``kid``, ``precision``, ``recall``, ``density``,
@@ -162,26 +121,30 @@ def fidelity(
     check_settings(n_bootstrap=n_bootstrap, confidence=confidence, k=k, max_samples=max_samples)
     if class_mix not in CLASS_MIXES:
         raise InputError(f"class_mix one of {CLASS_MIXES}", repr(class_mix), 'pass "reference" or "as_given"', source="fidelity")
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown:
+        raise InputError(f"metrics among {METRICS}", f"{unknown}", "drop them", source="fidelity")
+    metrics = tuple(name for name in METRICS if name in metrics)
     options: dict[str, Any] = {"feature_set": feature_set, "engine": engine, "workers": workers}
     real_t = feature_table(real, name="real", **options)
-    synthetic_t = _aligned(feature_table(synthetic, name="synthetic", **options), real_t.names, "synthetic")
-    floor_t = None if floor_real is None else _aligned(feature_table(floor_real, name="floor_real", **options), real_t.names, "floor_real")
-    rng = np.random.default_rng(seed)
-    settings = {"k": k, "max_samples": max_samples, "seed": seed}
+    synthetic_t = aligned(feature_table(synthetic, name="synthetic", **options), real_t.names, "synthetic")
+    floor_t = None if floor_real is None else aligned(feature_table(floor_real, name="floor_real", **options), real_t.names, "floor_real")
+    settings: dict[str, Any] = {"k": k, "max_samples": max_samples, "seed": seed, "metrics": metrics}
 
-    compared = matched_class_mix(synthetic_t, real_t.labels, rng) if class_mix == "reference" else synthetic_t
+    compared = matched_class_mix(synthetic_t, real_t.labels, stream(seed, "class_mix")) if class_mix == "reference" else synthetic_t
     n_compared = min(len(compared), max_samples)
-    floor_reference, floor_other, floor_method = _floor_pair(real_t.values, None if floor_t is None else floor_t.values, n_compared, rng)
-    main = _pair_metrics(real_t.values, compared.values, real_t.names, n_bootstrap=n_bootstrap, rng=rng, **settings)
-    floor = _pair_metrics(floor_reference, floor_other, real_t.names, n_bootstrap=0, rng=rng, **settings)
+    floor_reference, floor_other, floor_method = _floor_pair(
+        real_t.values, None if floor_t is None else floor_t.values, n_compared, stream(seed, "floor"))
+    main = _pair_metrics(real_t.values, compared.values, real_t.names, n_bootstrap=n_bootstrap, role="synthetic", **settings)
+    floor = _pair_metrics(floor_reference, floor_other, real_t.names, n_bootstrap=0, role="floor", **settings)
 
     result: dict[str, Any] = {
         name: _entry(main.values[name], main.replicates[name], floor.values[name], confidence,
                      bounds=(0.0, 1.0) if name in UNIT_RANGE else (0.0, np.inf) if name == "density" else (-np.inf, np.inf))
-        for name in METRICS
+        for name in metrics
     }
     result["frd_per_class"] = _frd_per_class(
-        real_t, synthetic_t, floor_t, n_bootstrap=n_bootstrap, rng=rng, confidence=confidence,
+        real_t, synthetic_t, floor_t, n_bootstrap=n_bootstrap, seed=seed, confidence=confidence,
         max_samples=max_samples, class_names=class_names
     )
     result["features"] = _features_entry(main, floor, confidence)
@@ -196,6 +159,7 @@ def fidelity(
             "k": k,
             "max_samples": max_samples,
             "class_mix": class_mix,
+            "metrics": list(metrics),
             "alpha_beta_steps": ALPHA_STEPS,
             "c2st": "quadratic logistic regression, 5-fold out-of-fold AUC, balanced sets",
             "normalisation": "z-score with the real reference's mean and population SD (frd-score v1, norm_ref='d1')",
@@ -203,14 +167,19 @@ def fidelity(
             "PRDC, alpha/beta: per-sample terms resampled with the k-NN manifolds fixed; C2ST: out-of-fold scores",
         },
         "data": {
-            "real": _describe(real_t),
-            "synthetic": {**_describe(synthetic_t), "n_in_class_mix": len(compared), "n_used_by_neighbour_metrics": n_compared},
-            "floor_real": None if floor_t is None else _describe(floor_t),
+            "real": describe(real_t),
+            "synthetic": {**describe(synthetic_t), "n_in_class_mix": len(compared), "n_used_by_neighbour_metrics": n_compared},
+            "floor_real": None if floor_t is None else describe(floor_t),
         },
         "real_floor": {"method": floor_method, "n_reference": len(floor_reference), "n_compared": len(floor_other)},
         "features": {"n_columns": len(real_t.names), "n_used": len(main.table), "dropped": main.dropped},
     }
     return result
+
+
+def stream(seed: int, *tags: object) -> np.random.Generator:
+    """The random stream of one draw of `fidelity` (see the module docstring)."""
+    return np.random.default_rng(derive_seed(seed, "fidelity", *tags))
 
 
 def matched_class_mix(synthetic: FeatureTable, reference_labels: np.ndarray | None, rng: np.random.Generator) -> FeatureTable:
@@ -236,60 +205,62 @@ def _pair_metrics(
     synthetic: np.ndarray,
     names: Sequence[str],
     *,
+    metrics: Sequence[str],
     k: int,
     max_samples: int,
     seed: int,
     n_bootstrap: int,
-    rng: np.random.Generator,
+    role: str,
 ) -> _PairResult:
-    """Every metric between two raw feature matrices, with ``n_bootstrap`` replicates each."""
+    """The `metrics` and the per-feature distances between two raw feature matrices, with ``n_bootstrap`` replicates
+    each, every bootstrap from its own stream ``(seed, role, metric)``."""
     from sklearn.metrics import roc_auc_score
 
-    from genrad.evaluation import alpha, c2st, prdc
-    from genrad.evaluation.distances import feature_distances, wasserstein_columns
-    from genrad.evaluation.frd import frd
-    from genrad.evaluation.kid import kid, kid_bootstrap
-    from genrad.evaluation.stats import (
-        bootstrap_means,
-        bootstrap_pairs,
-        clean_pair,
-        normalise_pair,
-        subsample,
-    )
+    from genrad.evaluation.fidelity import alpha, c2st, prdc
+    from genrad.evaluation.fidelity.distances import feature_distances, wasserstein_columns
+    from genrad.evaluation.fidelity.frd import frd
+    from genrad.evaluation.fidelity.kid import kid, kid_bootstrap
+    from genrad.evaluation.stats import bootstrap_means, bootstrap_pairs, clean_pair, normalise_pair, subsample
+
+    def rng(name: str) -> np.random.Generator:
+        return stream(seed, role, name)
 
     real, synthetic = clean_pair(real, synthetic)
-    capped = subsample(synthetic, max_samples, rng)
-    values = {"frd": frd(real, synthetic)}
-    replicates = {"frd": bootstrap_pairs(frd, real, capped, n_bootstrap, rng)}
+    capped = subsample(synthetic, max_samples, rng("subsample"))
     real_z, synthetic_z, kept = normalise_pair(real, capped)
-    values["kid"] = kid(real_z, synthetic_z, normalise=False, seed=seed)
-    replicates["kid"] = kid_bootstrap(real_z, synthetic_z, n_bootstrap, rng)
-
-    for name, terms in prdc.prdc_indicators(real_z, synthetic_z, k=k).items():
-        values[name] = float(terms.mean())
-        replicates[name] = bootstrap_means(terms.astype(np.float64), n_bootstrap, rng)
-
-    ab = alpha.alpha_beta_indicators(real_z, synthetic_z, n_steps=ALPHA_STEPS)
-    summaries = [alpha.summarise(_resampled(ab, rng), ALPHA_STEPS) for _ in range(n_bootstrap)]
-    for name, value in alpha.summarise(ab, ALPHA_STEPS).items():
-        values[name] = value
-        replicates[name] = np.array([summary[name] for summary in summaries])
-
-    target, scores = c2st.c2st_scores(real_z, synthetic_z, seed=seed)
-    values["c2st_auc"] = float(roc_auc_score(target, scores))
-    replicates["c2st_auc"] = c2st.bootstrap_auc(target, scores, n_bootstrap, rng)
+    values: dict[str, float] = {}
+    replicates: dict[str, np.ndarray] = {}
+    if "frd" in metrics:
+        values["frd"] = frd(real, synthetic)
+        replicates["frd"] = bootstrap_pairs(frd, real, capped, n_bootstrap, rng("frd"))
+    if "kid" in metrics:
+        values["kid"] = kid(real_z, synthetic_z, normalise=False, seed=seed)
+        replicates["kid"] = kid_bootstrap(real_z, synthetic_z, n_bootstrap, rng("kid"))
+    if set(prdc.METRICS) & set(metrics):
+        for name, terms in prdc.prdc_indicators(real_z, synthetic_z, k=k).items():
+            values[name] = float(terms.mean())
+            replicates[name] = bootstrap_means(terms.astype(np.float64), n_bootstrap, rng(name))
+    if set(alpha.METRICS) & set(metrics):
+        ab = alpha.alpha_beta_indicators(real_z, synthetic_z, n_steps=ALPHA_STEPS)
+        alpha_rng = rng("alpha")
+        summaries = [alpha.summarise(_resampled(ab, alpha_rng), ALPHA_STEPS) for _ in range(n_bootstrap)]
+        for name, value in alpha.summarise(ab, ALPHA_STEPS).items():
+            values[name] = value
+            replicates[name] = np.array([summary[name] for summary in summaries])
+    if "c2st_auc" in metrics:
+        target, scores = c2st.c2st_scores(real_z, synthetic_z, seed=seed)
+        values["c2st_auc"] = float(roc_auc_score(target, scores))
+        replicates["c2st_auc"] = c2st.bootstrap_auc(target, scores, n_bootstrap, rng("c2st_auc"))
 
     kept_names = [name for name, keep in zip(names, kept, strict=True) if keep]
     table = feature_distances(real_z, synthetic_z, kept_names, normalise=False)
     values["features"] = float(table["wasserstein"].mean())
-    replicates["features"] = np.array(
-        [
-            wasserstein_columns(
-                real_z[rng.integers(0, len(real_z), len(real_z))], synthetic_z[rng.integers(0, len(synthetic_z), len(synthetic_z))]
-            ).mean()
-            for _ in range(n_bootstrap)
-        ]
-    )
+    features_rng = rng("features")
+    replicates["features"] = np.array([
+        wasserstein_columns(real_z[features_rng.integers(0, len(real_z), len(real_z))],
+                            synthetic_z[features_rng.integers(0, len(synthetic_z), len(synthetic_z))]).mean()
+        for _ in range(n_bootstrap)
+    ])
     dropped = [name for name, keep in zip(names, kept, strict=True) if not keep]
     return _PairResult(values, replicates, table, dropped)
 
@@ -332,14 +303,14 @@ def _frd_per_class(
     floor: FeatureTable | None,
     *,
     n_bootstrap: int,
-    rng: np.random.Generator,
+    seed: int,
     confidence: float,
     max_samples: int,
     class_names: Sequence[str] | None,
 ) -> dict[str, Any]:
     """FRD between the real and synthetic images of each class present in both, z-scored with that
     class's real statistics (what frd-score gives on per-class folders)."""
-    from genrad.evaluation.frd import frd
+    from genrad.evaluation.fidelity.frd import frd
     from genrad.evaluation.stats import bootstrap_pairs, clean_pair, subsample
 
     if real.labels is None or synthetic.labels is None:
@@ -350,7 +321,9 @@ def _frd_per_class(
         floor_c = None if floor is None or floor.labels is None else floor.rows(floor.labels == label)
         if len(real_c) < 4 or len(synthetic_c) < 2 or (floor_c is not None and len(floor_c) < 2):
             continue
-        reference, other, _ = _floor_pair(real_c, floor_c, min(len(synthetic_c), max_samples), rng)
+        reference, other, _ = _floor_pair(real_c, floor_c, min(len(synthetic_c), max_samples),
+                                          stream(seed, "frd_per_class", label, "floor"))
+        rng = stream(seed, "frd_per_class", label)
         replicates = bootstrap_pairs(frd, real_c, subsample(synthetic_c, max_samples, rng), n_bootstrap, rng)
         key = class_names[label] if class_names is not None and label < len(class_names) else str(label)
         per_class[key] = {
@@ -390,40 +363,3 @@ def _clean_record(record: dict[str, Any]) -> dict[str, Any]:
     return {key: value if isinstance(value, str) else _finite(value) for key, value in record.items()}
 
 
-def _describe(table: FeatureTable) -> dict[str, Any]:
-    described: dict[str, Any] = {"hash": table.data_hash, "n": len(table)}
-    if table.labels is not None:
-        values, counts = np.unique(table.labels, return_counts=True)
-        described["classes"] = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
-    return described
-
-
-def _aligned(table: FeatureTable, names: tuple[str, ...], role: str) -> FeatureTable:
-    """``table`` with its columns in the order of ``names`` (the reference's)."""
-    if table.names == names:
-        return table
-    missing = sorted(set(names) - set(table.names))
-    if missing:
-        raise InputError(
-            f"the reference's {len(names)} feature columns in the {role} features",
-            f"{len(missing)} missing (e.g. {missing[0]!r})",
-            "extract every set with the same feature set and engine",
-            source=role,
-        )
-    order = [table.names.index(name) for name in names]
-    return FeatureTable(table.values[:, order], names, table.labels, table.data_hash)
-
-
-def _images_and_labels(data: Any, role: str) -> tuple[np.ndarray, np.ndarray | None]:
-    if isinstance(data, np.ndarray):
-        return data, None
-    images = getattr(data, "images", None)
-    if isinstance(images, np.ndarray):
-        labels = getattr(data, "labels", None)
-        return images, None if labels is None else np.asarray(labels, dtype=np.int64)
-    raise InputError(
-        "a Split, an image array, a feature DataFrame or a FeatureTable",
-        f"a {type(data).__name__}",
-        "pass e.g. cohort.test (a Cohort must be indexed by split: cohort['test'])",
-        source=role,
-    )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrad.evaluation.prdc import chunked_distances, knn_radii
+from genrad.evaluation.fidelity.prdc import chunked_distances, knn_radii
 from genrad.evaluation.stats import (
     Reservoir,
     Standardizer,
@@ -35,6 +35,8 @@ from genrad.evaluation.stats import (
     drop_nan_rows,
     normalise_pair,
 )
+
+METRICS = ("alpha_precision", "beta_recall", "authenticity")
 
 
 def levels(distances: np.ndarray, radii: np.ndarray) -> np.ndarray:
