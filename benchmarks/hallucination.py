@@ -2,7 +2,7 @@
 
 For each dataset the QA (`genrad.evaluation.qa.SampleQA`, false-flag target 5%) is fitted on the real
 train split and calibrated on train (leave-one-out) plus val. The clean held-out images are the test
-split; each defect of `genrad.evaluation.defects` is injected into every test image. Reported per
+split; each defect of `genrad.evaluation.qa.defects` is injected into every test image. Reported per
 defect: ROC AUC of the QA score (defective vs clean test images), the share of defective images
 flagged, and the component that flagged them most often; overall: the share of clean test images
 flagged (the false-flag rate); and for test images blurred by a Gaussian of 1 px, the share flagged with
@@ -33,8 +33,8 @@ def evaluate(cohort: Any, seed: int) -> dict[str, Any]:
     """Detection figures for one cohort (train: reference, val: calibration, test: clean held-out)."""
     from sklearn.metrics import roc_auc_score
 
-    from genrad.evaluation.defects import DEFECTS, inject
     from genrad.evaluation.qa import SampleQA
+    from genrad.evaluation.qa.defects import DEFECTS, inject
 
     start = time.perf_counter()
     qa = SampleQA(seed=seed).fit(cohort.train, cohort.val)
@@ -77,7 +77,7 @@ def blur_check(qa: Any, images: np.ndarray, *, seed: int) -> dict[str, float]:
     it fires among the periodic defects (checkerboard, grid) injected with `seed`."""
     from scipy.ndimage import gaussian_filter
 
-    from genrad.evaluation.defects import inject
+    from genrad.evaluation.qa.defects import inject
 
     blurred = qa.score(np.round(gaussian_filter(images, sigma=(0, 0, BLUR_SIGMA, BLUR_SIGMA)) * 255) / 255)
     periodic = [qa.score(inject(images, kind, seed=seed)) for kind in ("checkerboard", "grid")]

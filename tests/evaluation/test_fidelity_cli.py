@@ -10,7 +10,7 @@ import pytest
 
 from genrad.cli.main import main
 from genrad.data.phantom import make_phantom
-from genrad.evaluation.defects import inject
+from genrad.evaluation.qa.defects import inject
 
 FAST = ["--set", "fast", "--engine", "fast", "--bootstrap", "5"]
 

@@ -11,8 +11,8 @@ from sklearn.metrics import roc_auc_score
 
 from genrad.data.phantom import make_phantom
 from genrad.errors import InputError, NotFittedError
-from genrad.evaluation.defects import DEFECTS, inject
 from genrad.evaluation.qa import DIRECTIONS, SampleQA, TailCalibrator, calibration_rank
+from genrad.evaluation.qa.defects import DEFECTS, inject
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from hallucination import blur_check, evaluate

@@ -10,13 +10,13 @@ import pytest
 
 from genrad.data import load
 from genrad.data.cohort import Split
+from genrad.evaluation.stats import stratified_bootstrap_index
 from genrad.evaluation.utility.metrics import roc_auc
 from genrad.scenarios import Grid
 from genrad.scenarios.stress import (
     CLEAN,
     CellCache,
     batched_auc,
-    bootstrap_indices,
     evaluate_grid,
 )
 
@@ -49,7 +49,7 @@ def test_batched_auc_matches_the_reference_auc(k):
     labels = rng.integers(0, k, 90)
     probabilities = rng.dirichlet(np.ones(k), 90)
     probabilities[:, 0] = np.round(probabilities[:, 0], 1)  # ties are averaged, as in the reference
-    boot = bootstrap_indices(labels, 5, seed=0)
+    boot = stratified_bootstrap_index(labels, 5, np.random.default_rng(0))
     expected = [roc_auc(labels[b], probabilities[b], num_classes=k) for b in boot]
     assert np.allclose(batched_auc(labels, probabilities, boot), expected, atol=1e-12)
 

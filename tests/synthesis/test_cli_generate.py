@@ -78,13 +78,13 @@ def test_filter_drops_what_the_per_sample_qa_flags(tmp_path: Path, vae_run_dir: 
     # A 2-step VAE against a noise-calibrated QA: every sample is flagged, and an empty set is refused, leaving nothing.
     assert _run(["generate", str(vae_run_dir), "--out", str(out), "--multiple", "1", "--data", data, "--filter"]) == 2
     assert not out.exists()
-    from genrad.evaluation import qa
+    from genrad.evaluation.qa import sample as qa
 
     # The same wiring with a QA that keeps the first half of each shard:
     monkeypatch.setattr(qa._QAFilter, "__call__", lambda self, images, labels: np.arange(len(images)) < len(images) // 2)
     assert _run(["generate", str(vae_run_dir), "--out", str(out), "--multiple", "1", "--data", data, "--filter"]) == 0
     record = pd.read_json(out / "synthesis.json", typ="series")
-    assert record["merge"]["filter"] == "genrad.evaluation.qa._QAFilter"
+    assert record["merge"]["filter"] == "genrad.evaluation.qa.sample._QAFilter"
     manifest = pd.read_parquet(out / "manifest.parquet")
     assert len(manifest) == 40 and manifest["kept"].dtype == bool and manifest["kept"].sum() == 20
     assert (manifest.loc[~manifest["kept"], "row"] == -1).all()

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from genrad.core import derive_seed
 from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
-from genrad.evaluation.stats import percentile_interval, rank_auc
+from genrad.evaluation.stats import percentile_interval, rank_auc, stratified_bootstrap_index
 from genrad.evaluation.utility.metrics import classification_metrics
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
@@ -46,14 +46,6 @@ class Predictor(Protocol):
     """Anything with class probabilities ``(N, K)`` for images ``(N, C, ...)``."""
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray: ...
-
-
-def bootstrap_indices(labels: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """``(n_boot, N)`` stratified resamples: each class is resampled with replacement within itself."""
-    rng = np.random.default_rng(derive_seed(seed, "bootstrap"))
-    members = [np.flatnonzero(labels == k) for k in np.unique(labels)]
-    resamples = [np.concatenate([rng.choice(m, len(m)) for m in members]) for _ in range(n_boot)]
-    return np.stack(resamples) if resamples else np.empty((0, len(labels)), dtype=np.int64)
 
 
 def batched_auc(labels: np.ndarray, probabilities: np.ndarray, boot: np.ndarray) -> np.ndarray:
@@ -124,7 +116,7 @@ def evaluate_grid(
     if not models:
         raise InputError("at least one model", "none", "pass {'name': classifier}")
     labels, names = split.labels, list(models)
-    boot = bootstrap_indices(labels, n_boot, seed)
+    boot = stratified_bootstrap_index(labels, n_boot, np.random.default_rng(derive_seed(seed, "bootstrap")))
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     cells = [(CLEAN, 0.0), *grid.cells()]
     columns = [TextColumn("stress {task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]

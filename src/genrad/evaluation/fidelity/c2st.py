@@ -18,6 +18,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from genrad.evaluation.stats import (
     ReservoirMetric,
     normalise_pair,
+    rank_auc,
+    stratified_bootstrap_index,
     subsample,
 )
 
@@ -75,12 +77,8 @@ def c2st_auc(
 
 def bootstrap_auc(target: np.ndarray, scores: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
     """AUC replicates with rows resampled within each class (the classifier's scores held fixed)."""
-    classes = [np.flatnonzero(target == label) for label in (0, 1)]
-    replicates = np.empty(n_bootstrap)
-    for b in range(n_bootstrap):
-        index = np.concatenate([rng.choice(members, members.size) for members in classes])
-        replicates[b] = roc_auc_score(target[index], scores[index])
-    return replicates
+    index = stratified_bootstrap_index(target, n_bootstrap, rng)
+    return np.asarray(rank_auc(scores[index], target[index] == 1), dtype=np.float64).reshape(n_bootstrap)
 
 
 class C2ST(ReservoirMetric):
