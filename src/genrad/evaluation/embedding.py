@@ -10,6 +10,8 @@ near-copies land beside their source while distinct patients stay apart. No down
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,6 +21,7 @@ from genrad.core import make_generator, seeded_init
 from genrad.errors import InputError, NotFittedError
 
 
+@dataclass(eq=False)
 class ContrastiveEmbedding:
     """Encoder mapping images ``(N, C, *spatial)`` in [0, 1] to unit vectors ``(N, latent_dim)``.
 
@@ -32,27 +35,15 @@ class ContrastiveEmbedding:
         seed: seeds initialisation, batches and views.
     """
 
-    def __init__(
-        self,
-        latent_dim: int = 64,
-        channels: tuple[int, ...] = (16, 32, 64),
-        steps: int = 300,
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
-        temperature: float = 0.2,
-        max_shift: int = 2,
-        noise: float = 0.05,
-        seed: int = 0,
-    ) -> None:
-        self.latent_dim = latent_dim
-        self.channels = channels
-        self.steps = steps
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.temperature = temperature
-        self.max_shift = max_shift
-        self.noise = noise
-        self.seed = seed
+    latent_dim: int = 64
+    channels: tuple[int, ...] = (16, 32, 64)
+    steps: int = 300
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    temperature: float = 0.2
+    max_shift: int = 2
+    noise: float = 0.05
+    seed: int = 0
 
     @property
     def config(self) -> dict[str, object]:

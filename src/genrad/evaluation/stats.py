@@ -111,6 +111,11 @@ class Standardizer:
         self.keep_ = np.isfinite(mean) & np.isfinite(std) & (std > _CONSTANT_RTOL * np.abs(mean))
         return self
 
+    def fit_transform(self, reference: np.ndarray) -> np.ndarray:
+        """Fit on `reference` (rows with NaN dropped) and return its z-scores."""
+        real = drop_nan_rows(as_matrix(reference, name="reference"))
+        return self.fit(real).transform(real)
+
     def transform(self, features: np.ndarray) -> np.ndarray:
         """z-scores of the kept features, ``(n, keep_.sum())``."""
         features = np.asarray(features, dtype=np.float64)

@@ -25,6 +25,8 @@ Differences from the reference implementation (``synthcity`` ``AlphaPrecision``)
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass, field
+
 import numpy as np
 
 from genrad.evaluation.fidelity.prdc import chunked_distances, knn_radii
@@ -32,7 +34,6 @@ from genrad.evaluation.stats import (
     Reservoir,
     Standardizer,
     as_matrix,
-    drop_nan_rows,
     normalise_pair,
 )
 
@@ -116,22 +117,23 @@ def alpha_precision_beta_recall(
     return summarise(alpha_beta_indicators(real, synthetic, n_steps=n_steps, k=k), n_steps)
 
 
+@dataclass(eq=False)
 class AlphaPrecisionBetaRecall:
     """Streaming version: alpha-precision and authenticity are exact over every synthetic row seen;
     beta-recall needs the synthetic mean and quantiles, so it uses a reservoir of ``max_samples`` rows."""
 
-    def __init__(
-        self, reference: np.ndarray, *, n_steps: int = 30, k: int = 1, max_samples: int = 10_000, seed: int = 0
-    ) -> None:
-        self.reference = reference
-        self.n_steps = n_steps
-        self.k = k
-        self.max_samples = max_samples
-        self.seed = seed
-        real = drop_nan_rows(as_matrix(reference, name="reference"))
-        self.scaler_ = Standardizer().fit(real)
-        self.grid_ = np.linspace(0.0, 1.0, n_steps)
-        self.real_side_ = _RealSide(self.scaler_.transform(real), self.grid_, k)
+    reference: np.ndarray = field(repr=False)
+    _: KW_ONLY
+    n_steps: int = 30
+    k: int = 1
+    max_samples: int = 10_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.scaler_ = Standardizer()
+        real_z = self.scaler_.fit_transform(self.reference)
+        self.grid_ = np.linspace(0.0, 1.0, self.n_steps)
+        self.real_side_ = _RealSide(real_z, self.grid_, self.k)
         self.reset()
 
     def reset(self) -> None:

@@ -14,6 +14,7 @@ Distances are computed in chunks, so memory is ``O(chunk * N)``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
 
@@ -21,7 +22,6 @@ from genrad.evaluation.stats import (
     Reservoir,
     Standardizer,
     as_matrix,
-    drop_nan_rows,
     normalise_pair,
 )
 
@@ -92,6 +92,7 @@ def prdc(real: np.ndarray, synthetic: np.ndarray, *, k: int = 5, normalise: bool
     return {name: float(values.mean()) for name, values in prdc_indicators(real, synthetic, k=k).items()}
 
 
+@dataclass(eq=False)
 class PRDC:
     """Streaming PRDC against a fixed real reference.
 
@@ -99,15 +100,16 @@ class PRDC:
     set's own k-NN radii, so it is computed on a uniform reservoir of ``max_samples`` synthetic rows.
     """
 
-    def __init__(self, reference: np.ndarray, *, k: int = 5, max_samples: int = 10_000, seed: int = 0) -> None:
-        self.reference = reference
-        self.k = k
-        self.max_samples = max_samples
-        self.seed = seed
-        real = drop_nan_rows(as_matrix(reference, name="reference"))
-        self.scaler_ = Standardizer().fit(real)
-        self.real_ = self.scaler_.transform(real)
-        self.real_radii_ = knn_radii(self.real_, k)
+    reference: np.ndarray = field(repr=False)
+    _: KW_ONLY
+    k: int = 5
+    max_samples: int = 10_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.scaler_ = Standardizer()
+        self.real_ = self.scaler_.fit_transform(self.reference)
+        self.real_radii_ = knn_radii(self.real_, self.k)
         self.reset()
 
     def reset(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from genrad.evaluation.stats import percentile_interval
 from genrad.provenance import atomic_path, hash_arrays, versions
 
 
+@dataclass(eq=False)
 class PrivacyAudit:
     """Streaming privacy audit: `fit(train, holdout)`, `update(synthetic)` chunk by chunk, `compute()`.
 
@@ -53,38 +55,24 @@ class PrivacyAudit:
         seed: seeds the default embedding and the bootstrap.
     """
 
-    def __init__(
-        self,
-        features: Sequence[str] = ("embedding", "radiomics"),
-        *,
-        quantile: float = 0.99,
-        specificity_quantile: float = 0.95,
-        duplicate_ncc: float = 0.97,
-        max_shift: int = 2,
-        flip: bool = True,
-        max_side: int = 64,
-        smooth: float = 1.0,
-        embedding: ContrastiveEmbedding | None = None,
-        radiomics_feature_set: str = "fast",
-        top_k: int = 16,
-        n_bootstrap: int = 1000,
-        confidence: float = 0.95,
-        seed: int = 0,
-    ) -> None:
-        self.quantile = quantile
-        self.specificity_quantile = specificity_quantile
-        self.duplicate_ncc = duplicate_ncc
-        self.max_shift = max_shift
-        self.flip = flip
-        self.max_side = max_side
-        self.smooth = smooth
-        self.embedding = embedding
-        self.radiomics_feature_set = radiomics_feature_set
-        self.top_k = top_k
-        self.n_bootstrap = n_bootstrap
-        self.confidence = confidence
-        self.seed = seed
-        self.features = tuple(features)
+    features: Sequence[str] = ("embedding", "radiomics")
+    _: KW_ONLY
+    quantile: float = 0.99
+    specificity_quantile: float = 0.95
+    duplicate_ncc: float = 0.97
+    max_shift: int = 2
+    flip: bool = True
+    max_side: int = 64
+    smooth: float = 1.0
+    embedding: ContrastiveEmbedding | None = None
+    radiomics_feature_set: str = "fast"
+    top_k: int = 16
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.features = tuple(self.features)
 
     @property
     def config(self) -> dict[str, Any]:

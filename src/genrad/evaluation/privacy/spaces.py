@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -64,6 +65,7 @@ def _standardise(vectors: torch.Tensor) -> torch.Tensor:
     return centred / centred.norm(dim=-1, keepdim=True).clamp_min(1e-8)
 
 
+@dataclass(eq=False)
 class PixelSpace:
     """Images as zero-mean unit-norm vectors; queries in every mirror flip and shift of <= max_shift.
 
@@ -75,11 +77,10 @@ class PixelSpace:
 
     name = "pixel"
 
-    def __init__(self, max_shift: int = 2, flip: bool = True, max_side: int = 64, smooth: float = 1.0) -> None:
-        self.max_shift = max_shift
-        self.flip = flip
-        self.max_side = max_side
-        self.smooth = smooth
+    max_shift: int = 2
+    flip: bool = True
+    max_side: int = 64
+    smooth: float = 1.0
 
     def fit(self, train: torch.Tensor) -> PixelSpace:
         spatial = working_resolution(train[:1], self.max_side).shape[2:]

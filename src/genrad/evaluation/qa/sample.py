@@ -4,6 +4,7 @@ with a flag threshold calibrated on held-out real images (`TailCalibrator`; see 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,7 @@ class TailCalibrator:
         return p
 
 
+@dataclass(kw_only=True, eq=False)
 class SampleQA:
     """Per-sample QA score and flag for synthetic images (see the module docstring).
 
@@ -72,26 +74,14 @@ class SampleQA:
         seed: seeds that subsample.
     """
 
-    def __init__(
-        self,
-        *,
-        false_flag_rate: float = 0.05,
-        guarantee: float = 0.9,
-        k: int = 5,
-        feature_set: str = "frd_v1",
-        engine: str = "fast",
-        workers: int = 1,
-        max_reference: int = 5000,
-        seed: int = 0,
-    ) -> None:
-        self.false_flag_rate = false_flag_rate
-        self.guarantee = guarantee
-        self.k = k
-        self.feature_set = feature_set
-        self.engine = engine
-        self.workers = workers
-        self.max_reference = max_reference
-        self.seed = seed
+    false_flag_rate: float = 0.05
+    guarantee: float = 0.9
+    k: int = 5
+    feature_set: str = "frd_v1"
+    engine: str = "fast"
+    workers: int = 1
+    max_reference: int = 5000
+    seed: int = 0
 
     def check_settings(self) -> SampleQA:
         """Refuse invalid settings before any work (`fit` calls it too)."""
