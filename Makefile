@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet numpy versioneer setuptools wheel
 	$(PIP) install --quiet --no-build-isolation pyradiomics==3.0.1
-	$(PIP) install --quiet -e ".[dev,distributed]"
+	$(PIP) install --quiet -e ".[dev,all]"
 	touch $(STAMP)
 
 demo: $(STAMP)

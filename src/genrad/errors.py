@@ -5,8 +5,10 @@ prints it and exits with code 2, without a traceback. `is_int` and `is_number` g
 argument checks, so that a value of the wrong type fails the check instead of raising a TypeError.
 """
 
+import importlib
 import math
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,23 @@ class InputError(ValueError):
 
 def _rebuild_input_error(expected: str, found: str, fix: str, source: str | None, argument: str | None) -> InputError:
     return InputError(expected, found, fix, source=source, argument=argument)
+
+
+EXTRAS = {"opacus": "privacy", "sdv": "clinical", "sdmetrics": "clinical", "ray": "distributed"}
+"""The optional packages and the extra that installs each: ``pip install 'genrad[privacy]'``."""
+
+
+def require_extra(module: str, feature: str, fallback: str | None = None) -> ModuleType:
+    """Import `module` (a package of `EXTRAS`, or one of its sub-modules) for `feature`, or raise one `InputError` that
+    names the extra to install (and `fallback`, another way to go without it)."""
+    package = module.split(".")[0]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] != package:
+            raise
+    fix = f"pip install 'genrad[{EXTRAS[package]}]'" + (f" or {fallback}" if fallback else "")
+    raise InputError(f"the optional package {package} for {feature}", "it is not installed", fix)
 
 
 class NotFittedError(RuntimeError):

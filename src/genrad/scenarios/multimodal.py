@@ -26,7 +26,7 @@ from scipy.stats import rankdata
 
 from genrad.core import derive_seed
 from genrad.data.cohort import Split
-from genrad.errors import InputError
+from genrad.errors import InputError, require_extra
 from genrad.evaluation.stats import percentile_interval
 from genrad.synthesis.clinical import LABEL_COLUMN, column_types
 
@@ -310,7 +310,7 @@ def table_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, Any
     ``column_pair_trends``: mean over column pairs of correlation similarity / contingency similarity;
     ``score``: their mean; ``columns`` and ``pairs``: the per-column and per-pair scores.
     """
-    from sdmetrics.reports import QualityReport
+    QualityReport = require_extra("sdmetrics.reports", "clinical-table fidelity").QualityReport
 
     missing = sorted(set(real.columns) - set(synthetic.columns))
     if missing:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from genrad.errors import InputError
+from genrad.errors import require_extra
 from genrad.synthesis.plan import GeneratorLike
 from genrad.synthesis.shards import ShardTask, sample_shard
 
@@ -115,13 +115,7 @@ class _RayShardWorker:
 
 def import_ray() -> Any:
     """Import Ray, or explain how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise InputError(
-            "Ray for --backend ray", "Ray is not installed", "pip install 'genrad[distributed]' or use --backend local"
-        ) from None
-    return ray
+    return require_extra("ray", "--backend ray", fallback="use --backend local")
 
 
 def _run_ray(

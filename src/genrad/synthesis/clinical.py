@@ -18,7 +18,7 @@ import pandas as pd
 
 from genrad.core import derive_seed
 from genrad.data.cohort import Split
-from genrad.errors import InputError, NotFittedError
+from genrad.errors import InputError, NotFittedError, require_extra
 
 LABEL_COLUMN = "label"
 MIN_ROWS_PER_CLASS = 5
@@ -45,8 +45,8 @@ class ClinicalSynthesizer:
 
     def fit(self, table: pd.DataFrame, labels: np.ndarray) -> ClinicalSynthesizer:
         """Fit one synthesizer per class on the rows of `table` with that label; return self."""
-        from sdv.metadata import Metadata
-        from sdv.single_table import GaussianCopulaSynthesizer
+        Metadata = require_extra("sdv.metadata", "clinical records").Metadata
+        GaussianCopulaSynthesizer = require_extra("sdv.single_table", "clinical records").GaussianCopulaSynthesizer
 
         labels = np.asarray(labels)
         if not isinstance(table, pd.DataFrame) or table.shape[1] == 0 or len(table) != len(labels):

@@ -34,7 +34,7 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader, Dataset
 
 from genrad.core import make_generator
-from genrad.errors import InputError, is_int
+from genrad.errors import InputError, is_int, require_extra
 from genrad.models.checkpoint import CONFIG, load_checkpoint
 from genrad.training.trainer import Trainer
 
@@ -84,8 +84,8 @@ def make_private(
     The sampling rate is ``q = 1 / ceil(n / batch_size)`` (Poisson batches of ``batch_size`` images on
     average); the noise multiplier comes from Opacus' `get_noise_multiplier` with the RDP accountant.
     """
-    from opacus import PrivacyEngine
-    from opacus.accountants.utils import get_noise_multiplier
+    PrivacyEngine = require_extra("opacus", "differentially private training").PrivacyEngine
+    get_noise_multiplier = require_extra("opacus.accountants.utils", "differentially private training").get_noise_multiplier
 
     n = len(dataset)  # type: ignore[arg-type]
     _check_budget(epsilon, delta, n, max_grad_norm, steps)
