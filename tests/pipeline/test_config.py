@@ -15,7 +15,7 @@ from genrad.pipeline.config import (
     load_config,
     parse_config,
 )
-from genrad.pipeline.run import check_config
+from genrad.pipeline.run import plan_run
 
 
 def test_defaults_round_trip_through_yaml(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_intensity_bounds_are_the_maps_own() -> None:
 def test_family_options_are_checked_by_the_family_before_any_stage(options: dict, message: str) -> None:
     config = parse_config({"train": {"model": "diffusion", "options": options}}, source="test")
     with pytest.raises(InputError, match=message):
-        check_config(config)
+        plan_run(config)
 
 
 def test_unreadable_config_is_bad_input(tmp_path: Path) -> None:

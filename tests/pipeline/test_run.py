@@ -11,6 +11,7 @@ from genrad.cli.main import main
 from genrad.data.phantom import make_phantom
 from genrad.pipeline import run as pipeline_run
 from genrad.pipeline.config import RunConfig
+from genrad.pipeline.plan import resolve_plan
 from genrad.synthesis.layout import RunLayout
 
 
@@ -29,6 +30,10 @@ def _config(data: Path) -> RunConfig:
             "utility.seeds": 1,
         }
     )
+
+
+def _context(config: RunConfig, layout: RunLayout, cohort: object) -> pipeline_run._Context:
+    return pipeline_run._Context(config=config, plan=resolve_plan(config, cohort), layout=layout, cohort=cohort, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +78,17 @@ def test_interrupted_run_resumes_at_the_first_incomplete_stage(phantom_path: Pat
     assert model_config["intensity"] == {"gamma": 2.0, "black_level": 1 / 255, "floor_gap": 0.3, "floor_ramp": 2.0}
     assert record["model_choice"] == {"family": "vae", "preset": None, "reason": "given in the run configuration"}
 
-    ran.clear()  # a changed utility strategy reruns what reads it: the synthetic set is sampled for the new strategy
+    ran.clear()  # a strategy whose arms need the same images reruns the utility stage alone
     pipeline_run.run_pipeline(config.with_overrides(**{"utility.strategy": "mix"}), layout.root, progress=False)
-    assert ran == ["train", "generate", "fidelity", "privacy", "utility"]
-    assert json.loads(layout.utility_json.read_text())["strategy"]["name"] == "mix"
+    assert ran == ["utility"] and json.loads(layout.utility_json.read_text())["strategy"]["name"] == "mix"
+    ran.clear()  # one that needs more images has the synthetic set sampled again, for it; the VAE is kept
+    pipeline_run.run_pipeline(config.with_overrides(**{"utility.strategy": "pretrain"}), layout.root, progress=False)
+    assert ran == ["generate", "fidelity", "privacy", "utility"]
+    planned = json.loads(layout.run_json.read_text())["plan"]["generate"]["per_class"]
+    from genrad.data import load
+    from genrad.synthesis import SyntheticSet
+
+    assert len(SyntheticSet(layout.synthetic_dir).split) == sum(planned.values()) >= 5 * len(load(str(phantom_path)).train)
 
 
 def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path: Path, capsys) -> None:
@@ -98,6 +110,16 @@ def test_cli_missing_data_exits_2_before_any_stage(tmp_path: Path, capsys) -> No
     assert not (tmp_path / "out").exists()
 
 
+def test_print_plan_shows_the_resolved_plan_before_any_work(phantom_path: Path, tmp_path: Path, capsys) -> None:
+    main(["run", "--data", str(phantom_path), "--model", "diffusion", "--budget-minutes", "7", "--print-plan",
+          "--out", str(tmp_path / "out")])
+    plan = json.loads(capsys.readouterr().out)
+    assert not (tmp_path / "out").exists()
+    assert plan["model"]["family"] == "diffusion" and plan["generate"]["student"] is True
+    assert plan["train"]["generator_minutes"] + plan["train"]["student_minutes"] == pytest.approx(7.0)
+    assert plan["generate"]["per_class"] and set(plan["stages"]) == {"data", "train", "generate", "fidelity", "privacy", "utility"}
+
+
 def test_train_stage_passes_diffusion_guidance_options(phantom_path: Path, tmp_path: Path) -> None:
     from genrad.data import load
     from genrad.models import load as load_model
@@ -106,7 +128,7 @@ def test_train_stage_passes_diffusion_guidance_options(phantom_path: Path, tmp_p
     config = _config(phantom_path).with_overrides(**{"train.model": "diffusion", "train.max_steps": 2,
                                                      "train.options": {"guidance_scale": 2.0, "guide_step": 1}})
     layout = RunLayout(tmp_path / "run")
-    context = pipeline_run._Context(config=config, layout=layout, cohort=load(str(phantom_path)), progress=False)
+    context = _context(config, layout, load(str(phantom_path)))
     pipeline_run._STAGE_WORK["train"](context)
     model = load_model(layout.model_dir)
     assert (model.guidance_scale, model.guide_step) == (2.0, 1) and model.snapshot_guide() is not None
@@ -122,7 +144,7 @@ def test_train_stage_distils_nothing_when_told_not_to(phantom_path: Path, tmp_pa
     config = _config(phantom_path).with_overrides(**{"train.model": "diffusion", "train.max_steps": 2, "train.distill_minutes": 0,
                                                      "train.options": {"guidance_scale": 2.0, "guide_step": 1}})
     layout = RunLayout(tmp_path / "run")
-    context = pipeline_run._Context(config=config, layout=layout, cohort=load(str(phantom_path)), progress=False)
+    context = _context(config, layout, load(str(phantom_path)))
     pipeline_run._STAGE_WORK["train"](context)
     assert load_sampler(layout.model_dir).distilled_from is None
 
@@ -140,8 +162,7 @@ def test_generation_plans_what_the_utility_strategy_needs(phantom_path: Path, tm
 
     def planned(**overrides: object) -> np.ndarray:
         config = _config(phantom_path).with_overrides(**overrides)
-        context = pipeline_run._Context(config=config, layout=RunLayout(tmp_path), cohort=cohort, progress=False)
-        return np.array(list(pipeline_run._balanced_counts(context).values()))
+        return np.array(list(resolve_plan(config, cohort)["generate"]["per_class"].values()))
 
     arms = utility_arms(DEFAULT_STRATEGY)
     assert (synthetic_needed(arms, counts) >= arm_counts(STRATEGIES[DEFAULT_STRATEGY].arm, counts)["synthetic"]).all()
@@ -170,7 +191,7 @@ def test_generation_samples_as_the_utility_strategy_prescribes(phantom_path: Pat
     for model, name, options in (("diffusion", "sampled", {}), ("vae", "sampled", {}), ("diffusion", "none", {}),
                                  ("diffusion", "sampled", {"num_inference_steps": 20})):
         config = _config(phantom_path).with_overrides(**{"train.model": model, "utility.strategy": name, "train.options": options})
-        pipeline_run._stage_generate(pipeline_run._Context(config=config, layout=RunLayout(tmp_path), cohort=cohort, progress=False))
+        pipeline_run._stage_generate(_context(config, RunLayout(tmp_path), cohort))
     assert [(call["sampling"], call["student"]) for call in calls] == [(settings, False), (None, True), (None, True), (None, True)]
 
 
@@ -193,5 +214,5 @@ def test_no_student_is_distilled_by_default_when_the_strategy_sets_the_sampling(
         config = _config(phantom_path).with_overrides(**{"train.model": "diffusion", "utility.strategy": name,
                                                          "train.distill_minutes": minutes})
         before = len(distilled)
-        pipeline_run._stage_train(pipeline_run._Context(config=config, layout=RunLayout(tmp_path), cohort=cohort, progress=False))
+        pipeline_run._stage_train(_context(config, RunLayout(tmp_path), cohort))
         assert len(distilled) - before == (0 if (name, minutes) == ("sampled", None) else 1), (name, minutes)

@@ -1,4 +1,5 @@
-"""Stage bookkeeping: complete stages are skipped; a changed option re-runs that stage and later ones."""
+"""Stage bookkeeping and the run plan: complete stages are skipped; a changed setting reruns exactly the stages whose
+plan fields it changes, and the stages downstream of them."""
 
 from __future__ import annotations
 
@@ -6,48 +7,71 @@ from pathlib import Path
 
 import pytest
 
+from genrad.data import Cohort
+from genrad.data.phantom import make_phantom
+from genrad.errors import InputError
 from genrad.pipeline.config import STAGES, RunConfig
-from genrad.pipeline.stages import READS, UPSTREAM, fingerprint, is_complete, run_stage
+from genrad.pipeline.plan import UPSTREAM, RunPlan, resolve_plan
+from genrad.pipeline.stages import is_complete, run_stage
 from genrad.synthesis.layout import RunLayout
 
 
-def _run_all(layout: RunLayout, config: RunConfig, calls: list[str]) -> None:
+@pytest.fixture(scope="module")
+def cohort() -> Cohort:
+    """The phantom, its splits also under the other names the configuration can give them."""
+    phantom = make_phantom(n=120, size=28, seed=0)
+    aliases = {"training": phantom.train, "validation": phantom.val, "holdout": phantom.test}
+    return Cohort(splits={**phantom.splits, **aliases}, class_names=phantom.class_names, source=phantom.source)
+
+
+def _plan(cohort: Cohort, **overrides: object) -> RunPlan:
+    return resolve_plan(RunConfig().with_overrides(**overrides), cohort)
+
+
+def _run_all(layout: RunLayout, plan: RunPlan, calls: list[str]) -> None:
     for stage in STAGES:
-        run_stage(layout, stage, fingerprint(config, stage, "hash"), lambda s=stage: calls.append(s))
+        run_stage(layout, stage, plan.fingerprint(stage), lambda s=stage: calls.append(s))
 
 
-def test_second_run_skips_every_complete_stage(tmp_path: Path) -> None:
-    layout, config, calls = RunLayout(tmp_path), RunConfig(), []
-    _run_all(layout, config, calls)
-    _run_all(layout, config, calls)
+def test_second_run_skips_every_complete_stage(tmp_path: Path, cohort: Cohort) -> None:
+    layout, plan, calls = RunLayout(tmp_path), _plan(cohort), []
+    _run_all(layout, plan, calls)
+    _run_all(layout, plan, calls)
     assert calls == list(STAGES)
 
 
-def test_changing_generation_reruns_generation_and_evaluations_only(tmp_path: Path) -> None:
+def test_changing_generation_reruns_generation_and_evaluations_only(tmp_path: Path, cohort: Cohort) -> None:
     layout, calls = RunLayout(tmp_path), []
-    _run_all(layout, RunConfig(), calls)
+    _run_all(layout, _plan(cohort), calls)
     calls.clear()
-    _run_all(layout, RunConfig().with_overrides(**{"generate.multiple": 2.0}), calls)
+    _run_all(layout, _plan(cohort, **{"generate.multiple": 2.0}), calls)
     assert calls == ["generate", "fidelity", "privacy", "utility"]
 
 
-def test_changing_one_evaluation_reruns_only_it(tmp_path: Path) -> None:
-    layout, calls = RunLayout(tmp_path), []
-    _run_all(layout, RunConfig(), calls)
-    calls.clear()
-    _run_all(layout, RunConfig().with_overrides(**{"utility.seeds": 5}), calls)
-    assert calls == ["utility"]
-
-
-def test_interrupted_stage_is_not_marked_complete(tmp_path: Path) -> None:
-    layout, config = RunLayout(tmp_path), RunConfig()
+def test_interrupted_stage_is_not_marked_complete(tmp_path: Path, cohort: Cohort) -> None:
+    layout, plan = RunLayout(tmp_path), _plan(cohort)
 
     def crash() -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_stage(layout, "train", fingerprint(config, "train", "hash"), crash)
-    assert not is_complete(layout, "train", fingerprint(config, "train", "hash"))
+        run_stage(layout, "train", plan.fingerprint("train"), crash)
+    assert not is_complete(layout, "train", plan.fingerprint("train"))
+
+
+def test_the_budget_is_split_between_generator_and_student_never_added(cohort: Cohort) -> None:
+    """A guided diffusion model and its student share `train.budget_minutes`: 1 / 1.4 and 0.4 / 1.4 by default, or
+    what `train.distill_minutes` asks; without a student the generator gets it all."""
+    guided = {"train.model": "diffusion", "train.options": {"guidance_scale": 3.0}, "utility.strategy": "none"}
+    split = _plan(cohort, **guided)["train"]
+    assert split["generator_minutes"] + split["student_minutes"] == pytest.approx(15.0)
+    assert split["student_minutes"] == pytest.approx(15.0 * 0.4 / 1.4)
+    given = _plan(cohort, **guided, **{"train.distill_minutes": 3.0})["train"]
+    assert (given["generator_minutes"], given["student_minutes"]) == (12.0, 3.0)
+    alone = _plan(cohort, **{"train.model": "vae"})["train"]
+    assert (alone["generator_minutes"], alone["student_minutes"]) == (15.0, 0.0)
+    with pytest.raises(InputError, match="distill_minutes below"):
+        _plan(cohort, **guided, **{"train.distill_minutes": 15.0})
 
 
 ALTERNATIVES = {
@@ -73,28 +97,35 @@ def _leaves(dumped: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def _declared(field: str) -> set[str]:
-    """The stages that read `field` (`READS`) and every stage downstream of them (`UPSTREAM`)."""
-    readers = {stage for stage, reads in READS.items() if any(field == read or field.startswith(read + ".") for read in reads)}
-    changed = set(readers)
-    while True:
-        more = {stage for stage, upstream in UPSTREAM.items() if upstream in changed} - changed
-        if not more:
-            return changed
-        changed |= more
+EVERYTHING = {"data", "train", "generate", "fidelity", "privacy", "utility"}
+FROM_TRAIN = EVERYTHING - {"data"}
+FROM_GENERATE = {"generate", "fidelity", "privacy", "utility"}
+RERUNS = {
+    "seed": FROM_TRAIN, "data.path": EVERYTHING, "data.intensity": EVERYTHING, "data.train_split": EVERYTHING,
+    "data.val_split": EVERYTHING, "data.test_split": EVERYTHING, "train.model": FROM_TRAIN, "train.preset": FROM_TRAIN,
+    "train.budget_minutes": FROM_TRAIN, "train.max_steps": FROM_TRAIN, "train.covariates": FROM_TRAIN,
+    "train.intensity": FROM_TRAIN, "train.options": FROM_TRAIN, "train.distill_minutes": FROM_TRAIN,
+    "generate.multiple": FROM_GENERATE, "generate.filter": FROM_GENERATE, "generate.shard_size": FROM_GENERATE,
+    "generate.workers": FROM_GENERATE, "generate.backend": FROM_GENERATE,
+    # the QA filter of the generate stage uses the fidelity features
+    "fidelity.feature_set": FROM_GENERATE, "fidelity.engine": FROM_GENERATE, "fidelity.n_bootstrap": {"fidelity"},
+    "privacy.enabled": {"privacy"}, "privacy.features": {"privacy"}, "privacy.n_bootstrap": {"privacy"},
+    # how many images the arms need; the strategy also sets the sampling, so whether a student is distilled
+    "utility.enabled": FROM_GENERATE, "utility.quick": {"utility"}, "utility.seeds": {"utility"},
+    "utility.strategy": FROM_TRAIN, "utility.multiples": FROM_GENERATE,
+}
+"""The stages a change of each setting reruns: those whose plan fields (`STAGE_READS`) it changes, and downstream."""
 
 
-def test_every_setting_reruns_exactly_the_stages_declared_to_read_it() -> None:
-    """Each field of the run configuration, changed alone, changes the fingerprints of the stages that read it and of
-    those downstream, and of no other stage (a new field must be added to ALTERNATIVES and to a stage's READS)."""
-    base = RunConfig()
-    assert set(_leaves(base.model_dump(mode="json"))) == set(ALTERNATIVES)
-    before = {stage: fingerprint(base, stage, "hash") for stage in STAGES}
+def test_every_setting_reruns_exactly_the_stages_declared_to_read_it(cohort: Cohort) -> None:
+    """Each field of the run configuration, changed alone, changes the fingerprints of exactly the stages `RERUNS`
+    declares (a new field must be added to ALTERNATIVES and RERUNS), and every rerun set is closed downstream."""
+    base = RunConfig().with_overrides(**{"train.model": "diffusion"})
+    assert resolve_plan(base, cohort)["train"]["student_minutes"] > 0  # a guided model: the strategy decides its student
+    assert set(_leaves(base.model_dump(mode="json"))) == set(ALTERNATIVES) == set(RERUNS)
+    before = {stage: resolve_plan(base, cohort).fingerprint(stage) for stage in STAGES}
     for field, value in ALTERNATIVES.items():
-        changed = base.with_overrides(**{field: value})
-        after = {stage: fingerprint(changed, stage, "hash") for stage in STAGES}
-        rerun = {stage for stage in STAGES if after[stage] != before[stage]}
-        assert rerun == _declared(field), field
-        assert rerun, f"{field} is read by no stage"
-    assert _declared("utility.strategy") == {"train", "generate", "fidelity", "privacy", "utility"}
-    assert _declared("fidelity.n_bootstrap") == {"fidelity"}
+        plan = resolve_plan(base.with_overrides(**{field: value}), cohort)
+        rerun = {stage for stage in STAGES if plan.fingerprint(stage) != before[stage]}
+        assert rerun == RERUNS[field], field
+        assert {stage for stage, upstream in UPSTREAM.items() if upstream in rerun} <= rerun, field

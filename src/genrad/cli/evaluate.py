@@ -9,8 +9,7 @@ from pathlib import Path
 import typer
 
 from genrad.errors import InputError
-
-SYNTHETIC_NPZ = "synthetic.npz"
+from genrad.synthesis.dataset import NPZ as SYNTHETIC_NPZ
 
 evaluate_app = typer.Typer(help="Evaluate synthetic data: fidelity, privacy, utility.", no_args_is_help=True)
 

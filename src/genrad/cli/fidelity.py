@@ -60,7 +60,9 @@ def fidelity_command(
         },
     )
     _print_summary(report)
-    typer.echo(str(out / "fidelity.json"))
+    from genrad.synthesis.layout import FIDELITY_JSON
+
+    typer.echo(str(out / FIDELITY_JSON))
 
 
 def _floor_split(option: str, real_split: str, cohort: Any) -> str | None:

@@ -18,20 +18,27 @@ def run_command(
     config: Path = typer.Option(None, "--config", help="run.yaml / run.toml with any option."),
     seed: int = typer.Option(None, "--seed", help="Base seed for every stage."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the default configuration and exit."),
+    print_plan: bool = typer.Option(False, "--print-plan", help="Print the resolved run plan (JSON) and exit before any work."),
 ) -> None:
     """Validate data -> train -> generate (balanced, filtered) -> fidelity -> privacy -> utility -> report."""
     if print_config:
         typer.echo(default_config_yaml(), nl=False)
         return
-    from genrad.errors import InputError
-    from genrad.pipeline.run import run_pipeline
+    import json
 
+    from genrad.errors import InputError
+    from genrad.pipeline.run import plan_run, run_pipeline
+
+    base = load_config(config) if config is not None else RunConfig()
+    overrides = {"data.path": data, "train.model": model, "train.budget_minutes": budget_minutes, "seed": seed}
+    resolved = base.with_overrides(**overrides)
+    if print_plan:
+        typer.echo(json.dumps(plan_run(resolved)[0].as_dict(), indent=2))
+        return
     if out is None:
         raise InputError("--out RUN_DIR", "no run directory", "add --out runs/my-run")
     check_output(out, kind="folder")
-    base = load_config(config) if config is not None else RunConfig()
-    overrides = {"data.path": data, "train.model": model, "train.budget_minutes": budget_minutes, "seed": seed}
-    report = run_pipeline(base.with_overrides(**overrides), out)
+    report = run_pipeline(resolved, out)
     typer.echo(f"report: {report}")
 
 

@@ -65,7 +65,9 @@ def privacy(
         generator=generator_record(synthetic_path.parent),
     )
     _print_summary(result)
-    typer.echo(str(out / "privacy.json"))
+    from genrad.synthesis.layout import PRIVACY_JSON
+
+    typer.echo(str(out / PRIVACY_JSON))
 
 
 def _print_summary(result: dict[str, Any]) -> None:

@@ -79,7 +79,9 @@ def utility(
         progress=True,
     )
     _print_table(payload)
-    typer.echo(str(out / "utility.json"))
+    from genrad.synthesis.layout import UTILITY_JSON
+
+    typer.echo(str(out / UTILITY_JSON))
 
 
 def _floats(text: str, option: str) -> list[float]:

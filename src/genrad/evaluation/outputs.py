@@ -21,6 +21,15 @@ from rich.console import Console
 from genrad.errors import InputError
 from genrad.paths import fresh_output
 from genrad.provenance import atomic_path, versions, write_json
+from genrad.synthesis.layout import (
+    FEATURES_REAL,
+    FEATURES_SYNTHETIC,
+    FIDELITY_JSON,
+    PAIRS_PNG,
+    PRIVACY_JSON,
+    PRIVACY_SAMPLES_CSV,
+    SAMPLES_PARQUET,
+)
 
 FEATURE_CACHE = ".radiomics_cache"
 
@@ -109,10 +118,10 @@ def _evaluate_fidelity(
         "reasons": {str(k): int(v) for k, v in samples.loc[samples["qa_flag"], "qa_reason"].value_counts().items()},
     }
     samples.attrs = {"genrad_versions": versions(), "qa_threshold": qa.threshold_, "seed": seed}
-    _write_parquet(out / "samples.parquet", pd.DataFrame(samples))
-    _write_parquet(out / "features_real.parquet", _labelled(real_t))
-    _write_parquet(out / "features_synthetic.parquet", _labelled(synthetic_t))
-    write_json(out / "fidelity.json", report)
+    _write_parquet(out / SAMPLES_PARQUET, pd.DataFrame(samples))
+    _write_parquet(out / FEATURES_REAL, _labelled(real_t))
+    _write_parquet(out / FEATURES_SYNTHETIC, _labelled(synthetic_t))
+    write_json(out / FIDELITY_JSON, report)
     return report
 
 
@@ -161,10 +170,10 @@ def evaluate_privacy(
     result = audit.compute()
     result["provenance"]["sources"] = dict(sources or {})
     result["generator"] = dict(generator) if generator is not None else None
-    audit.plot_pairs(out / "pairs.png")
-    with atomic_path(out / "privacy_samples.csv") as temp:
+    audit.plot_pairs(out / PAIRS_PNG)
+    with atomic_path(out / PRIVACY_SAMPLES_CSV) as temp:
         audit.per_sample().to_csv(temp, index_label="index")
-    write_json(out / "privacy.json", result)
+    write_json(out / PRIVACY_JSON, result)
     return result
 
 

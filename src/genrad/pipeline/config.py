@@ -51,8 +51,8 @@ class TrainConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict, description="Other constructor arguments of the family.")
     distill_minutes: float | None = Field(
         None, ge=0, description="A guided diffusion model is then distilled into a student that samples without guidance "
-        "(genrad.training.distill) for this many minutes; none: 40% of budget_minutes (40% of max_steps, in steps, when "
-        "max_steps is given); 0: no student.")
+        "(genrad.training.distill) for this many of the budget's minutes; none: 0.4x its generator's time, 29% of "
+        "budget_minutes (and 40% of max_steps, in steps, when max_steps is given); 0: no student.")
 
     @field_validator("intensity", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""Where each stage of a genrad run writes its outputs inside a run directory (read by the pipeline and the report)."""
+"""Where each stage of a genrad run writes its outputs inside a run directory: the one owner of those file names,
+used by every writer (`genrad.evaluation.outputs`, the utility protocol, the CLI) and by the pipeline and report."""
 
 from __future__ import annotations
 
@@ -6,6 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genrad.synthesis.dataset import NPZ
+
+RUN_JSON = "run.json"
+REPORT_HTML = "report.html"
+FIDELITY_JSON = "fidelity.json"
+SAMPLES_PARQUET = "samples.parquet"
+FEATURES_REAL = "features_real.parquet"
+FEATURES_SYNTHETIC = "features_synthetic.parquet"
+PRIVACY_JSON = "privacy.json"
+PAIRS_PNG = "pairs.png"
+PRIVACY_SAMPLES_CSV = "privacy_samples.csv"
+UTILITY_JSON = "utility.json"
+SCALING_PNG = "scaling.png"
 
 
 @dataclass(frozen=True)
@@ -16,11 +29,11 @@ class RunLayout:
 
     @property
     def run_json(self) -> Path:
-        return self.root / "run.json"
+        return self.root / RUN_JSON
 
     @property
     def report_html(self) -> Path:
-        return self.root / "report.html"
+        return self.root / REPORT_HTML
 
     @property
     def data_dir(self) -> Path:
@@ -44,19 +57,19 @@ class RunLayout:
 
     @property
     def fidelity_json(self) -> Path:
-        return self.fidelity_dir / "fidelity.json"
+        return self.fidelity_dir / FIDELITY_JSON
 
     @property
     def samples_parquet(self) -> Path:
-        return self.fidelity_dir / "samples.parquet"
+        return self.fidelity_dir / SAMPLES_PARQUET
 
     @property
     def features_real(self) -> Path:
-        return self.fidelity_dir / "features_real.parquet"
+        return self.fidelity_dir / FEATURES_REAL
 
     @property
     def features_synthetic(self) -> Path:
-        return self.fidelity_dir / "features_synthetic.parquet"
+        return self.fidelity_dir / FEATURES_SYNTHETIC
 
     @property
     def privacy_dir(self) -> Path:
@@ -64,11 +77,11 @@ class RunLayout:
 
     @property
     def privacy_json(self) -> Path:
-        return self.privacy_dir / "privacy.json"
+        return self.privacy_dir / PRIVACY_JSON
 
     @property
     def pairs_png(self) -> Path:
-        return self.privacy_dir / "pairs.png"
+        return self.privacy_dir / PAIRS_PNG
 
     @property
     def utility_dir(self) -> Path:
@@ -76,11 +89,11 @@ class RunLayout:
 
     @property
     def utility_json(self) -> Path:
-        return self.utility_dir / "utility.json"
+        return self.utility_dir / UTILITY_JSON
 
     @property
     def scaling_png(self) -> Path:
-        return self.utility_dir / "scaling.png"
+        return self.utility_dir / SCALING_PNG
 
     @property
     def scenarios_dir(self) -> Path:

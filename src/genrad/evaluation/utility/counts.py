@@ -16,6 +16,7 @@ from genrad.core import derive_seed
 from genrad.data.cohort import Split
 from genrad.errors import InputError
 from genrad.evaluation.utility.arms import Arm
+from genrad.synthesis.dataset import MANIFEST
 
 FLAG_COLUMNS = ("qa_flag", "qa_flagged", "flagged", "flag")
 KEEP_COLUMNS = ("qa_keep", "qa_kept", "keep")  # not "kept": synthetic.npz holds only kept images
@@ -172,7 +173,7 @@ def keep_mask_from_manifest(synthetic_path: str | Path, column: str | None = Non
     import pandas as pd
 
     folder = Path(synthetic_path).parent
-    found = [folder / name for name in ("manifest.parquet", "manifest.csv") if (folder / name).exists()]
+    found = [folder / name for name in (MANIFEST, "manifest.csv") if (folder / name).exists()]
     if not found:
         if column is not None:
             raise InputError("a manifest.parquet or manifest.csv beside the synthetic npz", "none", "drop --qa-column", source=str(folder))

@@ -35,6 +35,7 @@ from genrad.evaluation.utility.metrics import classification_metrics
 from genrad.evaluation.utility.summary import CONFIDENCE, N_BOOTSTRAP, plot_scaling, select_best_classical, summarise_arms
 from genrad.progress import progress_bar
 from genrad.provenance import hash_arrays, versions, write_json
+from genrad.synthesis.layout import SCALING_PNG, UTILITY_JSON
 
 PROTOCOL_VERSION = 3
 QUICK = {
@@ -198,8 +199,8 @@ def evaluate_utility(
     payload["config"]["quick"] = quick
     payload["strategy"] = chosen.record() if chosen is not None else None
     payload["provenance"]["synthetic_source"] = synthetic_source
-    write_json(out / "utility.json", payload)
-    plot_scaling(payload, out / "scaling.png")
+    write_json(out / UTILITY_JSON, payload)
+    plot_scaling(payload, out / SCALING_PNG)
     return payload
 
 
