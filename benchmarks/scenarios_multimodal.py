@@ -91,7 +91,7 @@ def main() -> None:
         for name, generator in generators.items():
             synthetic = generate_pairs(generator, records, real.train.class_counts(), seed=seed)
             fidelity = multimodal_fidelity(
-                real.train, synthetic, pairs=pairs, select_on=real.val, feature_set="fast", n_boot=1000, seed=seed
+                real.train, synthetic, pairs=pairs, select_on=real.val, feature_set="fast", n_bootstrap=1000, seed=seed
             )
             link = fidelity["cross_modal"][0]
             pairs = pairs or [(link["covariate"], link["feature"])]  # chosen once, on the validation split

@@ -59,6 +59,30 @@ def test_interrupted_stage_is_not_marked_complete(tmp_path: Path, cohort: Cohort
     assert not is_complete(layout, "train", plan.fingerprint("train"))
 
 
+def test_a_changed_plan_never_resumes_into_stale_outputs(tmp_path: Path, cohort: Cohort) -> None:
+    """Outputs written for another plan are removed before the stage reruns; an interrupted stage of the same plan
+    keeps what it wrote, to resume from it."""
+    layout = RunLayout(tmp_path)
+    first, second = _plan(cohort), _plan(cohort, **{"generate.multiple": 2.0})
+    partial = layout.synthetic_dir / "shards" / "0.npz"
+
+    def write_and_crash() -> None:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"part")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(layout, "generate", first.fingerprint("generate"), write_and_crash)
+    seen: list[bool] = []
+    run_stage(layout, "generate", first.fingerprint("generate"), lambda: seen.append(partial.exists()))
+    run_stage(layout, "generate", second.fingerprint("generate"), lambda: seen.append(partial.exists()))
+    assert seen == [True, False]
+    with pytest.raises(KeyboardInterrupt):  # interrupted under one plan, rerun under another: cleared as well
+        run_stage(layout, "generate", first.fingerprint("generate"), write_and_crash)
+    run_stage(layout, "generate", second.fingerprint("generate"), lambda: seen.append(partial.exists()))
+    assert seen == [True, False, False]
+
+
 def test_the_budget_is_split_between_generator_and_student_never_added(cohort: Cohort) -> None:
     """A guided diffusion model and its student share `train.budget_minutes`: 1 / 1.4 and 0.4 / 1.4 by default, or
     what `train.distill_minutes` asks; without a student the generator gets it all."""

@@ -81,8 +81,8 @@ def test_correlation_matches_scipy_and_numpy():
     rng = np.random.default_rng(0)
     x = rng.standard_normal(200)
     y = 0.6 * x + rng.standard_normal(200)
-    assert correlation(x, y, n_boot=0)[0] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
-    assert correlation(x, y, method="pearson", n_boot=0)[0] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12)
+    assert correlation(x, y, n_bootstrap=0)[0] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
+    assert correlation(x, y, method="pearson", n_bootstrap=0)[0] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12)
 
 
 def test_within_class_correlation_removes_class_confounding():
@@ -90,8 +90,8 @@ def test_within_class_correlation_removes_class_confounding():
     labels = np.repeat([0, 1, 2], 200)
     x = labels + 0.3 * rng.standard_normal(600)  # both follow the class, independent within it
     y = labels + 0.3 * rng.standard_normal(600)
-    pooled, _ = correlation(x, y, n_boot=0)
-    within, interval = correlation(x, y, labels=labels, n_boot=300, seed=0)
+    pooled, _ = correlation(x, y, n_bootstrap=0)
+    within, interval = correlation(x, y, labels=labels, n_bootstrap=300, seed=0)
     assert pooled > 0.8
     assert abs(within) < 0.15 and interval[1] - interval[0] < 0.3
 
@@ -99,13 +99,13 @@ def test_within_class_correlation_removes_class_confounding():
 def test_bootstrap_interval_covers_the_truth_and_is_seeded():
     rng = np.random.default_rng(2)
     xy = rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], 400)
-    r, interval = correlation(xy[:, 0], xy[:, 1], method="pearson", n_boot=500, seed=3)
+    r, interval = correlation(xy[:, 0], xy[:, 1], method="pearson", n_bootstrap=500, seed=3)
     assert interval[0] < 0.5 < interval[1] and interval[1] - interval[0] < 0.2
-    assert correlation(xy[:, 0], xy[:, 1], method="pearson", n_boot=500, seed=3) == (r, interval)
+    assert correlation(xy[:, 0], xy[:, 1], method="pearson", n_bootstrap=500, seed=3) == (r, interval)
     frame = pd.DataFrame(xy, columns=["c", "f"])
-    table = covariate_feature_correlations(frame[["c"]], frame[["f"]], [("c", "f")], method="pearson", n_boot=500, seed=3)
+    table = covariate_feature_correlations(frame[["c"]], frame[["f"]], [("c", "f")], method="pearson", n_bootstrap=500, seed=3)
     assert table.loc[0, "r"] == r and [table.loc[0, "ci_low"], table.loc[0, "ci_high"]] == interval
-    streaming = CovariateFeatureCorrelations([("c", "f")], method="pearson", n_boot=500, seed=3)
+    streaming = CovariateFeatureCorrelations([("c", "f")], method="pearson", n_bootstrap=500, seed=3)
     streaming.update(frame.iloc[:150][["c"]], frame.iloc[:150][["f"]]).update(frame.iloc[150:][["c"]], frame.iloc[150:][["f"]])
     pd.testing.assert_frame_equal(streaming.compute(), table)
 
@@ -124,7 +124,7 @@ def test_cross_modal_link_on_the_phantom(phantom):
     synthetic = _pairs(phantom, RetrievalGenerator(pool, ["lesion_diameter_mm"]))
     assert synthetic.images.shape == phantom.train.images.shape
     assert list(synthetic.clinical.columns) == list(phantom.train.clinical.columns)
-    result = multimodal_fidelity(phantom.train, synthetic, select_on=phantom.val, feature_set="fast", n_boot=500)
+    result = multimodal_fidelity(phantom.train, synthetic, select_on=phantom.val, feature_set="fast", n_bootstrap=500)
     (link,) = result["cross_modal"]
     assert link["covariate"] == "lesion_diameter_mm" and abs(link["r"]) > 0.3
     assert link["reproduced"], link  # the difference CI contains 0 (see cross_modal_link)
@@ -133,7 +133,8 @@ def test_cross_modal_link_on_the_phantom(phantom):
 
     # A generator that gets the class right but ignores the covariates fails the same check.
     class_only = _pairs(phantom, RetrievalGenerator(pool, ["lesion_diameter_mm"], use_covariates=False))
-    blind = multimodal_fidelity(phantom.train, class_only, pairs=[(link["covariate"], link["feature"])], feature_set="fast", n_boot=500)
+    blind = multimodal_fidelity(phantom.train, class_only, pairs=[(link["covariate"], link["feature"])], feature_set="fast",
+                                n_bootstrap=500)
     assert not blind["cross_modal"][0]["reproduced"]
 
 

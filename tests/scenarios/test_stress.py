@@ -57,15 +57,15 @@ def test_batched_auc_matches_the_reference_auc(k):
 def test_sweep_is_seeded_and_paired(small_split):
     grid = Grid(perturbations={"noise": [0.1], "gamma": [0.5]})
     model = MeanIntensity(float(small_split.images.mean()))
-    first = evaluate_grid({"a": model, "b": model}, small_split, grid, seed=3, n_boot=30, progress=False)
-    second = evaluate_grid({"a": model, "b": model}, small_split, grid, seed=3, n_boot=30, progress=False)
+    first = evaluate_grid({"a": model, "b": model}, small_split, grid, seed=3, n_bootstrap=30, progress=False)
+    second = evaluate_grid({"a": model, "b": model}, small_split, grid, seed=3, n_bootstrap=30, progress=False)
     assert json.dumps(first) == json.dumps(second)
     assert [c["perturbation"] for c in first["a"]] == [CLEAN, "noise", "gamma"]
     clean = first["a"][0]
     assert clean["auc_drop"] == 0 and clean["auc_drop_ci"] == [0.0, 0.0]
     for cell in first["b"]:  # the same model twice: every paired difference is exactly zero
         assert cell["auc_delta"] == 0 and cell["auc_delta_ci"] == [0.0, 0.0] and cell["drop_reduction"] == 0
-    other = evaluate_grid({"a": model}, small_split, grid, seed=4, n_boot=30, progress=False)["a"]
+    other = evaluate_grid({"a": model}, small_split, grid, seed=4, n_bootstrap=30, progress=False)["a"]
     assert other[1]["auc_ci"] != first["a"][1]["auc_ci"]  # another seed: other noise and resamples
 
 
@@ -73,12 +73,12 @@ def test_finished_cells_are_read_back(small_split, tmp_path):
     grid = Grid(perturbations={"noise": [0.05, 0.1]})
     model = MeanIntensity(float(small_split.images.mean()))
     cache = CellCache(tmp_path, key="k")
-    first = evaluate_grid({"m": model}, small_split, grid, n_boot=10, progress=False, cache=cache)
+    first = evaluate_grid({"m": model}, small_split, grid, n_bootstrap=10, progress=False, cache=cache)
     calls = model.calls
-    second = evaluate_grid({"m": model}, small_split, grid, n_boot=10, progress=False, cache=cache)
+    second = evaluate_grid({"m": model}, small_split, grid, n_bootstrap=10, progress=False, cache=cache)
     assert model.calls == calls + 1  # only the clean images are scored again
     assert second == first
-    evaluate_grid({"m": model}, small_split, grid, n_boot=10, progress=False, cache=CellCache(tmp_path, key="other"))
+    evaluate_grid({"m": model}, small_split, grid, n_bootstrap=10, progress=False, cache=CellCache(tmp_path, key="other"))
     assert model.calls == calls + 1 + 3  # another key never reads stale cells
 
 

@@ -5,8 +5,10 @@ without a valid marker."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from genrad.provenance import write_json
@@ -14,19 +16,32 @@ from genrad.synthesis.layout import RunLayout
 
 
 def is_complete(layout: RunLayout, stage: str, stage_fingerprint: str) -> bool:
-    marker = layout.stage_marker(stage)
-    if not marker.exists():
-        return False
-    return json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == stage_fingerprint
+    return _recorded(layout.stage_marker(stage)) == stage_fingerprint
 
 
 def run_stage(layout: RunLayout, stage: str, stage_fingerprint: str, work: Callable[[], Any]) -> tuple[bool, float]:
-    """Run `work` unless the stage is complete; mark it complete afterwards. Returns (ran, seconds)."""
+    """Run `work` unless the stage is complete; mark it complete afterwards. Returns (ran, seconds).
+
+    Outputs written for another fingerprint (a completed or started stage of a changed plan) are removed first, so a
+    stage never resumes into them; an interrupted stage of the same plan resumes from what it left."""
     if is_complete(layout, stage, stage_fingerprint):
         return False, 0.0
-    layout.stage_marker(stage).unlink(missing_ok=True)
+    marker, started = layout.stage_marker(stage), layout.stage_started(stage)
+    previous = _recorded(marker) or _recorded(started)
+    if previous is not None and previous != stage_fingerprint and layout.stage_dir(stage).exists():
+        shutil.rmtree(layout.stage_dir(stage))
+    marker.unlink(missing_ok=True)
+    write_json(started, {"stage": stage, "fingerprint": stage_fingerprint})
     start = time.perf_counter()
     work()
     seconds = time.perf_counter() - start
-    write_json(layout.stage_marker(stage), {"stage": stage, "fingerprint": stage_fingerprint, "seconds": seconds})
+    write_json(marker, {"stage": stage, "fingerprint": stage_fingerprint, "seconds": seconds})
+    started.unlink(missing_ok=True)
     return True, seconds
+
+
+def _recorded(path: Path) -> str | None:
+    """The fingerprint a stage marker records, or None."""
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("fingerprint")

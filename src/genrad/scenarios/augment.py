@@ -29,8 +29,8 @@ from genrad.scenarios.grid import Grid
 from genrad.scenarios.perturbations import perturb
 from genrad.scenarios.stress import (
     CLEAN,
-    N_BOOT,
-    N_BOOT_QUICK,
+    N_BOOTSTRAP,
+    N_BOOTSTRAP_QUICK,
     CellCache,
     content_key,
     evaluate_grid,
@@ -114,16 +114,16 @@ def augment(
             "generate the synthetic set at the real data's size and channels",
             source="pool",
         )
-    n_boot = N_BOOT_QUICK if quick else N_BOOT
+    n_bootstrap = N_BOOTSTRAP_QUICK if quick else N_BOOTSTRAP
     augmented_train = concatenate(data.train, perturbed_pool(pool, grid, seed=seed, copies=copies))
     models, fingerprints = {}, {}
     for name, train in ((BASELINE, data.train), (AUGMENTED, augmented_train)):
         models[name], fingerprints[name] = _fit_or_load(recipe, train, data.val, seed, out / "classifiers" / name)
-    cache = CellCache(out / ".cells", content_key(fingerprints, data.test.content_hash(), seed, n_boot))
-    results = evaluate_grid(models, data.test, grid, seed=seed, n_boot=n_boot, progress=progress, cache=cache)
+    cache = CellCache(out / ".cells", content_key(fingerprints, data.test.content_hash(), seed, n_bootstrap))
+    results = evaluate_grid(models, data.test, grid, seed=seed, n_bootstrap=n_bootstrap, progress=progress, cache=cache)
     provenance = {
         "versions": versions(), "command": "augment", "grid": grid.model_dump(), "seed": seed, "quick": quick,
-        "n_boot": n_boot, "copies": copies, "recipe": recipe, "data": data.source, "data_hash": data.content_hash(),
+        "n_bootstrap": n_bootstrap, "copies": copies, "recipe": recipe, "data": data.source, "data_hash": data.content_hash(),
         "pool": "real train" if pool is data.train else "given pool", "pool_hash": hash_arrays(pool.images, pool.labels),
         "classifiers": fingerprints,
     }

@@ -30,7 +30,7 @@ from genrad.errors import InputError, require_extra
 from genrad.evaluation.stats import percentile_interval
 from genrad.synthesis.clinical import LABEL_COLUMN, column_types
 
-N_BOOT = 1000
+N_BOOTSTRAP = 1000
 CONFIDENCE = 0.95
 METHODS = ("spearman", "pearson")
 
@@ -97,10 +97,10 @@ def bootstrap_correlation(
     labels: np.ndarray | None = None,
     weights: Mapping[int, float] | None = None,
     method: str = "spearman",
-    n_boot: int = N_BOOT,
+    n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
 ) -> tuple[float, np.ndarray]:
-    """Correlation of `x` and `y`, within class when `labels` are given, and its `n_boot` bootstrap replicates.
+    """Correlation of `x` and `y`, within class when `labels` are given, and its `n_bootstrap` bootstrap replicates.
 
     Within class: the correlation of each class (3 pairs or more) is computed separately and the
     classes are combined on Fisher's z scale with `weights` (default: each class's share of the
@@ -126,14 +126,14 @@ def bootstrap_correlation(
     rng = np.random.default_rng(derive_seed(seed, "correlation"))
     per_class = []
     for m in members:
-        boot = rng.choice(m, (n_boot, len(m)))
+        boot = rng.choice(m, (n_bootstrap, len(m)))
         per_class.append(_row_correlation(x[boot], y[boot], method))
-    return r, _combine(np.array(per_class), w) if n_boot else np.empty(0)
+    return r, _combine(np.array(per_class), w) if n_bootstrap else np.empty(0)
 
 
 def correlation(x: np.ndarray, y: np.ndarray, **options: Any) -> tuple[float, list[float | None]]:
     """`bootstrap_correlation` (same options) as the estimate and its percentile interval ([None, None] when
-    ``n_boot == 0``)."""
+    ``n_bootstrap == 0``)."""
     r, values = bootstrap_correlation(x, y, **options)
     return r, percentile_interval(values, CONFIDENCE)
 
@@ -146,7 +146,7 @@ def covariate_feature_correlations(
     labels: np.ndarray | None = None,
     weights: Mapping[int, float] | None = None,
     method: str = "spearman",
-    n_boot: int = N_BOOT,
+    n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
 ) -> pd.DataFrame:
     """For each (covariate, feature) pair: ``r`` and its bootstrap interval ``ci_low`` / ``ci_high``.
@@ -166,7 +166,7 @@ def covariate_feature_correlations(
                 raise InputError(f"a column named {name!r}", f"columns {list(table.columns)[:8]}...", "fix the pair names")
         r, ci = correlation(
             covariates[covariate].to_numpy(float), features[feature].to_numpy(float),
-            labels=labels, weights=weights, method=method, n_boot=n_boot, seed=seed,
+            labels=labels, weights=weights, method=method, n_bootstrap=n_bootstrap, seed=seed,
         )
         low, high = (np.nan if bound is None else bound for bound in ci)
         rows.append({"covariate": covariate, "feature": feature, "r": r, "ci_low": low, "ci_high": high, "n": len(covariates)})
@@ -179,10 +179,11 @@ class CovariateFeatureCorrelations:
     Rank correlations need every value, so the rows of the requested columns are kept.
     """
 
-    def __init__(self, pairs: Sequence[tuple[str, str]], *, method: str = "spearman", n_boot: int = N_BOOT, seed: int = 0) -> None:
+    def __init__(self, pairs: Sequence[tuple[str, str]], *, method: str = "spearman", n_bootstrap: int = N_BOOTSTRAP,
+                 seed: int = 0) -> None:
         self.pairs = list(pairs)
         self.method = method
-        self.n_boot = n_boot
+        self.n_bootstrap = n_bootstrap
         self.seed = seed
         self.reset()
 
@@ -197,7 +198,7 @@ class CovariateFeatureCorrelations:
             raise InputError("at least one update", "none", "call update(covariates, features) before compute()")
         return covariate_feature_correlations(
             pd.concat(self._covariates, ignore_index=True), pd.concat(self._features, ignore_index=True), self.pairs,
-            labels=np.concatenate(self._labels), method=self.method, n_boot=self.n_boot, seed=self.seed,
+            labels=np.concatenate(self._labels), method=self.method, n_bootstrap=self.n_bootstrap, seed=self.seed,
         )
 
     def reset(self) -> None:
@@ -217,7 +218,7 @@ def strongest_pairs(
     for covariate in columns:
         values = {
             feature: abs(correlation(covariates[covariate].to_numpy(float), numeric[feature].to_numpy(float),
-                                     labels=labels, method=method, n_boot=0)[0])
+                                     labels=labels, method=method, n_bootstrap=0)[0])
             for feature in numeric.columns if not feature.startswith("diagnostics_")
         }
         pairs.append((covariate, max(values, key=lambda f: np.nan_to_num(values[f], nan=-1.0))))
@@ -234,7 +235,7 @@ def cross_modal_link(
     real_labels: np.ndarray | None = None,
     synthetic_labels: np.ndarray | None = None,
     method: str = "spearman",
-    n_boot: int = N_BOOT,
+    n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Does each covariate-feature correlation of the generated pairs match the real one?
@@ -255,7 +256,7 @@ def cross_modal_link(
         classes, counts = np.unique(real_labels, return_counts=True)
         weights = {int(k): n / counts.sum() for k, n in zip(classes, counts, strict=True)}
     shuffled_covariates = shuffle_within_class(synthetic_covariates, synthetic_labels, seed=seed)
-    options: dict[str, Any] = {"weights": weights, "method": method, "n_boot": n_boot}
+    options: dict[str, Any] = {"weights": weights, "method": method, "n_bootstrap": n_bootstrap}
     rows = []
     for covariate, feature in pairs:
         for name, table in ((covariate, real_covariates), (covariate, synthetic_covariates),
@@ -355,7 +356,7 @@ def multimodal_fidelity(
     feature_set: str = "frd_v1",
     engine: str = "fast",
     method: str = "spearman",
-    n_boot: int = N_BOOT,
+    n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -385,7 +386,7 @@ def multimodal_fidelity(
         pairs = strongest_pairs(chooser.clinical, chooser_features, covariates, labels=chooser.labels, method=method)
     link = cross_modal_link(
         real.clinical, real_features, synthetic.clinical, synthetic_features, pairs,
-        real_labels=real.labels, synthetic_labels=synthetic.labels, method=method, n_boot=n_boot, seed=seed,
+        real_labels=real.labels, synthetic_labels=synthetic.labels, method=method, n_bootstrap=n_bootstrap, seed=seed,
     )
     names = [c for c in real_features.select_dtypes("number").columns if not c.startswith("diagnostics_")]
     real_matrix, synthetic_matrix = real_features[names].to_numpy(float), synthetic_features[names].to_numpy(float)
@@ -402,6 +403,6 @@ def multimodal_fidelity(
         "cross_modal": link.to_dict(orient="records"),
         "cross_modal_reproduced": bool(link["reproduced"].all()),
         "method": method,
-        "n_boot": n_boot,
+        "n_bootstrap": n_bootstrap,
         "seed": seed,
     }

@@ -37,8 +37,8 @@ from genrad.scenarios.perturbations import PERTURBATIONS, perturb
 
 METRICS = ("auc", "balanced_accuracy", "accuracy")
 CLEAN = "none"
-N_BOOT = 200
-N_BOOT_QUICK = 50
+N_BOOTSTRAP = 200
+N_BOOTSTRAP_QUICK = 50
 CONFIDENCE = 0.95
 
 
@@ -100,7 +100,7 @@ def evaluate_grid(
     grid: Grid,
     *,
     seed: int = 0,
-    n_boot: int = N_BOOT,
+    n_bootstrap: int = N_BOOTSTRAP,
     progress: bool = True,
     cache: CellCache | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
@@ -116,7 +116,7 @@ def evaluate_grid(
     if not models:
         raise InputError("at least one model", "none", "pass {'name': classifier}")
     labels, names = split.labels, list(models)
-    boot = stratified_bootstrap_index(labels, n_boot, np.random.default_rng(derive_seed(seed, "bootstrap")))
+    boot = stratified_bootstrap_index(labels, n_bootstrap, np.random.default_rng(derive_seed(seed, "bootstrap")))
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     cells = [(CLEAN, 0.0), *grid.cells()]
     columns = [TextColumn("stress {task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
@@ -279,12 +279,12 @@ def stress(
     classifier = Classifier.load(model_dir)
     _check_compatible(classifier, cohort, str(model_dir))
     test = cohort[split]
-    n_boot = N_BOOT_QUICK if quick else N_BOOT
+    n_bootstrap = N_BOOTSTRAP_QUICK if quick else N_BOOTSTRAP
     model_hash = _classifier_hash(model_dir)
-    cache = CellCache(out / ".cells", content_key(model_hash, test.content_hash(), seed, n_boot))
-    cells = evaluate_grid({"model": classifier}, test, grid, seed=seed, n_boot=n_boot, progress=progress, cache=cache)["model"]
+    cache = CellCache(out / ".cells", content_key(model_hash, test.content_hash(), seed, n_bootstrap))
+    cells = evaluate_grid({"model": classifier}, test, grid, seed=seed, n_bootstrap=n_bootstrap, progress=progress, cache=cache)["model"]
     provenance = {
-        "versions": versions(), "command": "stress", "grid": grid.model_dump(), "seed": seed, "quick": quick, "n_boot": n_boot,
+        "versions": versions(), "command": "stress", "grid": grid.model_dump(), "seed": seed, "quick": quick, "n_bootstrap": n_bootstrap,
         "split": split,
         "model_dir": str(model_dir), "model_hash": model_hash, "data": cohort.source, "data_hash": test.content_hash(),
     }

@@ -99,6 +99,14 @@ class RunLayout:
     def scenarios_dir(self) -> Path:
         return self.root / "scenarios"
 
+    def stage_dir(self, stage: str) -> Path:
+        """The folder a stage of `genrad run` writes (``train`` the model, ``generate`` the synthetic set)."""
+        return {"train": self.model_dir, "generate": self.synthetic_dir}.get(stage, self.root / stage)
+
+    def stage_started(self, stage: str) -> Path:
+        """Written first by a stage: the fingerprint its outputs are being written for."""
+        return self.root / f".{stage}.started.json"
+
     def stage_marker(self, stage: str) -> Path:
         """Written last by a stage: its presence (with a matching config hash) means 'complete'."""
         return self.root / f".{stage}.complete.json"

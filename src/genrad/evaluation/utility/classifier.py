@@ -54,7 +54,7 @@ class Classifier:
     layers, channels, stem_stride:
         ResNet basic blocks per stage, channels per stage (same length, usually 4) and the stride of
         the 3x3 stem convolution (2 halves every feature map: about 4x less compute).
-    lr, weight_decay, batch_size:
+    learning_rate, weight_decay, batch_size:
         Adam learning rate, decoupled weight decay (AdamW) and mini-batch size.
     max_steps, eval_every, patience:
         Step budget, validation period in steps, and evaluations without improvement before stopping.
@@ -77,7 +77,7 @@ class Classifier:
         layers: Sequence[int] = (1, 1, 1, 1),
         channels: Sequence[int] = (16, 32, 64, 128),
         stem_stride: int = 1,
-        lr: float = 1e-3,
+        learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
         batch_size: int = 64,
         max_steps: int = 1500,
@@ -93,7 +93,7 @@ class Classifier:
         self.layers = tuple(int(n) for n in layers)
         self.channels = tuple(int(c) for c in channels)
         self.stem_stride = stem_stride
-        self.lr = lr
+        self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_steps = max_steps
@@ -114,7 +114,7 @@ class Classifier:
             "layers": list(self.layers),
             "channels": list(self.channels),
             "stem_stride": self.stem_stride,
-            "lr": self.lr,
+            "learning_rate": self.learning_rate,
             "weight_decay": self.weight_decay,
             "batch_size": self.batch_size,
             "max_steps": self.max_steps,
@@ -155,7 +155,7 @@ class Classifier:
             network = self._build().to(device)
             if init is not None:
                 network.load_state_dict(init._fitted_network().state_dict())
-            optimiser = torch.optim.AdamW(network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            optimiser = torch.optim.AdamW(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
             images = torch.from_numpy(train.images).to(device)
             labels = torch.from_numpy(train.labels).to(device)
             image_weight = torch.from_numpy(weights).to(device)
@@ -256,7 +256,10 @@ class Classifier:
                 "point to a classifier directory, e.g. utility/classifiers/real/seed-0 of `genrad evaluate utility`",
                 source=str(directory),
             )
-        classifier = cls(**record["config"], device=device)
+        config = dict(record["config"])
+        if "lr" in config:  # saved before the argument took genrad's one name for it
+            config["learning_rate"] = config.pop("lr")
+        classifier = cls(**config, device=device)
         target = torch.device(device) if device else default_device()
         network = classifier._build()
         network.load_state_dict(load_file(str(weights_path), device=str(target)))

@@ -68,7 +68,7 @@ def run_protocol(
 
     `keep` (a boolean mask over `synthetic`, or a callable giving one) is the per-sample QA filter
     for the ``+filtered`` arms. `recipe` overrides `Classifier` training arguments (layers, channels,
-    lr, weight_decay, batch_size, max_steps, eval_every, patience). With `cache_dir`, each arm-seed
+    learning_rate, weight_decay, batch_size, max_steps, eval_every, patience). With `cache_dir`, each arm-seed
     result is stored there and reused on a re-run with the same inputs; the classifiers of the arms
     named in `save_classifiers` are saved under ``cache_dir/classifiers/<arm>/seed-<s>``. Each of `test_subsets`
     (a name -> boolean mask over the test images, e.g. those with no near-twin in train) is scored from the same
@@ -355,7 +355,7 @@ def _recipe(real: Cohort, recipe: Mapping[str, Any] | None) -> dict[str, Any]:
         )
     except TypeError as error:
         raise InputError("Classifier training arguments", str(error),
-                         "use layers, channels, lr, weight_decay, batch_size, max_steps, eval_every, patience") from None
+                         "use layers, channels, learning_rate, weight_decay, batch_size, max_steps, eval_every, patience") from None
     config = classifier.config
     for key in ("class_weight", "augment"):
         config.pop(key)
