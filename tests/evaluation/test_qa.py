@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -64,6 +65,17 @@ def test_precomputed_features_give_the_same_scores(fitted: SampleQA, phantom, cl
 
     features = extract(phantom.test, feature_set="fast", engine="fast", progress=False)
     assert fitted.score(phantom.test.images, features=features).equals(clean_scores)
+
+
+def test_an_image_whose_features_failed_is_flagged_for_it_not_scored_as_zeros(fitted: SampleQA, phantom, clean_scores) -> None:
+    from genrad.radiomics import extract
+
+    features = extract(phantom.test, feature_set="fast", engine="fast", progress=False).to_numpy(np.float64)
+    features[0, :3] = np.nan
+    table = fitted.score(phantom.test, features=features)
+    assert table["qa_failed_features"].iloc[0] == 3 and table["qa_failed_features"].iloc[1:].eq(0).all()
+    assert table["qa_flag"].iloc[0] and table["qa_reason"].iloc[0] == "failed_features"
+    pd.testing.assert_frame_equal(table.iloc[1:], clean_scores.iloc[1:])
 
 
 def test_unfitted_and_mismatched_use_is_refused(phantom, fitted: SampleQA) -> None:

@@ -107,7 +107,7 @@ class SampleQA:
         features (one row per image, same order) skip the extraction."""
         self.check_settings()
         images = _images(real_reference, "real_reference")
-        features = self._features(images, reference_features, "reference_features", width=None)
+        features = _zero_failed(self._features(images, reference_features, "reference_features", width=None))
         keep = subsample(np.arange(len(images)), self.max_reference, np.random.default_rng(self.seed))
         if len(keep) <= self.k:
             raise InputError(
@@ -137,15 +137,17 @@ class SampleQA:
     def score(self, images: Any, *, features: np.ndarray | pd.DataFrame | None = None) -> pd.DataFrame:
         """One row per image: every component, ``qa_score`` (``-log10`` of the smallest component
         p-value), ``qa_flag`` (score above the calibrated threshold) and ``qa_reason`` (the component
-        with the smallest p-value)."""
+        with the smallest p-value); ``qa_failed_features`` counts the radiomic features the extraction could not
+        compute (NaN): such an image is flagged for that reason, never scored as if they were 0."""
         if not hasattr(self, "threshold_"):
             raise NotFittedError(self)
         components = self._components(_images(images, "images"), features)
         score, reason = self._combine(components)
         table = components.add_prefix("qa_")
+        failed = components["failed_features"].to_numpy() > 0
         table["qa_score"] = score
-        table["qa_flag"] = score > self.threshold_
-        table["qa_reason"] = self._specific_reason(components, reason)
+        table["qa_flag"] = (score > self.threshold_) | failed
+        table["qa_reason"] = np.where(failed, "failed_features", self._specific_reason(components, reason))
         return table
 
     def _specific_reason(self, components: pd.DataFrame, reason: np.ndarray) -> np.ndarray:
@@ -185,8 +187,9 @@ class SampleQA:
 
     def _components(self, images: np.ndarray, features: np.ndarray | pd.DataFrame | None) -> pd.DataFrame:
         components = self.pixels_.measure(images)
-        features = self._features(images, features, "features", width=self.scaler_.keep_.size)
-        components.insert(0, "knn_distance", self._knn_distance(self.scaler_.transform(features), leave_one_out=False))
+        raw = self._features(images, features, "features", width=self.scaler_.keep_.size)
+        components.insert(0, "knn_distance", self._knn_distance(self.scaler_.transform(_zero_failed(raw)), leave_one_out=False))
+        components["failed_features"] = np.isnan(raw).sum(axis=1)
         return components
 
     def _features(
@@ -205,7 +208,7 @@ class SampleQA:
                 "extract the features with the same feature set, one row per image in order",
                 source=name,
             )
-        return np.where(np.isnan(values), 0.0, values)  # a failed feature counts as 0: far from real
+        return values
 
     def _knn_distance(self, features: np.ndarray, *, leave_one_out: bool) -> np.ndarray:
         """Mean distance to the k nearest reference rows (leaving each reference row's own out)."""
@@ -259,3 +262,9 @@ def _images(data: Any, name: str) -> np.ndarray:
             "images shaped (N, C, H, W) or (N, C, D, H, W)", f"shape {images.shape}", "pass a Split or channel-first images", source=name
         )
     return images
+
+
+def _zero_failed(features: np.ndarray) -> np.ndarray:
+    """Features with the ones the extraction could not compute (NaN) at 0, for the k-NN distance only: `score`
+    counts and flags them (``qa_failed_features``)."""
+    return np.where(np.isnan(features), 0.0, features)
