@@ -52,7 +52,7 @@ def load_npz(path: str | Path, *, intensity: str = "auto") -> Cohort:
                 f"add {name}_labels (one integer class per image)",
                 source=str(path),
             )
-        raw[name] = _channel_first(arrays[f"{name}_images"], spatial_dims, name=name, source=str(path))
+        raw[name] = channel_first(arrays[f"{name}_images"], spatial_dims, name=name, source=str(path))
     images, preprocessing = normalise_intensity(raw, method=intensity, source=str(path))
     splits = {}
     for name in split_names:
@@ -149,8 +149,8 @@ def available_memory() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def _channel_first(images: np.ndarray, spatial_dims: int | None, *, name: str, source: str) -> np.ndarray:
-    """Convert MedMNIST layouts to (N, C, *spatial)."""
+def channel_first(images: np.ndarray, spatial_dims: int | None, *, name: str, source: str) -> np.ndarray:
+    """MedMNIST layouts (`genrad.data.npz_format.medmnist_layout`) back to ``(N, C, *spatial)``."""
     if images.ndim == 3:
         return images[:, None]
     if images.ndim == 4:

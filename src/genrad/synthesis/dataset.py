@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genrad.data.npz import channel_first
+from genrad.data.npz_format import CLINICAL_INFIX
 from genrad.errors import InputError
 from genrad.provenance import atomic_path
 
@@ -26,7 +28,7 @@ MANIFEST = "manifest.parquet"
 MANIFEST_CSV = "manifest.csv"
 RECORD = "synthesis.json"
 PLAN = "plan.json"
-CLINICAL_PREFIX = "train_clinical__"
+CLINICAL_PREFIX = f"train{CLINICAL_INFIX}"
 RESERVED_COLUMNS = ("id", "shard", "row", "label", "seed", "model_hash", "genrad_version", "synthetic", "kept", "file",
                     "dp_epsilon", "dp_delta")
 
@@ -128,7 +130,7 @@ class SyntheticSet:
         image_shape = tuple(self.record["generation"]["image_shape"])
         with np.load(self.npz_path, allow_pickle=False) as npz:
             stored = npz["train_images"]
-            images = stored[:, None] if image_shape[0] == 1 else np.moveaxis(stored, -1, 1)
+            images = channel_first(stored, len(image_shape) - 1, name="train", source=str(self.npz_path))
             clinical = {k[len(CLINICAL_PREFIX) :]: npz[k] for k in npz.files if k.startswith(CLINICAL_PREFIX)}
             return Split(
                 images.astype(np.float32) / np.float32(255),
