@@ -111,8 +111,10 @@ def test_cli_missing_data_exits_2_before_any_stage(tmp_path: Path, capsys) -> No
 
 
 def test_print_plan_shows_the_resolved_plan_before_any_work(phantom_path: Path, tmp_path: Path, capsys) -> None:
-    main(["run", "--data", str(phantom_path), "--model", "diffusion", "--budget-minutes", "7", "--print-plan",
-          "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--data", str(phantom_path), "--model", "diffusion", "--budget-minutes", "7", "--print-plan",
+              "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 0
     plan = json.loads(capsys.readouterr().out)
     assert not (tmp_path / "out").exists()
     assert plan["model"]["family"] == "diffusion" and plan["generate"]["student"] is True
