@@ -36,6 +36,7 @@ def test_toml_and_overrides(tmp_path: Path) -> None:
     [
         ({"train": {"model": "flow"}}, "train.model"),
         ({"train": {"budget_minutes": -1}}, "train.budget_minutes"),
+        ({"seed": -1}, "seed"),
         ({"train": {"intensity": {"gamma": 0}}}, "train.intensity"),
         ({"train": {"intensity": {"black_level": 0.1, "floor_gap": 1.5}}}, "train.intensity"),
         ({"train": {"intensity": {"colour": 1}}}, "train.intensity"),

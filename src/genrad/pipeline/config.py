@@ -147,7 +147,7 @@ class UtilityConfig(_Section):
 class RunConfig(_Section):
     """The whole pipeline: validate data -> train -> generate -> fidelity -> privacy -> utility -> report."""
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="Base seed of every stage (a non-negative int).")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     generate: GenerateConfig = GenerateConfig()
