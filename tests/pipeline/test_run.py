@@ -33,7 +33,7 @@ def _config(data: Path) -> RunConfig:
 
 
 def _context(config: RunConfig, layout: RunLayout, cohort: object) -> pipeline_run._Context:
-    return pipeline_run._Context(config=config, plan=resolve_plan(config, cohort), layout=layout, cohort=cohort, progress=False)
+    return pipeline_run._Context(plan=resolve_plan(config, cohort), layout=layout, cohort=cohort, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,9 @@ def resolve_plan(config: RunConfig, cohort: Cohort) -> RunPlan:
     train_split = cohort[data.train_split]
     counts = train_split.class_counts(cohort.num_classes)
     model = model_choice(config, len(train_split))
-    generator = build_model(config, model, num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims)
+    family_arguments = {"covariates": list(config.train.covariates), "intensity": config.train.intensity,
+                        "options": config.train.options}
+    generator = build_model(model, family_arguments, num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims)
     sampling = _strategy_sampling(config, generator.family)
     guided = generator.family == "diffusion" and generator.guidance_scale != 1.0
     distils = config.train.distill_minutes != 0 and guided and (bool(config.train.distill_minutes) or sampling is None)
@@ -87,8 +89,7 @@ def resolve_plan(config: RunConfig, cohort: Cohort) -> RunPlan:
         "data": {**data.model_dump(mode="json"), "hash": cohort.content_hash(), "num_classes": cohort.num_classes,
                  "spatial_dims": cohort.spatial_dims, "train_counts": {str(k): int(n) for k, n in counts.items()}},
         "model": model,
-        "train": {**_budget(config, distils), "covariates": list(config.train.covariates),
-                  "intensity": config.train.intensity, "options": config.train.options},
+        "train": {**_budget(config, distils), **family_arguments},
         "generate": {**config.generate.model_dump(mode="json"), "per_class": _per_class(config, counts),
                      "sampling": sampling, "student": sampling is None and distils,
                      "filter_features": {"feature_set": config.fidelity.feature_set, "engine": config.fidelity.engine}
@@ -113,14 +114,14 @@ def model_choice(config: RunConfig, n_images: int) -> dict[str, Any]:
     return {"family": train.model, "preset": train.preset, "reason": "given in the run configuration"}
 
 
-def build_model(config: RunConfig, plan_model: dict[str, Any], *, num_classes: int, spatial_dims: int) -> Any:
-    """The generator the train stage fits (constructed, not trained): the family's own argument checks run here."""
+def build_model(model: dict[str, Any], train: dict[str, Any], *, num_classes: int, spatial_dims: int) -> Any:
+    """The generator the train stage fits (constructed, not trained) from the plan's `model` and `train` sections:
+    the family's own argument checks run here."""
     from genrad.models import build
 
-    train = config.train
     try:
-        return build(plan_model["family"], preset=plan_model["preset"], num_classes=num_classes, spatial_dims=spatial_dims,
-                     covariates=train.covariates, intensity=train.intensity, **train.options)
+        return build(model["family"], preset=model["preset"], num_classes=num_classes, spatial_dims=spatial_dims,
+                     covariates=tuple(train["covariates"]), intensity=train["intensity"], **train["options"])
     except InputError as error:
         fix = f"fix train.{error.argument} in the run configuration" if error.argument else error.fix
         raise InputError(error.expected, error.found, fix, source=error.source or "run configuration") from None

@@ -38,7 +38,7 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
     layout = RunLayout(Path(out))
     layout.root.mkdir(parents=True, exist_ok=True)
     _write_run_record(layout, config, plan, status="running")
-    context = _Context(config=config, plan=plan, layout=layout, cohort=cohort, progress=progress)
+    context = _Context(plan=plan, layout=layout, cohort=cohort, progress=progress)
     for stage in STAGES:
         if stage not in plan.stages:
             console.print(f"[dim]- {stage}: disabled[/dim]")
@@ -53,10 +53,9 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
 
 
 class _Context:
-    """What the stages share: the configuration, its plan, the layout, the loaded cohort."""
+    """What the stages share: the plan (stages read nothing else of the configuration), the layout, the cohort."""
 
-    def __init__(self, *, config: RunConfig, plan: RunPlan, layout: RunLayout, cohort: Cohort, progress: bool) -> None:
-        self.config = config
+    def __init__(self, *, plan: RunPlan, layout: RunLayout, cohort: Cohort, progress: bool) -> None:
         self.plan = plan
         self.layout = layout
         self.cohort = cohort
@@ -64,15 +63,15 @@ class _Context:
 
     @property
     def train(self) -> Any:
-        return self.cohort[self.config.data.train_split]
+        return self.cohort[self.plan["data"]["train_split"]]
 
     @property
     def val(self) -> Any:
-        return self.cohort[self.config.data.val_split]
+        return self.cohort[self.plan["data"]["val_split"]]
 
     @property
     def test(self) -> Any:
-        return self.cohort[self.config.data.test_split]
+        return self.cohort[self.plan["data"]["test_split"]]
 
     def synthetic(self) -> Any:
         from genrad.synthesis import SyntheticSet
@@ -108,7 +107,7 @@ def _stage_train(context: _Context) -> None:
     from genrad.training import train as train_model
 
     plan = context.plan["train"]
-    model = build_model(context.config, context.plan["model"], num_classes=context.cohort.num_classes,
+    model = build_model(context.plan["model"], plan, num_classes=context.cohort.num_classes,
                         spatial_dims=context.cohort.spatial_dims)
     train_model(model, context.train, max_minutes=plan["generator_minutes"], max_steps=plan["max_steps"],
                 seed=context.plan["seed"], out_dir=context.layout.model_dir, resume=(context.layout.model_dir / STATE).exists(),
