@@ -108,7 +108,8 @@ def _lowest_levels(values: np.ndarray, how_many: int) -> tuple[list[float], list
     """The `how_many` smallest distinct `values` (NaN ignored) and their counts, in O(how_many x N) rather than
     a full sort."""
     values = values[~np.isnan(values)]
-    levels, counts = [], []
+    levels: list[float] = []
+    counts: list[int] = []
     while values.size and len(levels) < how_many:
         lowest = values.min()
         at_lowest = values == lowest

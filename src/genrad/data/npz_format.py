@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def save_npz(cohort: Cohort, path: str | Path) -> Path:
     if path.suffix != ".npz" or path.is_dir():
         found = "a folder" if path.is_dir() else f"suffix {path.suffix!r}"
         raise InputError("an output file name ending in .npz", found, "name the output FILE.npz", source=str(path))
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     for name, split in cohort.splits.items():
         arrays[f"{name}_images"] = medmnist_layout(_compact(split.images))
         arrays[f"{name}_labels"] = split.labels.reshape(-1, 1)

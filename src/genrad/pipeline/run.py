@@ -10,6 +10,7 @@ them together.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
         if stage not in plan.stages:
             console.print(f"[dim]- {stage}: disabled[/dim]")
             continue
-        ran, seconds = run_stage(layout, stage, plan.fingerprint(stage), lambda s=stage: _STAGE_WORK[s](context))
+        ran, seconds = run_stage(layout, stage, plan.fingerprint(stage), functools.partial(_STAGE_WORK[stage], context))
         status = f"done in {seconds:.1f} s" if ran else "complete, skipped"
         console.print(f"[green]✓[/green] {stage}: {status}")
     _write_run_record(layout, config, plan, status="complete")

@@ -306,7 +306,7 @@ class PrivacyAudit:
             summary["near_copy_rate"]["threshold_ncc"] = 1 - threshold**2 / 2
         return summary
 
-    def _ci(self, statistic: Callable[..., float], *samples: np.ndarray) -> list[float]:
+    def _ci(self, statistic: Callable[..., float], *samples: np.ndarray) -> list[float | None]:
         replicates = bootstrap_replicates(statistic, *samples, n_resamples=self.n_bootstrap, seed=self.seed)
         return percentile_interval(replicates, self.confidence)
 
