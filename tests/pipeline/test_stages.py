@@ -96,6 +96,12 @@ def test_the_budget_is_split_between_generator_and_student_never_added(cohort: C
     assert (alone["generator_minutes"], alone["student_minutes"]) == (15.0, 0.0)
     with pytest.raises(InputError, match="distill_minutes below"):
         _plan(cohort, **guided, **{"train.distill_minutes": 15.0})
+    # the automatic choice holds for the generator's share: 15 minutes keep 10.7 for the diffusion preset (it needs
+    # 10), 12 minutes would keep 8.6, so the VAE trains for all 12
+    assert _plan(cohort)["model"]["preset"] == "diffusion"
+    small = _plan(cohort, **{"train.budget_minutes": 12.0})
+    assert small["model"]["preset"] == "vae" and small["train"]["generator_minutes"] == 12.0
+    assert "beside its distilled student" in small["model"]["reason"]
 
 
 ALTERNATIVES = {

@@ -59,8 +59,8 @@ DIFFUSION_MINUTES = 10.0
 def choose_preset(*, budget_minutes: float | None, n_images: int) -> tuple[str, str]:
     """The preset a user who names none gets, and why: the most faithful validated preset that the budget allows."""
     if budget_minutes is None or budget_minutes >= DIFFUSION_MINUTES:
-        budget = "no time budget" if budget_minutes is None else f"a {budget_minutes:g}-minute budget"
+        budget = "no time budget" if budget_minutes is None else f"a {budget_minutes:.3g}-minute budget"
         return "diffusion", (f"{budget} for {n_images} training images allows the most faithful preset "
                              f"(diffusion from {DIFFUSION_MINUTES:g} minutes)")
-    return "vae", (f"a {budget_minutes:g}-minute budget is below the {DIFFUSION_MINUTES:g} minutes the diffusion preset "
+    return "vae", (f"a {budget_minutes:.3g}-minute budget is below the {DIFFUSION_MINUTES:g} minutes the diffusion preset "
                    "needs; the VAE trains and samples fastest")

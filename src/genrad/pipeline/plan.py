@@ -77,19 +77,28 @@ def resolve_plan(config: RunConfig, cohort: Cohort) -> RunPlan:
         cohort[split]
     train_split = cohort[data.train_split]
     counts = train_split.class_counts(cohort.num_classes)
-    model = model_choice(config, len(train_split))
     family_arguments = {"covariates": list(config.train.covariates), "intensity": config.train.intensity,
                         "options": config.train.options}
-    generator = build_model(model, family_arguments, num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims)
-    sampling = _strategy_sampling(config, generator.family)
-    guided = generator.family == "diffusion" and generator.guidance_scale != 1.0
-    distils = config.train.distill_minutes != 0 and guided and (bool(config.train.distill_minutes) or sampling is None)
+    budget_minutes: float = config.train.budget_minutes
+    while True:  # an automatic choice must hold for the generator's share of the budget, not the whole budget
+        model = model_choice(config, len(train_split), budget_minutes=budget_minutes)
+        generator = build_model(model, family_arguments, num_classes=cohort.num_classes, spatial_dims=cohort.spatial_dims)
+        sampling = _strategy_sampling(config, generator.family)
+        guided = generator.family == "diffusion" and generator.guidance_scale != 1.0
+        distils = config.train.distill_minutes != 0 and guided and (bool(config.train.distill_minutes) or sampling is None)
+        budget = _budget(config, distils)
+        if model["family"] is not None or budget["generator_minutes"] >= budget_minutes:
+            break
+        budget_minutes = budget["generator_minutes"]
+    if budget_minutes != config.train.budget_minutes:
+        model["reason"] += (f" ({budget_minutes:.3g} minutes: what a diffusion generator keeps of the "
+                            f"{config.train.budget_minutes:g}-minute budget beside its distilled student)")
     fields: dict[str, Any] = {
         "seed": config.seed,
         "data": {**data.model_dump(mode="json"), "hash": cohort.content_hash(), "num_classes": cohort.num_classes,
                  "spatial_dims": cohort.spatial_dims, "train_counts": {str(k): int(n) for k, n in counts.items()}},
         "model": model,
-        "train": {**_budget(config, distils), **family_arguments},
+        "train": {**budget, **family_arguments},
         "generate": {**config.generate.model_dump(mode="json"), "per_class": _per_class(config, counts),
                      "sampling": sampling, "student": sampling is None and distils,
                      "filter_features": {"feature_set": config.fidelity.feature_set, "engine": config.fidelity.engine}
@@ -103,13 +112,14 @@ def resolve_plan(config: RunConfig, cohort: Cohort) -> RunPlan:
     return RunPlan(fields=fields, stages=stages)
 
 
-def model_choice(config: RunConfig, n_images: int) -> dict[str, Any]:
-    """The family or preset `train` names, or the preset chosen for the budget (with the reason)."""
+def model_choice(config: RunConfig, n_images: int, *, budget_minutes: float) -> dict[str, Any]:
+    """The family or preset `train` names, or the preset chosen for the generator's `budget_minutes` (with the
+    reason)."""
     from genrad.models.presets import choose_preset
 
     train = config.train
     if train.model is None and train.preset is None:
-        preset, reason = choose_preset(budget_minutes=train.budget_minutes, n_images=n_images)
+        preset, reason = choose_preset(budget_minutes=budget_minutes, n_images=n_images)
         return {"family": None, "preset": preset, "reason": reason}
     return {"family": train.model, "preset": train.preset, "reason": "given in the run configuration"}
 
