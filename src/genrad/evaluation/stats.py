@@ -239,6 +239,8 @@ def bootstrap_ci(estimate: float, replicates: np.ndarray, level: float = 0.95, *
         return [None, None]
     shift = values.mean() - estimate if recentre else 0.0
     low, high = percentile_interval(values - shift, level)
+    if low is None or high is None:  # no finite replicate
+        return [None, None]
     return [float(np.clip(low, *bounds)), float(np.clip(high, *bounds))]
 
 
@@ -257,7 +259,7 @@ def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> list[flo
 def bootstrap_p_value(replicates: np.ndarray) -> float:
     """Two-sided bootstrap p-value of "the statistic is 0": twice the smaller tail share beyond 0, at most 1."""
     values = np.asarray(replicates, dtype=np.float64)
-    return float(min(1.0, 2.0 * min(np.mean(values <= 0.0), np.mean(values >= 0.0))))
+    return min(1.0, 2.0 * min(float(np.mean(values <= 0.0)), float(np.mean(values >= 0.0))))
 
 
 def stratified_bootstrap_index(labels: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:

@@ -36,7 +36,7 @@ def train(
         return fit_private(model, data, epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm, max_steps=max_steps,
                            max_minutes=max_minutes, seed=seed, callbacks=callbacks, out_dir=out_dir, resume=resume,
                            progress=progress)
-    if resume:
+    if resume and out_dir is not None:
         from genrad.training.dp import refuse_private_run
 
         refuse_private_run(out_dir)

@@ -38,7 +38,7 @@ from genrad.provenance import hash_arrays, versions, write_json
 from genrad.synthesis.layout import SCALING_PNG, UTILITY_JSON
 
 PROTOCOL_VERSION = 3
-QUICK = {
+QUICK: dict[str, Any] = {
     "seeds": 2,
     "multiples": (1.0,),
     "recipe": {"channels": (8, 16, 32, 64), "stem_stride": 2, "batch_size": 32, "max_steps": 150, "eval_every": 15, "patience": 3},
