@@ -94,3 +94,22 @@ def test_masks_change_the_features(images: np.ndarray) -> None:
 def test_bad_arguments(images: np.ndarray, kwargs: dict, message: str) -> None:
     with pytest.raises(InputError, match=message):
         extract(images, progress=False, **kwargs)
+
+
+def test_colour_images_are_read_as_their_luminance() -> None:
+    """RGB images (a 2D Split of 3 channels, or an (N, 3, H, W) array) give the features of their ITU-R BT.601
+    luminance, and the table records it; alpha is dropped."""
+    from genrad.data import Split
+    from genrad.data.phantom import make_phantom
+
+    grey = make_phantom(n=60, size=28, seed=0).train
+    rgb = np.concatenate([grey.images, grey.images * 0.8, grey.images * 0.5], axis=1).astype(np.float32)
+    weights = np.array([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)
+    luma = (rgb.astype(np.float64) * weights).sum(axis=1, keepdims=True).astype(np.float32)
+    expected = extract(Split(luma, grey.labels), feature_set="fast", progress=False)
+    from_split = extract(Split(rgb, grey.labels), feature_set="fast", progress=False)
+    rgba = np.concatenate([rgb, np.ones_like(rgb[:, :1])], axis=1)
+    for table in (from_split, extract(rgb, feature_set="fast", progress=False),
+                  extract(Split(rgba, grey.labels), feature_set="fast", progress=False)):
+        np.testing.assert_allclose(table.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-8)
+    assert from_split.attrs["colour"] == "luminance (ITU-R BT.601)" and "colour" not in expected.attrs

@@ -169,6 +169,7 @@ def _provenance(volumes: Volumes, feature_set: FeatureSet, engine: str) -> dict[
         "intensity_scale": "0..255 (float images in [0, 1] are multiplied by 255)",
         "mask": "whole image minus its first voxel (as frd-score)" if volumes.default_mask else "given",
         "data_hash": volumes.content_hash(),
+        **({"colour": f"{volumes.colour} (ITU-R BT.601)"} if volumes.colour else {}),
         "versions": dict(_versions()),
     }
     key_source = json.dumps({k: v for k, v in record.items() if k != "n_images"}, sort_keys=True)

@@ -4,6 +4,10 @@ Radiomic features are computed on the 0..255 scale that MedMNIST / PNG data have
 PNGs): a `genrad.data.Split` or a float array in [0, 1] is multiplied by 255 (no rounding); a uint8
 array is used as is. Accepted shapes: ``(N, H, W)``, ``(N, 1, H, W)`` (2D) and ``(N, D, H, W)``,
 ``(N, 1, D, H, W)`` (3D); a 4D array whose second axis has length 1 is read as a channel axis.
+
+Colour images (a 2D `Split` with 3 or 4 channels, or an ``(N, 3, H, W)`` array: 3 slices are too few for a volume)
+are reduced to their luminance, ``0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601, what PIL's ``convert("L")`` gives a
+PNG), alpha dropped: radiomic features are defined on one intensity channel (`LUMINANCE`, recorded as ``colour``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from genrad.errors import InputError
 from genrad.provenance import hash_arrays
 
 MIN_SIDE = 4
+LUMINANCE = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights of R, G, B."""
 _FLOAT_TOLERANCE = 1e-6
 
 
@@ -30,6 +36,7 @@ class Volumes:
     spacing: tuple[float, ...]  # per array axis (D, H, W) or (H, W), in mm
     default_mask: bool
     source: np.ndarray  # the images as given (before scaling): hashed for provenance and the cache
+    colour: str | None = None  # "luminance" when colour images were reduced to one channel
 
     def content_hash(self) -> str:
         """SHA-256 of the images as given (and of the masks when given)."""
@@ -47,11 +54,17 @@ def as_volumes(images: Any, masks: Any = None, spacing: Sequence[float] | None =
     """Validate `images` (Split or array), optional `masks` and `spacing`; see the module docstring."""
     from genrad.data import Split
 
+    colour = None
     if isinstance(images, Split):
-        array = _drop_channel(np.asarray(images.images), images.spatial_dims + 2, "Split images")
+        array = np.asarray(images.images)
+        if images.spatial_dims == 2 and array.shape[1] in (3, 4):
+            array, colour = _luminance(array), "luminance"
+        array = _drop_channel(array, images.spatial_dims + 2, "Split images")
         scaled = array.astype(np.float64) * 255.0
     else:
         array = _to_numpy(images, "images")
+        if array.ndim == 4 and array.shape[1] == 3:
+            array, colour = _luminance(array), "luminance"
         array = _drop_channel(array, array.ndim, "images")
         scaled = _scale(array)
     if scaled.shape[0] == 0:
@@ -72,6 +85,7 @@ def as_volumes(images: Any, masks: Any = None, spacing: Sequence[float] | None =
         spacing=_spacing(spacing, spatial_dims),
         default_mask=masks is None,
         source=array,
+        colour=colour,
     )
 
 
@@ -84,6 +98,13 @@ def whole_image_mask(shape: tuple[int, ...]) -> np.ndarray:
     mask = np.ones(shape, dtype=bool)
     mask[(slice(None),) + (0,) * (len(shape) - 1)] = False
     return mask
+
+
+def _luminance(images: np.ndarray) -> np.ndarray:
+    """``(N, 3 or 4, H, W)`` colour images as ``(N, H, W)`` luminance (`LUMINANCE`), in their own dtype's scale."""
+    weights = np.asarray(LUMINANCE, dtype=np.float64).reshape(1, 3, 1, 1)
+    luma = (images[:, :3].astype(np.float64) * weights).sum(axis=1)
+    return np.rint(luma).astype(np.uint8) if images.dtype == np.uint8 else luma.astype(images.dtype)
 
 
 def _to_numpy(images: Any, name: str) -> np.ndarray:

@@ -161,11 +161,11 @@ class RadiomicsSpace:
         self.workers = workers
 
     def fit(self, train: torch.Tensor) -> RadiomicsSpace:
-        if train.shape[1] != 1:
+        if train.shape[1] not in (1, 3) or (train.shape[1] == 3 and train.ndim != 4):
             raise InputError(
-                "single-channel images for the radiomics space",
+                "grey or RGB images for the radiomics space (colour is read as its luminance)",
                 f"{train.shape[1]} channels",
-                "drop 'radiomics' from the audit's features for multi-channel images",
+                "drop 'radiomics' from the audit's features for these images",
                 source="RadiomicsSpace",
             )
         features = self._extract(train)
