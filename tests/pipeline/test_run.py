@@ -218,3 +218,23 @@ def test_no_student_is_distilled_by_default_when_the_strategy_sets_the_sampling(
         before = len(distilled)
         pipeline_run._stage_train(_context(config, RunLayout(tmp_path), cohort))
         assert len(distilled) - before == (0 if (name, minutes) == ("sampled", None) else 1), (name, minutes)
+
+
+@pytest.mark.slow
+def test_an_rgb_dataset_runs_every_stage_to_the_report(tmp_path: Path) -> None:
+    """Colour images through `genrad run`: radiomics on their luminance, every stage, a report with every section."""
+    import numpy as np
+
+    from genrad.data import Cohort, Split
+
+    phantom = make_phantom(n=180, size=28, seed=0)
+    colour = {name: Split(np.concatenate([s.images, s.images * 0.8, s.images * 0.6], axis=1).astype(np.float32), s.labels,
+                          name=name) for name, s in phantom.splits.items()}
+    path = tmp_path / "rgb.npz"
+    Cohort(splits=colour, class_names=phantom.class_names, source="rgb").save(str(path))
+    layout = RunLayout(tmp_path / "run")
+    report = pipeline_run.run_pipeline(_config(path), layout.root, progress=False)
+    assert "has not" not in report.read_text(encoding="utf-8")
+    fidelity = json.loads(layout.fidelity_json.read_text())
+    assert fidelity["frd"]["value"] is not None and json.loads(layout.utility_json.read_text())["arms"]
+
