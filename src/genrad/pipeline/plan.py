@@ -90,6 +90,7 @@ def resolve_plan(config: RunConfig, cohort: Cohort) -> RunPlan:
         if model["family"] is not None or budget["generator_minutes"] >= budget_minutes:
             break
         budget_minutes = budget["generator_minutes"]
+    arms = _utility_arms(config)
     if budget_minutes != config.train.budget_minutes:
         model["reason"] += (f" ({budget_minutes:.3g} minutes: what a diffusion generator keeps of the "
                             f"{config.train.budget_minutes:g}-minute budget beside its distilled student)")
@@ -99,14 +100,14 @@ def resolve_plan(config: RunConfig, cohort: Cohort) -> RunPlan:
                  "spatial_dims": cohort.spatial_dims, "train_counts": {str(k): int(n) for k, n in counts.items()}},
         "model": model,
         "train": {**budget, **family_arguments},
-        "generate": {**config.generate.model_dump(mode="json"), "per_class": _per_class(config, counts),
+        "generate": {**config.generate.model_dump(mode="json"), "per_class": _per_class(config, counts, arms),
                      "sampling": sampling, "student": sampling is None and distils,
                      "filter_features": {"feature_set": config.fidelity.feature_set, "engine": config.fidelity.engine}
                      if config.generate.filter else None},
         "fidelity": config.fidelity.model_dump(mode="json"),
         "privacy": config.privacy.model_dump(mode="json"),
         "utility": {**config.utility.model_dump(mode="json"), "multiples": _utility_multiples(config),
-                    "arms": _utility_arm_names(config)},
+                    "arms": [arm.name for arm in arms]},
     }
     stages = tuple(stage for stage in STAGES if bool(getattr(getattr(config, stage, None), "enabled", True)))
     return RunPlan(fields=fields, stages=stages)
@@ -180,25 +181,23 @@ def _utility_multiples(config: RunConfig) -> list[float] | None:
     return None if multiples is None else [float(m) for m in multiples]
 
 
-def _utility_arm_names(config: RunConfig) -> list[str]:
+def _utility_arms(config: RunConfig) -> list[Any]:
+    """The arms the utility stage trains (none when it is off)."""
     from genrad.evaluation.utility import utility_arms
 
-    if not config.utility.enabled:
-        return []
-    return [arm.name for arm in utility_arms(config.utility.strategy, _utility_multiples(config))]
+    return utility_arms(config.utility.strategy, _utility_multiples(config)) if config.utility.enabled else []
 
 
-def _per_class(config: RunConfig, counts: dict[int, int]) -> dict[str, int] | None:
+def _per_class(config: RunConfig, counts: dict[int, int], arms: list[Any]) -> dict[str, int] | None:
     """Images per class the generate stage samples: every class as large as the largest real class, and as large as
-    the utility arms need (with `FILTER_SPARE` when the QA filter drops some); None when ``generate.multiple`` asks
+    the utility `arms` need (with `FILTER_SPARE` when the QA filter drops some); None when ``generate.multiple`` asks
     for a multiple of the real set instead."""
-    from genrad.evaluation.utility import synthetic_needed, utility_arms
+    from genrad.evaluation.utility import synthetic_needed
 
     if config.generate.multiple is not None:
         return None
     planned = np.full(len(counts), max(counts.values()), dtype=np.int64)
-    if config.utility.enabled:
+    if arms:
         spare = FILTER_SPARE if config.generate.filter else 1.0
-        arms = utility_arms(config.utility.strategy, _utility_multiples(config))
         planned = np.maximum(planned, synthetic_needed(arms, np.array(list(counts.values())), margin=spare))
     return {str(k): int(n) for k, n in zip(counts, planned, strict=True)}
