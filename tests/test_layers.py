@@ -122,3 +122,10 @@ def test_no_import_points_up_a_layer():
         if _layer(target) > _layer(source) and (source, target) not in UPWARD
     )
     assert upward == []
+
+
+def test_evaluation_modules_stay_small() -> None:
+    """`genrad.evaluation` is split by job: no module of it over 400 lines."""
+    root = Path(__file__).resolve().parents[1] / "src" / "genrad" / "evaluation"
+    sizes = {str(path.relative_to(root)): len(path.read_text(encoding="utf-8").splitlines()) for path in root.rglob("*.py")}
+    assert not {name: n for name, n in sizes.items() if n > 400}
