@@ -18,6 +18,7 @@ class InputError(ValueError):
     """Bad user input (a file, an argument, a configuration): one line, expected / found / fix."""
 
     def __init__(self, expected: str, found: str, fix: str, *, source: str | None = None, argument: str | None = None) -> None:
+        source, found = (None if source is None else printable(source)), printable(found)
         where = f"{source}: " if source else ""
         message = f"{where}expected {expected}, found {found}; {fix}"
         super().__init__(" ".join(message.split()))
@@ -32,6 +33,17 @@ class InputError(ValueError):
     def at(self, source: str) -> "InputError":
         """The same error, attributed to `source` (a file or argument name)."""
         return InputError(self.expected, self.found, self.fix, source=source, argument=self.argument)
+
+
+ECHO_LIMIT = 300
+"""Characters of a user's value (a file name, a found value) echoed in an error at most."""
+_CONTROL = {code: "?" for code in (*range(32), *range(127, 160)) if not chr(code).isspace()}
+
+
+def printable(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` as an error may echo it: control characters (terminal escapes) shown as ``?``, cut to `limit`."""
+    text = text.translate(_CONTROL)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _rebuild_input_error(expected: str, found: str, fix: str, source: str | None, argument: str | None) -> InputError:

@@ -32,7 +32,7 @@ def make_cohort(**overrides) -> Cohort:
         (np.zeros((0, 1, 8, 8), np.float32), np.zeros(0, np.int64), "empty split"),
         (np.zeros((4, 1, 8, 1), np.float32), np.zeros(4, np.int64), "at least 4 pixels"),
         (np.full((4, 1, 8, 8), np.nan, np.float32), np.zeros(4, np.int64), "NaN or inf"),
-        (np.zeros((4, 1, 8, 8), np.float32), np.array([0, 1, -1, 0]), "labels >= 0"),
+        (np.zeros((4, 1, 8, 8), np.float32), np.array([0, 1, -1, 0]), "labels in 0..999"),
     ],
 )
 def test_split_rejects_bad_arrays(images, labels, message):

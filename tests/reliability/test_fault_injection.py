@@ -121,6 +121,46 @@ def _bad_yaml(world: World, text: str) -> Path:
     return path
 
 
+def _folder(world: World, edit: Callable[[Path], object]) -> Path:
+    """A valid two-class folder of PNGs (and a secret file beside it), then `edit` applied to it."""
+    from PIL import Image
+
+    root = world.fresh(f"folder-{time.monotonic_ns()}")
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(np.full((8, 8), 40 * k + (100 if label == "b" else 0), np.uint8)).save(root / label / f"{k}.png")
+    (root.parent / "secret.raw").write_bytes(b"secret" * 64)
+    edit(root)
+    return root
+
+
+def _csv(text: str) -> Callable[[Path], object]:
+    return lambda root: (root / "labels.csv").write_text("filename,label\n" + text)
+
+
+def _mhd(data_file: str) -> Callable[[Path], object]:
+    return lambda root: (root / "a" / "v.mhd").write_text(
+        f"ObjectType = Image\nNDims = 2\nDimSize = 8 8\nElementType = MET_UCHAR\nElementDataFile = {data_file}\n")
+
+
+def _png_bomb(side: int) -> Callable[[Path], object]:
+    """A PNG header declaring side x side grey pixels, without pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+    return lambda root: (root / "a" / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header)
+
+
+def _labels_npz(world: World) -> Path:
+    path = world.fresh(f"labels-{time.monotonic_ns()}.npz")
+    np.savez(path, train_images=np.zeros((2, 8, 8), np.uint8), train_labels=np.array([0, 10**12]))
+    return path
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -193,6 +233,27 @@ def _cases() -> list[Case]:
         Case("report-empty-folder", w(lambda x: ["report", str(x.folder)]), "run.json"),
         Case("report-train-folder", w(lambda x: ["report", str(x.run)]), "run.json"),
         Case("report-missing-folder", w(lambda x: ["report", str(x.fresh("nothing"))]), ""),
+        # --- the data sandbox: nothing read from outside the data folder, no special files, no bombs
+        Case("inspect-csv-parent-path", w(lambda x: ["data", "inspect", str(_folder(x, _csv("a/0.png,0\n../secret.raw,1\n")))]), "outside"),
+        Case("inspect-csv-absolute-path", w(lambda x: ["data", "inspect", str(_folder(x, _csv("a/0.png,0\n/etc/hostname,1\n")))]), "outside"),
+        Case("inspect-link-out", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: (r / "a" / "9.png").symlink_to("/etc/hostname")))]), "outside"),
+        Case("inspect-class-folder-link", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: (r / "c").symlink_to("/etc")))]), "outside"),
+        Case("inspect-mhd-data-outside", w(lambda x: ["data", "inspect", str(_folder(x, _mhd("/etc/hostname")))]), "outside"),
+        Case("inspect-mhd-data-parent", w(lambda x: ["data", "inspect", str(_folder(x, _mhd("../../secret.raw")))]), "outside"),
+        Case("inspect-mhd-data-list", w(lambda x: ["data", "inspect", str(_folder(x, _mhd("LIST 2D")))]), "file list"),
+        Case("inspect-nrrd-data-outside", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: (r / "a" / "v.nhdr").write_text(
+            "NRRD0004\ntype: uint8\ndimension: 2\nsizes: 8 8\nencoding: raw\ndata file: ../../secret.raw\n\n")))]), "outside"),
+        Case("inspect-fifo", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: os.mkfifo(r / "a" / "pipe.png")))]), "FIFO"),
+        Case("inspect-device-link", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: (r / "a" / "zero.png").symlink_to("/dev/zero")))]), "outside"),
+        Case("inspect-dangling-link", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: (r / "a" / "gone.png").symlink_to(r / "none")))]), "link"),
+        Case("inspect-png-oversized", w(lambda x: ["data", "inspect", str(_folder(x, _png_bomb(12_000)))]), "values"),
+        Case("inspect-png-bomb", w(lambda x: ["data", "inspect", str(_folder(x, _png_bomb(50_000)))]), "bomb"),
+        Case("inspect-csv-label-huge", w(lambda x: ["data", "inspect", str(_folder(x, _csv(f"a/0.png,0\nb/0.png,{10**12}\n")))]), "0..999"),
+        Case("inspect-csv-label-negative", w(lambda x: ["data", "inspect", str(_folder(x, _csv("a/0.png,0\nb/0.png,-1\n")))]), "0..999"),
+        Case("inspect-npz-label-huge", w(lambda x: ["data", "inspect", str(_labels_npz(x))]), "0..999"),
+        Case("inspect-escape-codes", w(lambda x: ["data", "inspect", str(_folder(x, _csv("\x1b[2Jgone.png,0\n")))]), "missing file"),
+        Case("train-csv-parent-path", w(lambda x: ["train", "--data", str(_folder(x, _csv("a/0.png,0\n../secret.raw,1\n"))), "--model", "vae", "--out", str(x.fresh("r"))]), "outside"),
+        Case("run-link-out", w(lambda x: ["run", "--data", str(_folder(x, lambda r: (r / "b" / "9.png").symlink_to("/etc/hostname"))), "--out", str(x.fresh("r"))]), "outside"),
         # --- settings: every value checked at parse time, before any stage
         Case("run-budget-inf", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "inf"]), "budget"),
         Case("run-budget-nan", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "nan"]), "budget"),
@@ -267,7 +328,8 @@ CASES = _cases()
 
 def _snapshot(root: Path) -> dict[str, float | None]:
     """Every path under `root`, with the modification time of each file (folders: None, their mtime is not output)."""
-    return {str(p): None if p.is_dir() else p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+    paths = [Path(top) / name for top, folders, files in os.walk(root) for name in folders + files]  # links not followed
+    return {str(p): None if p.is_dir() and not p.is_symlink() else p.lstat().st_mtime_ns for p in sorted(paths)}
 
 
 def test_the_table_is_large_and_distinct() -> None:
@@ -293,6 +355,7 @@ def test_bad_input_ends_in_one_clean_line(case: Case, world: World, capsys: pyte
     assert case.after_work or len(lines) == 1, err
     assert "Traceback" not in err
     assert case.message in lines[-1], lines[-1]
+    assert "\x1b" not in err
     after = _snapshot(world.root)
     assert after == before, sorted(set(after.items()) ^ set(before.items()))  # nothing new, nothing changed
     assert case.after_work or seconds < 5, f"refused after {seconds:.1f} s: checks must run before the work"

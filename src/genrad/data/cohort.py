@@ -27,6 +27,8 @@ from genrad.provenance import hash_arrays
 
 SPLIT_NAMES = ("train", "val", "test")
 MIN_SPATIAL_SIZE = 4
+MAX_CLASSES = 1000
+"""Classes a cohort may have: a label beyond it is a corrupt or mis-encoded file, not a class."""
 
 
 @dataclass(frozen=True)
@@ -256,9 +258,10 @@ def validate_split(images: np.ndarray, labels: np.ndarray, *, name: str, source:
             "replace or drop the images with non-finite values",
             source=source,
         )
-    if labels.min() < 0:
+    if labels.min() < 0 or labels.max() >= MAX_CLASSES:
+        bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
         raise InputError(
-            "labels >= 0", f"label {int(labels.min())} in split {name!r}", "encode classes as 0..K-1", source=source
+            f"labels in 0..{MAX_CLASSES - 1}", f"label {bad} in split {name!r}", "encode classes as 0..K-1", source=source
         )
 
 

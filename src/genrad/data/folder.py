@@ -33,14 +33,14 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from genrad.data.cohort import MIN_SPATIAL_SIZE, SPLIT_NAMES, Cohort, Split
+from genrad.data.cohort import MAX_CLASSES, MIN_SPATIAL_SIZE, SPLIT_NAMES, Cohort, Split
 from genrad.data.intensity import normalise_intensity
+from genrad.data.readers import dicom_tag, read_image, visible
+from genrad.data.sandbox import DataRoot
 from genrad.data.splits import stratified_split
 from genrad.errors import InputError
 from genrad.progress import progress_bar
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-SITK_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 LABELS_CSV = "labels.csv"
 _RESERVED = ("filename", "label", "split")
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 weights, as Pillow's "L" conversion
@@ -57,33 +57,41 @@ def load_folder(
     split_fractions: Sequence[float] | None = None,
     split_seed: int = 0,
     dicom_tags: Sequence[str] = (),
+    allow_outside_root: bool = False,
 ) -> Cohort:
     """Load a folder of images (see the module docstring for the layouts) into a `Cohort`.
 
     `class_names` fixes the label order (default: integers as given, names sorted); `dicom_tags` adds
     clinical columns read from DICOM headers with pydicom (e.g. ``("PatientAge", "PatientSex")``).
+    Every file read lies inside the folder (the CSV's folder for a CSV layout) unless `allow_outside_root`
+    (`genrad.data.sandbox`).
     """
     root = Path(path)
     if not root.is_dir():
         raise InputError("a folder of images", "no such folder", "check the path", source=str(root))
     if labels_csv is not None or (root / LABELS_CSV).exists():
-        table, split_origin = _csv_table(Path(labels_csv) if labels_csv is not None else root / LABELS_CSV)
+        csv = Path(labels_csv) if labels_csv is not None else root / LABELS_CSV
+        sandbox = DataRoot(csv.parent, allow_outside_root)
+        table, split_origin = _csv_table(csv, sandbox)
         found_classes: list[str] = []
     else:
-        table, split_origin, found_classes = _subfolder_table(root)
+        sandbox = DataRoot(root, allow_outside_root)
+        table, split_origin, found_classes = _subfolder_table(sandbox)
     names, labels = _encode_labels(table["label"], class_names or found_classes or None, source=str(root))
     files = list(table["filename"])
     with progress_bar(*Progress.get_default_columns(), transient=True, disable=len(files) < 100) as bar:
-        raws = [_read(file) for file in bar.track(files, description="reading images")]
+        raws = [read_image(file, sandbox) for file in bar.track(files, description="reading images")]
     pixels, spacing, record = _stack(raws, files, size=size, channels=channels)
     for tag in dicom_tags:
         if tag in table.columns:
             raise InputError("DICOM tags that are not CSV columns", f"{tag!r} in both", "drop one", source=str(root))
-        table[tag] = [_dicom_tag(file, tag) for file in files]
+        table[tag] = [dicom_tag(file, tag) for file in files]
     index, record["split"] = _split_indices(table, labels, split_origin, split_fractions, split_seed, source=str(root))
     images, intensity_record = normalise_intensity({k: pixels[v] for k, v in index.items()}, method=intensity,
                                                    source=str(root))
     record = intensity_record | record
+    if allow_outside_root:
+        record["sandbox"] = "off: files outside the data folder allowed (allow_outside_root)"
     clinical = table.drop(columns=[c for c in _RESERVED if c in table.columns])
     splits = {}
     for name, rows in index.items():
@@ -95,7 +103,7 @@ def load_folder(
     return Cohort(splits, names, spacing=spacing, source=str(root), preprocessing=record)
 
 
-def _csv_table(csv: Path) -> tuple[pd.DataFrame, str | None]:
+def _csv_table(csv: Path, sandbox: DataRoot) -> tuple[pd.DataFrame, str | None]:
     """Rows of the labels CSV, with `filename` resolved against the CSV's folder."""
     if not csv.is_file():
         raise InputError("a labels CSV", "no such file", f"write {LABELS_CSV} with columns filename,label", source=str(csv))
@@ -126,6 +134,11 @@ def _csv_table(csv: Path) -> tuple[pd.DataFrame, str | None]:
             "fix the filename column (paths are relative to the CSV's folder) or add the files",
             source=str(csv),
         )
+    for line, file in enumerate(files):
+        try:
+            sandbox.entry(file)
+        except InputError as error:
+            raise error.at(f"{csv} line {line + 2}") from None
     frame["filename"] = files
     if "split" in frame.columns:
         if frame["split"].isna().any():
@@ -135,9 +148,12 @@ def _csv_table(csv: Path) -> tuple[pd.DataFrame, str | None]:
     return frame, None
 
 
-def _subfolder_table(root: Path) -> tuple[pd.DataFrame, str | None, list[str]]:
+def _subfolder_table(sandbox: DataRoot) -> tuple[pd.DataFrame, str | None, list[str]]:
     """Rows for ROOT/<class>/<image> or ROOT/<split>/<class>/<image>, and the class folder names."""
-    folders = _visible(root, directories=True)
+    root = sandbox.path
+    folders = visible(root, directories=True)
+    for folder in folders:
+        sandbox.folder(folder)
     if not folders:
         raise InputError(
             f"a {LABELS_CSV} or class-named sub-folders", "neither", f"add {LABELS_CSV} (filename,label)", source=str(root)
@@ -154,9 +170,10 @@ def _subfolder_table(root: Path) -> tuple[pd.DataFrame, str | None, list[str]]:
     rows, classes = [], set()
     for split, base in layout:
         count = len(rows)
-        for class_folder in _visible(base, directories=True):
+        for class_folder in visible(base, directories=True):
+            sandbox.folder(class_folder)
             classes.add(class_folder.name)
-            rows += [{"filename": item, "label": class_folder.name, "split": split} for item in _visible(class_folder)]
+            rows += [{"filename": item, "label": class_folder.name, "split": split} for item in visible(class_folder)]
         if split is not None and len(rows) == count:
             raise InputError("at least one image per split", "an empty split folder", "add images or remove it", source=str(base))
     if not rows:
@@ -167,13 +184,13 @@ def _subfolder_table(root: Path) -> tuple[pd.DataFrame, str | None, list[str]]:
     return table, "split folders" if split_folders else None, sorted(classes)
 
 
-def _visible(folder: Path, *, directories: bool = False) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_dir() or not directories))
-
-
 def _encode_labels(values: pd.Series, class_names: Sequence[str] | None, *, source: str) -> tuple[tuple[str, ...], np.ndarray]:
     """Integer labels and class names from integer classes or class names."""
     is_int = pd.api.types.is_integer_dtype(values)
+    if is_int and (values.min() < 0 or values.max() >= MAX_CLASSES):
+        bad = values.min() if values.min() < 0 else values.max()
+        raise InputError(f"integer labels in 0..{MAX_CLASSES - 1}", f"label {bad}", "encode classes as 0..K-1 or by name",
+                         source=source)
     if class_names is None:
         if is_int:
             return tuple(str(k) for k in range(int(values.max()) + 1)), values.to_numpy(np.int64)
@@ -191,105 +208,6 @@ def _encode_labels(values: pd.Series, class_names: Sequence[str] | None, *, sour
             source=source,
         )
     return names, np.array([lookup[v] for v in values.astype(str)], dtype=np.int64)
-
-
-def _read(file: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    """Pixels (C, *spatial) in the file's own dtype, and the spacing per spatial axis (() if none)."""
-    suffix = "".join(file.suffixes[-2:]).lower() if file.name.lower().endswith(".nii.gz") else file.suffix.lower()
-    try:
-        if file.is_dir():
-            pixels, spacing = _read_dicom_series(file)
-        elif suffix in IMAGE_SUFFIXES:
-            pixels, spacing = _read_pillow(file), ()
-        elif suffix in SITK_SUFFIXES:
-            import SimpleITK as sitk
-
-            pixels, spacing = _sitk_array(sitk.ReadImage(str(file)))
-        else:
-            raise InputError(
-                f"an image file ({', '.join(IMAGE_SUFFIXES + SITK_SUFFIXES)}) or a DICOM series folder",
-                f"suffix {suffix or 'none'!r}",
-                "convert it or remove it from the folder",
-                source=str(file),
-            )
-    except InputError:
-        raise
-    except (OSError, RuntimeError, ValueError, SyntaxError) as error:
-        reason = str(error).strip().split("\n")[-1][:120] or type(error).__name__
-        raise InputError("a readable image", f"an unreadable file ({reason})", "re-export or remove it", source=str(file)) from None
-    if pixels.ndim not in (3, 4) or min(pixels.shape[1:]) < MIN_SPATIAL_SIZE:
-        raise InputError(
-            f"a 2D or 3D image of at least {MIN_SPATIAL_SIZE} pixels per axis",
-            f"shape {pixels.shape[1:]}",
-            "remove the file or fix its export",
-            source=str(file),
-        )
-    if pixels.dtype.kind not in "biuf" or (pixels.dtype.kind == "f" and not np.isfinite(pixels).all()):
-        raise InputError("finite, real pixel values", f"{pixels.dtype} pixels with NaN/inf or non-real values",
-                         "fix or remove the image", source=str(file))
-    return pixels, spacing
-
-
-def _read_pillow(file: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(file) as image:
-        image.load()
-        if image.mode in ("1", "LA"):
-            image = image.convert("L")
-        elif image.mode in ("P", "PA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
-            image = image.convert("RGB")
-        pixels = np.asarray(image)
-    return pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
-
-
-def _sitk_array(image: Any) -> tuple[np.ndarray, tuple[float, ...]]:
-    """SimpleITK image -> (C, *spatial) array and spacing in array axis order; a 1-slice volume is 2D."""
-    import SimpleITK as sitk
-
-    pixels = sitk.GetArrayFromImage(image)
-    spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
-    pixels = np.moveaxis(pixels, -1, 0) if image.GetNumberOfComponentsPerPixel() > 1 else pixels[None]
-    if pixels.ndim == 4 and pixels.shape[1] == 1:
-        pixels, spacing = pixels[:, 0], spacing[1:]
-    return pixels, spacing
-
-
-def _read_dicom_series(folder: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    """One DICOM series from a folder; any file of the folder that is not part of it is an error."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
-    if len(series) != 1:
-        raise InputError(
-            "a folder holding exactly one readable DICOM series",
-            f"{len(series)} series",
-            "put each series in its own folder" if series else "check that the folder holds valid DICOM files",
-            source=str(folder),
-        )
-    names = reader.GetGDCMSeriesFileNames(str(folder), series[0])
-    stray = sorted({p.resolve() for p in _visible(folder) if p.is_file()} - {Path(n).resolve() for n in names})
-    if stray:
-        raise InputError("only readable DICOM slices of one series in the folder", "an unreadable or foreign file",
-                         "remove or replace it", source=str(stray[0]))
-    reader.SetFileNames(names)
-    image = reader.Execute()
-    if image.HasMetaDataKey("ITK_non_uniform_sampling_deviation"):
-        raise InputError("evenly spaced slices", "missing slices or uneven slice positions",
-                         "check the series is complete", source=str(folder))
-    return _sitk_array(image)
-
-
-def _dicom_tag(file: Path, keyword: str) -> str | None:
-    """A DICOM header value (pydicom keyword, e.g. PatientAge) of a DICOM file or series; None otherwise."""
-    import pydicom
-
-    first = next((p for p in _visible(file) if p.is_file()), None) if file.is_dir() else file
-    if first is None or not (file.is_dir() or file.suffix.lower() == ".dcm"):
-        return None
-    value = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=[keyword]).get(keyword)
-    return None if value is None else str(value)
 
 
 def _stack(

@@ -78,7 +78,7 @@ def load_npz(path: str | Path, *, intensity: str = "auto") -> Cohort:
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
-        found = "a folder" if path.is_dir() else "no such file"
+        found = "a folder" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
         raise InputError("an existing .npz file", found, "check the path", source=str(path))
     with open(path, "rb") as handle:
         if handle.read(4) != b"PK\x03\x04":
@@ -88,7 +88,8 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+            arrays = {member[: -len(".npy")] for member in archive.zip.namelist() if member.endswith(".npy")}
+            return {key: archive[key] for key in archive.files if key in arrays}  # other members are never read
     except InputError:
         raise
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError) as error:
