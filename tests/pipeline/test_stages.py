@@ -106,7 +106,8 @@ def test_the_budget_is_split_between_generator_and_student_never_added(cohort: C
 
 ALTERNATIVES = {
     "seed": 1, "data.path": "other.npz", "data.intensity": "minmax", "data.train_split": "training",
-    "data.val_split": "validation", "data.test_split": "holdout", "train.model": "vae", "train.preset": "diffusion",
+    "data.val_split": "validation", "data.test_split": "holdout", "data.size": 64, "data.split_fractions": (0.6, 0.2, 0.2),
+    "data.mask_regions": "labels", "train.model": "vae", "train.preset": "diffusion",
     "train.budget_minutes": 5.0, "train.max_steps": 100, "train.covariates": ("age",),
     "train.intensity": {"gamma": 0.8}, "train.options": {"learning_rate": 1e-4}, "train.distill_minutes": 2.0,
     "generate.multiple": 2.0, "generate.filter": False, "generate.shard_size": 500, "generate.workers": 2,
@@ -132,7 +133,8 @@ FROM_TRAIN = EVERYTHING - {"data"}
 FROM_GENERATE = {"generate", "fidelity", "privacy", "utility"}
 RERUNS = {
     "seed": FROM_TRAIN, "data.path": EVERYTHING, "data.intensity": EVERYTHING, "data.train_split": EVERYTHING,
-    "data.val_split": EVERYTHING, "data.test_split": EVERYTHING, "train.model": FROM_TRAIN, "train.preset": FROM_TRAIN,
+    "data.val_split": EVERYTHING, "data.test_split": EVERYTHING, "data.size": EVERYTHING, "data.split_fractions": EVERYTHING,
+    "data.mask_regions": EVERYTHING, "train.model": FROM_TRAIN, "train.preset": FROM_TRAIN,
     "train.budget_minutes": FROM_TRAIN, "train.max_steps": FROM_TRAIN, "train.covariates": FROM_TRAIN,
     "train.intensity": FROM_TRAIN, "train.options": FROM_TRAIN, "train.distill_minutes": FROM_TRAIN,
     "generate.multiple": FROM_GENERATE, "generate.filter": FROM_GENERATE, "generate.shard_size": FROM_GENERATE,

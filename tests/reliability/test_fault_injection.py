@@ -155,6 +155,25 @@ def _png_bomb(side: int) -> Callable[[Path], object]:
     return lambda root: (root / "a" / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header)
 
 
+def _masked(edit: Callable[[Path], object]) -> Callable[[Path], object]:
+    """Every image of the folder given an 8x8 0/255 mask (NAME_mask.png), then `edit`."""
+    from PIL import Image
+
+    def apply(root: Path) -> None:
+        for image in sorted(root.glob("*/*.png")):
+            mask = np.zeros((8, 8), np.uint8)
+            mask[2:5, 2:5] = 255
+            Image.fromarray(mask).save(image.with_name(f"{image.stem}_mask.png"))
+        edit(root)
+    return apply
+
+
+def _png(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+
+
 def _labels_npz(world: World) -> Path:
     path = world.fresh(f"labels-{time.monotonic_ns()}.npz")
     np.savez(path, train_images=np.zeros((2, 8, 8), np.uint8), train_labels=np.array([0, 10**12]))
@@ -254,6 +273,21 @@ def _cases() -> list[Case]:
         Case("inspect-escape-codes", w(lambda x: ["data", "inspect", str(_folder(x, _csv("\x1b[2Jgone.png,0\n")))]), "missing file"),
         Case("train-csv-parent-path", w(lambda x: ["train", "--data", str(_folder(x, _csv("a/0.png,0\n../secret.raw,1\n"))), "--model", "vae", "--out", str(x.fresh("r"))]), "outside"),
         Case("run-link-out", w(lambda x: ["run", "--data", str(_folder(x, lambda r: (r / "b" / "9.png").symlink_to("/etc/hostname"))), "--out", str(x.fresh("r"))]), "outside"),
+        # --- masks beside their images
+        Case("inspect-mask-other-size", w(lambda x: ["data", "inspect", str(_folder(x, _masked(lambda r: _png(r / "a" / "0_mask.png", np.zeros((5, 5), np.uint8)))))]), "size"),
+        Case("inspect-image-without-mask", w(lambda x: ["data", "inspect", str(_folder(x, _masked(lambda r: (r / "b" / "1_mask.png").unlink())))]), "without one"),
+        Case("inspect-mask-without-image", w(lambda x: ["data", "inspect", str(_folder(x, _masked(lambda r: (r / "a" / "0.png").unlink())))]), "without its image"),
+        Case("inspect-mask-rgb", w(lambda x: ["data", "inspect", str(_folder(x, _masked(lambda r: _png(r / "a" / "0_mask.png", np.dstack([np.zeros((8, 8), np.uint8), np.full((8, 8), 9, np.uint8), np.zeros((8, 8), np.uint8)])))))]), "one-channel"),
+        Case("inspect-mask-label-over-255", w(lambda x: ["data", "inspect", str(_folder(x, _masked(lambda r: _png(r / "a" / "0_mask.png", np.full((8, 8), 300, np.uint16)))))]), "0..255"),
+        Case("inspect-mixed-sizes", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: _png(r / "a" / "0.png", np.zeros((9, 9), np.uint8))))]), "--size"),
+        Case("inspect-npz-with-size", w(lambda x: ["data", "inspect", str(x.phantom), "--size", "64"]), "folder"),
+        Case("inspect-bad-mask-regions", w(lambda x: ["data", "inspect", str(_folder(x, _masked(lambda r: None))), "--mask-regions", "split"]), "--mask-regions"),
+        Case("prepare-npz", w(lambda x: ["data", "prepare", str(x.phantom), "--out", str(x.fresh("p.npz"))]), "prepared"),
+        Case("prepare-bad-fractions", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--split-fractions", "0.5,0.6,x", "--out", str(x.fresh("p.npz"))]), "--split-fractions"),
+        Case("prepare-fractions-not-summing", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--split-fractions", "0.5,0.6,0.2", "--out", str(x.fresh("p.npz"))]), "summing to 1"),
+        Case("prepare-out-is-folder", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--out", str(x.folder)]), "a file"),
+        Case("run-npz-with-size", w(lambda x: ["run", "--data", str(x.phantom), "--size", "64", "--out", str(x.fresh("r"))]), "folder"),
+        Case("run-folder-mixed-sizes", w(lambda x: ["run", "--data", str(_folder(x, lambda r: _png(r / "a" / "0.png", np.zeros((9, 9), np.uint8)))), "--out", str(x.fresh("r"))]), "--size"),
         # --- settings: every value checked at parse time, before any stage
         Case("run-budget-inf", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "inf"]), "budget"),
         Case("run-budget-nan", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "nan"]), "budget"),

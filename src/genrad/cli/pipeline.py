@@ -17,6 +17,7 @@ def run_command(
     budget_minutes: float = typer.Option(None, "--budget-minutes", help="Training time budget."),
     config: Path = typer.Option(None, "--config", help="run.yaml / run.toml with any option."),
     seed: int = typer.Option(None, "--seed", help="Base seed for every stage."),
+    size: int = typer.Option(None, "--size", help="Resize a folder's images to this side (mixed sizes need it)."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the default configuration and exit."),
     print_plan: bool = typer.Option(False, "--print-plan", help="Print the resolved run plan (JSON) and exit before any work."),
 ) -> None:
@@ -30,7 +31,8 @@ def run_command(
     from genrad.pipeline.run import plan_run, run_pipeline
 
     base = load_config(config) if config is not None else RunConfig()
-    overrides = {"data.path": data, "train.model": model, "train.budget_minutes": budget_minutes, "seed": seed}
+    overrides = {"data.path": data, "train.model": model, "train.budget_minutes": budget_minutes, "seed": seed,
+                 "data.size": size}
     resolved = base.with_overrides(**overrides)
     if print_plan:
         typer.echo(json.dumps(plan_run(resolved)[0].as_dict(), indent=2))

@@ -8,7 +8,9 @@ Conventions (shared by every genrad package):
 - labels are int64 ``(N,)`` in ``0 .. num_classes - 1``;
 - ``clinical`` is an optional pandas DataFrame with one row per image (age, sex, ...);
 - ``truth`` is an optional DataFrame of generating parameters (the phantom keeps them) so that
-  metrics can be checked against ground truth.
+  metrics can be checked against ground truth;
+- ``masks`` are optional uint8 label maps ``(N, 1, *spatial)`` on the images' grid (0 background; lesions,
+  organs or regions 1, 2, ...; `genrad.data.masks`).
 """
 
 from __future__ import annotations
@@ -40,9 +42,16 @@ class Split:
     clinical: pd.DataFrame | None = None
     truth: pd.DataFrame | None = None
     name: str = "train"
+    masks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         validate_split(self.images, self.labels, name=self.name)
+        if self.masks is not None and (self.masks.dtype != np.uint8 or self.masks.shape != (len(self.labels), 1, *self.images.shape[2:])):
+            raise InputError(
+                f"uint8 masks shaped (N, 1, *spatial) like the images {(len(self.labels), 1, *self.images.shape[2:])}",
+                f"{self.masks.dtype} masks shaped {self.masks.shape} in split {self.name!r}",
+                "give one label map per image on the image's grid",
+            )
         for table_name in ("clinical", "truth"):
             table = getattr(self, table_name)
             if table is not None and len(table) != len(self.labels):
@@ -80,11 +89,13 @@ class Split:
             labels=self.labels[index],
             clinical=None if self.clinical is None else self.clinical.iloc[index].reset_index(drop=True),
             truth=None if self.truth is None else self.truth.iloc[index].reset_index(drop=True),
+            masks=None if self.masks is None else self.masks[index],
         )
 
     def content_hash(self) -> str:
-        """SHA-256 of images, labels and the clinical table."""
-        return hash_arrays(self.images, self.labels, *_table_arrays(self.clinical))
+        """SHA-256 of images, labels, the clinical table and the masks."""
+        masks = [] if self.masks is None else [self.masks]
+        return hash_arrays(self.images, self.labels, *_table_arrays(self.clinical), *masks)
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,9 @@ class Cohort:
                 "display_floor": display_floor(split.images),
                 "classes": {str(k): v for k, v in split.class_counts(self.num_classes).items()},
             }
+            if split.masks is not None:
+                empty = ~split.masks.reshape(len(split), -1).any(axis=1)
+                splits[name]["masks"] = {"labels": sorted(int(v) for v in np.unique(split.masks) if v), "empty": int(empty.sum())}
         return {
             "source": self.source,
             "splits": splits,

@@ -1,23 +1,26 @@
-"""Folders of images: a labels CSV or class-named sub-folders; PNG/JPEG/TIFF, NIfTI/NRRD/MHA and DICOM.
+"""Folders of images: a labels CSV, class-named sub-folders or an MSD task; PNG/JPEG/TIFF, NIfTI/NRRD/MHA and DICOM.
 
-Two layouts:
+Three layouts:
 
 1. **A labels CSV** (``labels.csv`` in the folder, or ``labels_csv=``) with columns
    ``filename,label[,split][,clinical columns...]``. ``filename`` is relative to the CSV's folder and
    names a 2D image (PNG, JPEG, TIFF, BMP, read with Pillow), an image or volume read with SimpleITK
    (NIfTI ``.nii``/``.nii.gz``, NRRD, MHA/MHD, a single DICOM ``.dcm``) or a folder holding one DICOM
    series (SimpleITK's ``ImageSeriesReader``). ``label`` is an integer class or a class name; every other
-   column (except ``split``) becomes the clinical table.
+   column (except ``split`` and ``mask``, a mask file per image) becomes the clinical table.
 2. **Class-named sub-folders**: ``ROOT/<class>/<image>``, optionally under ``ROOT/{train,val,test}/``.
-   Sub-folders of a class folder are read as DICOM series.
+   Sub-folders of a class folder are read as DICOM series; ``NAME_mask[_k].EXT`` beside ``NAME.EXT`` is its mask
+   (BUSI style, `genrad.data.masks`). A root that holds one folder of class folders (an archive's wrapper, as
+   ``busi/Dataset_BUSI_with_GT/``) is read through it.
+3. **An MSD task**: ``ROOT/imagesTr/NAME`` with label maps ``ROOT/labelsTr/NAME`` (labels from ``dataset.json``
+   when it lists them); no class labels, so one class ``all``.
 
 Splits come from the ``split`` column or the split folders. Without either, every image is in
 ``train``: genrad does not invent a split behind your back; pass ``split_fractions=(0.7, 0.1, 0.2)``
 for a seeded split stratified by class.
 
 Every change to the pixels is an explicit option recorded in ``Cohort.preprocessing``: the intensity
-mapping (`genrad.data.intensity`), resizing (``size=``, with MONAI's ``Resize``; images of different
-sizes without it are an error) and channel conversion (``channels=1`` for grey, ``3`` for RGB).
+mapping (`genrad.data.intensity`), resizing and channel conversion (`genrad.data.geometry`).
 Spacing (mm, in array axis order) comes from the SimpleITK readers and must agree between images;
 after resizing it is scaled, or dropped (and recorded) when it differs between images. PNG/JPEG/TIFF
 carry none.
@@ -33,17 +36,19 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from genrad.data.cohort import MAX_CLASSES, MIN_SPATIAL_SIZE, SPLIT_NAMES, Cohort, Split
+from genrad.data.cohort import MAX_CLASSES, SPLIT_NAMES, Cohort, Split
+from genrad.data.geometry import stack_images
 from genrad.data.intensity import normalise_intensity
-from genrad.data.readers import dicom_tag, read_image, visible
+from genrad.data.masks import REGION_MODES, check_geometry, mask_record, read_mask, split_masks
+from genrad.data.readers import IMAGE_SUFFIXES, SITK_SUFFIXES, dicom_tag, read_image, suffix_of, visible
 from genrad.data.sandbox import DataRoot
-from genrad.data.splits import stratified_split
+from genrad.data.splits import check_fractions, stratified_split
 from genrad.errors import InputError
 from genrad.progress import progress_bar
 
 LABELS_CSV = "labels.csv"
-_RESERVED = ("filename", "label", "split")
-_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 weights, as Pillow's "L" conversion
+MSD_FOLDERS = ("imagesTr", "labelsTr")
+_RESERVED = ("filename", "label", "split", "mask")
 
 
 def load_folder(
@@ -58,30 +63,47 @@ def load_folder(
     split_seed: int = 0,
     dicom_tags: Sequence[str] = (),
     allow_outside_root: bool = False,
+    mask_regions: str = "merge",
 ) -> Cohort:
     """Load a folder of images (see the module docstring for the layouts) into a `Cohort`.
 
     `class_names` fixes the label order (default: integers as given, names sorted); `dicom_tags` adds
     clinical columns read from DICOM headers with pydicom (e.g. ``("PatientAge", "PatientSex")``).
     Every file read lies inside the folder (the CSV's folder for a CSV layout) unless `allow_outside_root`
-    (`genrad.data.sandbox`).
+    (`genrad.data.sandbox`). Masks found beside the images are read into ``Split.masks``, several regions of one
+    image merged or kept as labels (`mask_regions`, `genrad.data.masks`).
     """
     root = Path(path)
     if not root.is_dir():
         raise InputError("a folder of images", "no such folder", "check the path", source=str(root))
+    if mask_regions not in REGION_MODES:
+        raise InputError(f"mask_regions one of {REGION_MODES}", repr(mask_regions), "pass merge or labels", argument="mask_regions")
+    declared: list[int] | None = None
     if labels_csv is not None or (root / LABELS_CSV).exists():
         csv = Path(labels_csv) if labels_csv is not None else root / LABELS_CSV
         sandbox = DataRoot(csv.parent, allow_outside_root)
         table, split_origin = _csv_table(csv, sandbox)
         found_classes: list[str] = []
+    elif all((root / name).is_dir() for name in MSD_FOLDERS):
+        sandbox = DataRoot(root, allow_outside_root)
+        table, split_origin, found_classes, declared = _msd_table(sandbox)
     else:
         sandbox = DataRoot(root, allow_outside_root)
         table, split_origin, found_classes = _subfolder_table(sandbox)
     names, labels = _encode_labels(table["label"], class_names or found_classes or None, source=str(root))
     files = list(table["filename"])
+    mask_files = _mask_column(table)
     with progress_bar(*Progress.get_default_columns(), transient=True, disable=len(files) < 100) as bar:
         raws = [read_image(file, sandbox) for file in bar.track(files, description="reading images")]
-    pixels, spacing, record = _stack(raws, files, size=size, channels=channels)
+    masks, rescaled = None, 0
+    if mask_files is not None:
+        read = [read_mask(group, sandbox, regions=mask_regions, labels=declared) for group in mask_files]
+        for raw, (values, mask_spacing, _), file, group in zip(raws, read, files, mask_files, strict=True):
+            check_geometry(raw, (values, mask_spacing), file, group[0])
+        masks, rescaled = [values for values, _, _ in read], sum(was_255 for _, _, was_255 in read)
+    pixels, spacing, stacked_masks, record = stack_images(raws, files, size=size, channels=channels, masks=masks)
+    if stacked_masks is not None:
+        record["masks"] = mask_record(stacked_masks, labels, names, rescaled, mask_regions)
     for tag in dicom_tags:
         if tag in table.columns:
             raise InputError("DICOM tags that are not CSV columns", f"{tag!r} in both", "drop one", source=str(root))
@@ -97,7 +119,8 @@ def load_folder(
     for name, rows in index.items():
         table_rows = clinical.iloc[rows].reset_index(drop=True) if len(clinical.columns) else None
         try:
-            splits[name] = Split(images[name], labels[rows], clinical=table_rows, name=name)
+            splits[name] = Split(images[name], labels[rows], clinical=table_rows, name=name,
+                                 masks=None if stacked_masks is None else stacked_masks[rows])
         except InputError as error:
             raise error.at(str(root)) from None
     return Cohort(splits, names, spacing=spacing, source=str(root), preprocessing=record)
@@ -140,6 +163,12 @@ def _csv_table(csv: Path, sandbox: DataRoot) -> tuple[pd.DataFrame, str | None]:
         except InputError as error:
             raise error.at(f"{csv} line {line + 2}") from None
     frame["filename"] = files
+    if "mask" in frame.columns:
+        masks = [None if pd.isna(name) else csv.parent / str(name) for name in frame["mask"]]
+        for mask in masks:
+            if mask is not None:
+                sandbox.file(mask)
+        frame["mask"] = [None if mask is None else [mask] for mask in masks]
     if "split" in frame.columns:
         if frame["split"].isna().any():
             raise InputError("a split on every row", "empty split cells", "fill the split column", source=str(csv))
@@ -148,9 +177,10 @@ def _csv_table(csv: Path, sandbox: DataRoot) -> tuple[pd.DataFrame, str | None]:
     return frame, None
 
 
-def _subfolder_table(sandbox: DataRoot) -> tuple[pd.DataFrame, str | None, list[str]]:
-    """Rows for ROOT/<class>/<image> or ROOT/<split>/<class>/<image>, and the class folder names."""
-    root = sandbox.path
+def _subfolder_table(sandbox: DataRoot, root: Path | None = None) -> tuple[pd.DataFrame, str | None, list[str]]:
+    """Rows for ROOT/<class>/<image> or ROOT/<split>/<class>/<image>, and the class folder names (ROOT: the sandbox's
+    folder, or a wrapper folder inside it)."""
+    root = sandbox.path if root is None else root
     folders = visible(root, directories=True)
     for folder in folders:
         sandbox.folder(folder)
@@ -166,14 +196,18 @@ def _subfolder_table(sandbox: DataRoot) -> tuple[pd.DataFrame, str | None, list[
             "move the class folders under train/",
             source=str(root),
         )
+    if _is_wrapper(folders):
+        return _subfolder_table(sandbox, folders[0])
     layout = [(f.name, f) for f in split_folders] if split_folders else [(None, root)]
-    rows, classes = [], set()
+    rows: list[dict[str, Any]] = []
+    classes: set[str] = set()
     for split, base in layout:
         count = len(rows)
         for class_folder in visible(base, directories=True):
             sandbox.folder(class_folder)
             classes.add(class_folder.name)
-            rows += [{"filename": item, "label": class_folder.name, "split": split} for item in visible(class_folder)]
+            images, masks = split_masks(visible(class_folder))
+            rows += [{"filename": item, "label": class_folder.name, "split": split, "mask": masks.get(item)} for item in images]
         if split is not None and len(rows) == count:
             raise InputError("at least one image per split", "an empty split folder", "add images or remove it", source=str(base))
     if not rows:
@@ -181,7 +215,63 @@ def _subfolder_table(sandbox: DataRoot) -> tuple[pd.DataFrame, str | None, list[
     table = pd.DataFrame(rows)
     if not split_folders:
         table = table.drop(columns="split")
+    if table["mask"].isna().all():
+        table = table.drop(columns="mask")
     return table, "split folders" if split_folders else None, sorted(classes)
+
+
+def _is_wrapper(folders: list[Path]) -> bool:
+    """One folder whose sub-folders hold image files (not DICOM slices): an archive's wrapper around class folders."""
+    if len(folders) != 1 or folders[0].name in SPLIT_NAMES:
+        return False
+    inner = visible(folders[0], directories=True)
+    suffixes = {suffix_of(f) for sub in inner for f in visible(sub) if f.is_file()}
+    return bool(inner) and bool(suffixes) and suffixes <= set(IMAGE_SUFFIXES + SITK_SUFFIXES) - {".dcm"}
+
+
+def _msd_table(sandbox: DataRoot) -> tuple[pd.DataFrame, None, list[str], list[int] | None]:
+    """Rows for an MSD task: imagesTr/NAME with labelsTr/NAME (NAME_0000 images pair with NAME), one class; and the
+    label values that ``dataset.json`` declares, if it does."""
+    root = sandbox.path
+    images, label_maps = (visible(sandbox.folder(root / name)) for name in MSD_FOLDERS)
+    by_name = {f.name: f for f in label_maps}
+    rows = []
+    for image in images:
+        name = image.name if image.name in by_name else image.name.replace("_0000.", ".", 1)
+        if name not in by_name:
+            raise InputError("a label map in labelsTr/ for every image in imagesTr/", "an image without its label map",
+                             "add the label map or remove the image", source=str(image))
+        rows.append({"filename": image, "label": "all", "mask": [by_name[name]]})
+    if not rows:
+        raise InputError("images in imagesTr/", "none", "add images", source=str(root))
+    return pd.DataFrame(rows), None, ["all"], _declared_labels(root / "dataset.json", sandbox)
+
+
+def _declared_labels(file: Path, sandbox: DataRoot) -> list[int] | None:
+    """The non-zero label values of an MSD ``dataset.json`` (``"labels": {"0": "background", "1": ...}``)."""
+    import json
+
+    if not file.exists():
+        return None
+    text = sandbox.file(file).read_bytes()[: 1 << 20]
+    try:
+        labels = json.loads(text).get("labels", {})
+        return sorted(int(value) for value in labels if int(value) > 0) or None
+    except (ValueError, AttributeError, TypeError):
+        raise InputError("a dataset.json whose labels map integer values to names", "another layout",
+                         "fix or remove dataset.json", source=str(file)) from None
+
+
+def _mask_column(table: pd.DataFrame) -> list[list[Path]] | None:
+    """The mask files of every row, or None when the data has no masks; some rows without a mask is an error."""
+    if "mask" not in table.columns:
+        return None
+    groups = list(table["mask"])
+    missing = [file for file, group in zip(table["filename"], groups, strict=True) if not group]
+    if missing:
+        raise InputError("a mask for every image, or for none", f"{len(missing)} image(s) without one",
+                         "add NAME_mask files (an empty mask for a normal image) or drop the masks", source=str(missing[0]))
+    return groups
 
 
 def _encode_labels(values: pd.Series, class_names: Sequence[str] | None, *, source: str) -> tuple[tuple[str, ...], np.ndarray]:
@@ -210,84 +300,6 @@ def _encode_labels(values: pd.Series, class_names: Sequence[str] | None, *, sour
     return names, np.array([lookup[v] for v in values.astype(str)], dtype=np.int64)
 
 
-def _stack(
-    raws: list[tuple[np.ndarray, tuple[float, ...]]],
-    files: list[Path],
-    *,
-    size: int | Sequence[int] | None,
-    channels: int | None,
-) -> tuple[np.ndarray, tuple[float, ...], dict[str, Any]]:
-    """One (N, C, *spatial) array: channel conversion and resizing only when asked, spacing checked."""
-    record: dict[str, Any] = {}
-    dims = {p.ndim - 1 for p, _ in raws}
-    if len(dims) > 1:
-        _disagree("all 2D or all 3D images", [p.ndim - 1 for p, _ in raws], files, "split 2D and 3D data into two folders")
-    pixels = [p for p, _ in raws]
-    if channels is not None:
-        pixels = [_convert_channels(p, channels, file) for p, file in zip(pixels, files, strict=True)]
-        record["channels"] = channels
-    _disagree("one channel count", [p.shape[0] for p in pixels], files, "pass channels=1 (grey) or channels=3 (RGB)")
-    spacings = [s for _, s in raws]
-    if size is not None:
-        target = _target_shape(size, dims.pop())
-        spacings = [tuple(s * n / t for s, n, t in zip(sp, p.shape[1:], target)) if sp else () for sp, p in zip(spacings, pixels)]
-        changed = [k for k, p in enumerate(pixels) if p.shape[1:] != target]
-        pixels = [_resize(p, target) if p.shape[1:] != target else p for p in pixels]
-        record["resize"] = {"size": list(target), "resized": len(changed), "method": "monai.transforms.Resize",
-                            "mode": "bilinear" if len(target) == 2 else "trilinear", "anti_aliasing": True}
-    _disagree("images of one size", [p.shape[1:] for p in pixels], files, "pass size=... to resize them (recorded)")
-    rounded = [tuple(np.round(s, 4)) for s in spacings]
-    if size is not None and len(set(rounded)) > 1:
-        record["resize"]["spacing"] = "dropped: it differs between the resized images"
-        return np.stack(pixels), (), record
-    _disagree("one pixel spacing", rounded, files, "resample the volumes to one spacing first (e.g. SimpleITK Resample)")
-    return np.stack(pixels), spacings[0], record
-
-
-def _disagree(expected: str, values: list[Any], files: list[Path], fix: str) -> None:
-    first = values[0]
-    other = next((k for k, v in enumerate(values) if v != first), None)
-    if other is not None:
-        raise InputError(expected, f"{first} in {files[0]} but {values[other]} in {files[other]}", fix,
-                         source=str(files[other]))
-
-
-def _convert_channels(pixels: np.ndarray, channels: int, file: Path) -> np.ndarray:
-    if channels not in (1, 3) or pixels.shape[0] not in (1, 3):
-        raise InputError("channels=1 or 3 and grey or RGB images", f"channels={channels} for {pixels.shape[0]} channels",
-                         "pass channels=1 or channels=3", source=str(file))
-    if pixels.shape[0] == channels:
-        return pixels
-    if channels == 3:
-        return np.repeat(pixels, 3, axis=0)
-    grey = np.tensordot(_LUMA, pixels.astype(np.float64), axes=1)[None]
-    return _like(grey, pixels.dtype)
-
-
-def _target_shape(size: int | Sequence[int], dims: int) -> tuple[int, ...]:
-    target = (int(size),) * dims if np.isscalar(size) else tuple(int(s) for s in size)
-    if len(target) != dims or min(target) < MIN_SPATIAL_SIZE:
-        raise InputError(f"size: one int or {dims} ints >= {MIN_SPATIAL_SIZE}", repr(size), "e.g. size=64")
-    return target
-
-
-def _resize(pixels: np.ndarray, target: tuple[int, ...]) -> np.ndarray:
-    """Resample to `target` (MONAI Resize, linear with anti-aliasing); integer images stay integer."""
-    from monai.transforms import Resize
-
-    mode = "bilinear" if len(target) == 2 else "trilinear"
-    resized = np.asarray(Resize(target, mode=mode, anti_aliasing=True)(pixels.astype(np.float32)), dtype=np.float64)
-    return _like(resized, pixels.dtype)
-
-
-def _like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """`values` cast to `dtype`, rounded and clipped to its range for integer types."""
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype)
-
-
 def _split_indices(
     table: pd.DataFrame,
     labels: np.ndarray,
@@ -307,12 +319,9 @@ def _split_indices(
         return {name: np.flatnonzero(table["split"].to_numpy() == name) for name in order}, origin
     if fractions is None:
         return {"train": np.arange(len(labels))}, "all in train (no split given)"
-    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise InputError("three positive split_fractions summing to 1", repr(tuple(fractions)), "e.g. (0.7, 0.1, 0.2)",
-                         source=source)
     rng = np.random.default_rng(seed)
     try:
-        index = stratified_split(labels, rng, dict(zip(SPLIT_NAMES, fractions, strict=True)))
+        index = stratified_split(labels, rng, check_fractions(fractions, source))
     except InputError as error:
         raise error.at(source) from None
     return index, {"fractions": list(fractions), "seed": seed, "stratified": True}

@@ -21,6 +21,11 @@ def load(path: str | Path, *, intensity: str = "auto", **options: object) -> Coh
         return make_phantom(dims=3 if text == "phantom:3d" else 2, **options)  # type: ignore[arg-type]
     path = Path(path)
     if path.suffix == ".npz":
+        given = sorted(key for key, value in options.items() if value not in (None, False))
+        if given:
+            raise InputError("folder options (size, channels, masks, splits) only for a folder of images",
+                             f"{', '.join(given)} for an .npz, whose images already have one size and split",
+                             "drop them, or load the source folder with them", source=text)
         return load_npz(path, intensity=intensity)
     if path.is_dir() or (path.suffix == ".csv" and path.is_file()):
         from genrad.data.folder import load_folder

@@ -2,8 +2,8 @@
 
 MedMNIST layouts: ``(N, H, W)`` grey 2D, ``(N, H, W, 3)`` RGB 2D, ``(N, D, H, W)`` grey 3D. Labels are
 ``(N,)`` or ``(N, 1)``. genrad adds optional arrays, ignored by MedMNIST-style code:
-``{split}_clinical__{column}``, ``{split}_truth__{column}``, ``class_names``, ``spacing`` and
-``spatial_dims`` (which removes the 2D-RGB / 3D ambiguity of 4-D arrays).
+``{split}_clinical__{column}``, ``{split}_truth__{column}``, ``{split}_masks`` (uint8 label maps on the images'
+grid), ``class_names``, ``spacing`` and ``spatial_dims`` (which removes the 2D-RGB / 3D ambiguity of 4-D arrays).
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ import pandas as pd
 
 from genrad.data.cohort import SPLIT_NAMES, Cohort, Split
 from genrad.data.intensity import normalise_intensity
-from genrad.data.npz_format import (
-    CLINICAL_INFIX,
-    TRUTH_INFIX,
-)
+from genrad.data.npz_format import CLINICAL_INFIX, MASKS_SUFFIX, TRUTH_INFIX
 from genrad.errors import InputError
 
 
@@ -192,7 +189,13 @@ def _make_split(name: str, images: np.ndarray, labels: np.ndarray, arrays: dict[
     for prefix in (CLINICAL_INFIX, TRUTH_INFIX):
         columns = {key[len(name) + len(prefix) :]: arrays[key] for key in arrays if key.startswith(name + prefix)}
         tables[prefix] = pd.DataFrame(columns) if columns else None
+    masks = arrays.get(f"{name}{MASKS_SUFFIX}")
+    if masks is not None:
+        if masks.dtype != np.uint8 or masks.shape != (len(labels), *images.shape[2:]):
+            raise InputError(f"uint8 {name}{MASKS_SUFFIX} shaped (N, *spatial) like the images",
+                             f"{masks.dtype} shaped {masks.shape}", "store one uint8 label map per image", source=source)
+        masks = masks[:, None]
     try:
-        return Split(images, labels, clinical=tables[CLINICAL_INFIX], truth=tables[TRUTH_INFIX], name=name)
+        return Split(images, labels, clinical=tables[CLINICAL_INFIX], truth=tables[TRUTH_INFIX], name=name, masks=masks)
     except InputError as error:
         raise error.at(source) from None

@@ -1,7 +1,8 @@
 """Writing genrad's MedMNIST-style `.npz` (read by `genrad.data.npz.load_npz`) and its array names.
 
 Images are stored as MedMNIST does (`medmnist_layout`); clinical and ground-truth columns as
-``{split}{CLINICAL_INFIX}{column}`` and ``{split}{TRUTH_INFIX}{column}`` arrays.
+``{split}{CLINICAL_INFIX}{column}`` and ``{split}{TRUTH_INFIX}{column}`` arrays; masks as ``{split}{MASKS_SUFFIX}``
+(uint8, ``(N, *spatial)``, the images' grid).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 CLINICAL_INFIX = "_clinical__"
 TRUTH_INFIX = "_truth__"
+MASKS_SUFFIX = "_masks"
 
 
 def save_npz(cohort: Cohort, path: str | Path) -> Path:
@@ -36,6 +38,8 @@ def save_npz(cohort: Cohort, path: str | Path) -> Path:
     for name, split in cohort.splits.items():
         arrays[f"{name}_images"] = medmnist_layout(_compact(split.images))
         arrays[f"{name}_labels"] = split.labels.reshape(-1, 1)
+        if split.masks is not None:
+            arrays[f"{name}{MASKS_SUFFIX}"] = split.masks[:, 0]
         for prefix, table in ((CLINICAL_INFIX, split.clinical), (TRUTH_INFIX, split.truth)):
             if table is not None:
                 for column in table.columns:

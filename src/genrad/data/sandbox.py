@@ -66,8 +66,9 @@ class DataRoot:
     def _inside(self, candidate: Path) -> Path:
         try:
             target = candidate.resolve(strict=True)
-        except (OSError, RuntimeError):  # a dangling link or a link loop
-            raise InputError("an existing file", "a broken or looping link", "fix or remove it", source=str(candidate)) from None
+        except (OSError, RuntimeError):  # a missing file, a dangling link or a link loop
+            found = "a broken or looping link" if candidate.is_symlink() else "no such file"
+            raise InputError("an existing file", found, "fix the name or add the file", source=str(candidate)) from None
         if not self.allow_outside_root and not target.is_relative_to(self.resolved):
             raise InputError(
                 f"files inside the data folder {self.path}",

@@ -34,6 +34,18 @@ class DataConfig(_Section):
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
+    size: int | None = Field(None, ge=4, description="A folder's images resized to this side (mixed sizes need it; "
+                             "masks nearest-neighbour); none: as they are.")
+    split_fractions: tuple[float, float, float] | None = Field(
+        None, description="Data without its own split (only train) is split train/val/test by these fractions, "
+        "stratified by class with the run's seed; none: 0.7, 0.1, 0.2 for such data.")
+    mask_regions: Literal["merge", "labels"] = Field("merge", description="Several mask files of one image: one label, "
+                                                     "or labels 1, 2, ... (genrad.data.masks).")
+
+    def loader_options(self) -> dict[str, Any]:
+        """The folder loader's options that differ from its defaults (`genrad.data.folder.load_folder`)."""
+        return {key: value for key, value in (("size", self.size), ("mask_regions", self.mask_regions))
+                if value not in (None, "merge")}
 
 
 class TrainConfig(_Section):

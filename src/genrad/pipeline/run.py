@@ -19,6 +19,7 @@ from rich.console import Console
 
 from genrad import __version__
 from genrad.data import Cohort, load
+from genrad.data.splits import DEFAULT_FRACTIONS, split_cohort
 from genrad.pipeline.config import STAGES, RunConfig
 from genrad.pipeline.plan import RunPlan, build_model, resolve_plan
 from genrad.pipeline.stages import run_stage
@@ -28,7 +29,9 @@ from genrad.synthesis.layout import RunLayout
 
 def plan_run(config: RunConfig) -> tuple[RunPlan, Cohort]:
     """Load the data and resolve `config` into its `RunPlan`: every check that needs no training runs here."""
-    cohort = load(config.data.path, intensity=config.data.intensity)
+    cohort = load(config.data.path, intensity=config.data.intensity, **config.data.loader_options())
+    if config.data.split_fractions is not None or set(cohort.splits) == {"train"}:
+        cohort = split_cohort(cohort, config.data.split_fractions or tuple(DEFAULT_FRACTIONS.values()), config.seed)
     return resolve_plan(config, cohort), cohort
 
 
