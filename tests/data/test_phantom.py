@@ -169,3 +169,18 @@ def test_bad_arguments_raise_input_error(kwargs, message):
     with pytest.raises(InputError, match=message) as caught:
         make_phantom(**kwargs)
     assert "\n" not in str(caught.value) and str(caught.value).startswith("phantom:")
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_the_lesion_masks_match_the_drawn_diameters(dims: int) -> None:
+    """Each ground-truth mask is the drawn lesion: its area (volume) is that of the core diameter's disc (ball), within
+    the spread the lobes add, and the mask covers the lesion centre."""
+    cohort = make_phantom(n=60, size=28 if dims == 2 else 32, dims=dims, seed=3)
+    split = cohort.train
+    assert split.masks is not None and split.masks.shape == split.images.shape and split.masks.dtype == np.uint8
+    radius = split.truth["radius_px"].to_numpy()
+    expected = np.pi * radius**2 if dims == 2 else 4 / 3 * np.pi * radius**3
+    found = split.masks.reshape(len(split), -1).sum(axis=1)
+    ratio = found / expected  # lobes and spicules only add to the core disc
+    assert 1.0 <= np.median(ratio) <= 1.35 and np.percentile(ratio, 5) >= 0.9
+    assert np.all(found > 0)

@@ -35,8 +35,9 @@ malignant   spiculated 80 / lobul. 20 mm    1.8 mm 0.16    +0.22    62    0.50  
 
 ``Split.truth`` keeps every generating parameter per image (shape kind, diameter, radius in pixels,
 margin, texture, contrast, centre, lobes, background level and gradient), so that metrics can be
-checked against ground truth. Images are float32 in [0, 1], quantised to multiples of 1/255 (like
-8-bit MedMNIST data, so that `save_npz` stores them losslessly as uint8).
+checked against ground truth, and ``Split.masks`` the ground-truth lesion mask (1 where the drawn boundary
+encloses the pixel, the logistic margin's midpoint). Images are float32 in [0, 1], quantised to multiples of 1/255
+(like 8-bit MedMNIST data, so that `save_npz` stores them losslessly as uint8).
 """
 
 from __future__ import annotations
@@ -117,11 +118,11 @@ def make_phantom(
     spacing = FIELD_OF_VIEW_MM / size
     labels = _class_labels(n, rare_fraction)
     clinical, truth, lobes = _draw_parameters(labels, size, dims, spacing, diameter_scale, texture_scale, rng)
-    images = _render(truth, lobes, size, dims, spacing, rng)
+    images, masks = _render(truth, lobes, size, dims, spacing, rng)
     splits = {}
     for name, index in stratified_split(labels, rng).items():
         splits[name] = Split(images[index], labels[index], clinical.iloc[index].reset_index(drop=True),
-                             truth.iloc[index].reset_index(drop=True), name=name)
+                             truth.iloc[index].reset_index(drop=True), name=name, masks=masks[index])
     record: dict[str, Any] = {
         "intensity": "none",
         "phantom": {
@@ -231,14 +232,15 @@ def _render(
     dims: int,
     spacing: float,
     rng: np.random.Generator,
-) -> np.ndarray:
-    """Draw every image, in chunks so that memory stays bounded for large sizes."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw every image and its lesion mask, in chunks so that memory stays bounded for large sizes."""
     shape = (size,) * dims
     axes = "zyx"[3 - dims:]
     grid = np.indices(shape, dtype=np.float32)
     extent = np.float32(size)
     chunk = max(1, _VOXELS_PER_CHUNK // size**dims)
     images = np.empty((len(truth), 1, *shape), dtype=np.float32)
+    masks = np.empty((len(truth), 1, *shape), dtype=np.uint8)
     for start in range(0, len(truth), chunk):
         rows = truth.iloc[start : start + chunk]
         b = len(rows)
@@ -261,6 +263,7 @@ def _render(
         boundary = column("radius_px") * radius_scale
         margin_px = np.maximum(column("margin_mm") / spacing, 0.15)
         mask = expit((boundary - distance) / margin_px)
+        masks[start : start + b, 0] = boundary > distance
 
         gradient = np.stack([rows[f"gradient_{a}"].to_numpy(np.float32) for a in axes], 1)
         gradient = gradient.reshape(b, dims, *(1,) * dims)
@@ -272,7 +275,7 @@ def _render(
         image = background * (1 - mask) + lesion * mask
         image *= rng.gamma(_SPECKLE_LOOKS, 1 / _SPECKLE_LOOKS, (b, *shape)).astype(np.float32)
         images[start : start + b, 0] = np.rint(np.clip(image, 0.0, 1.0) * 255) / np.float32(255)
-    return images
+    return images, masks
 
 
 def _correlated_noise(rng: np.random.Generator, batch: int, shape: tuple[int, ...], sigma_px: float) -> np.ndarray:
