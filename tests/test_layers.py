@@ -14,7 +14,8 @@ SOURCE = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first: a module may import its own layer and those listed before it.
 LAYERS = (
-    ("genrad", "genrad.errors", "genrad.core", "genrad.paths", "genrad.progress", "genrad.provenance"),
+    ("genrad", "genrad.errors", "genrad.core", "genrad.paths", "genrad.progress", "genrad.provenance",
+     "genrad.limits"),
     ("genrad.data",),
     ("genrad.radiomics",),
     ("genrad.models",),

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from genrad.limits import regular_file
+
 _TRACKED_PACKAGES = ("genrad", "torch", "monai", "numpy", "pyradiomics", "SimpleITK", "opacus", "ray")
 
 
@@ -42,9 +44,9 @@ def hash_arrays(*arrays: np.ndarray) -> str:
 
 
 def hash_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes."""
+    """SHA-256 of a regular file's bytes (a FIFO or device, which would never end, is refused)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(regular_file(path), "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()

@@ -115,6 +115,12 @@ def _edit_config(key: str, value: object) -> Callable[[Path], None]:
     return edit
 
 
+def _bad_bytes(world: World, data: bytes) -> Path:
+    path = world.fresh(f"config-{time.monotonic_ns()}.yaml")
+    path.write_bytes(data)
+    return path
+
+
 def _bad_yaml(world: World, text: str) -> Path:
     path = world.fresh(f"config-{time.monotonic_ns()}.yaml")
     path.write_text(text)
@@ -172,6 +178,30 @@ def _png(path: Path, array: np.ndarray) -> None:
     from PIL import Image
 
     Image.fromarray(array).save(path)
+
+
+def _special(world: World, kind: str) -> Path:
+    """A FIFO, or a link to /dev/zero or /dev/urandom, where a file is expected."""
+    path = world.fresh(f"special-{time.monotonic_ns()}.yaml")
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(f"/dev/{kind}")
+    return path
+
+
+def _replace_by(kind: str, name: str) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        (run / name).unlink()
+        if kind == "fifo":
+            os.mkfifo(run / name)
+        else:
+            (run / name).symlink_to(f"/dev/{kind}")
+    return edit
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + k)}: &{chr(98 + k)} [*{chr(97 + k)}, *{chr(97 + k)}, *{chr(97 + k)}, *{chr(97 + k)}]\n" for k in range(8))
 
 
 def _labels_npz(world: World) -> Path:
@@ -288,6 +318,19 @@ def _cases() -> list[Case]:
         Case("prepare-out-is-folder", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--out", str(x.folder)]), "a file"),
         Case("run-npz-with-size", w(lambda x: ["run", "--data", str(x.phantom), "--size", "64", "--out", str(x.fresh("r"))]), "folder"),
         Case("run-folder-mixed-sizes", w(lambda x: ["run", "--data", str(_folder(x, lambda r: _png(r / "a" / "0.png", np.zeros((9, 9), np.uint8)))), "--out", str(x.fresh("r"))]), "--size"),
+        # --- bounded reads: special files, huge files, YAML bombs
+        Case("run-config-billion-laughs", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, LAUGHS))]), "aliases"),
+        Case("run-config-deep-list", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "train: " + "[" * 100_000 + "]" * 100_000))]), "levels deep"),
+        Case("run-config-deep-blocks", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "".join(" " * k + "- \n" for k in range(0, 200, 2))))]), "levels deep"),
+        Case("run-config-huge", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "# " + "x" * (2 << 20)))]), "KiB"),
+        Case("run-config-not-utf8", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_bytes(x, b"seed: \xff\xfe\n"))]), "UTF-8"),
+        Case("run-config-fifo", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_special(x, "fifo"))]), "FIFO"),
+        Case("run-config-dev-zero", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_special(x, "zero"))]), "device"),
+        Case("sample-config-dev-zero", w(lambda x: ["sample", str(_run_copy(x, _replace_by("zero", "config.json"))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "device"),
+        Case("sample-state-fifo", w(lambda x: ["sample", str(_run_copy(x, _replace_by("fifo", "training_state.json"))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "FIFO"),
+        Case("sample-weights-dev-urandom", w(lambda x: ["sample", str(_run_copy(x, _replace_by("urandom", "model.safetensors"))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "device"),
+        Case("report-run-json-dev-zero", w(lambda x: ["report", str(_run_copy(x, lambda r: (r / "run.json").symlink_to("/dev/zero")))]), "device"),
+        Case("inspect-npz-fifo", w(lambda x: ["data", "inspect", str(_special(x, "fifo").rename(x.fresh(f"f-{time.monotonic_ns()}.npz")))]), "regular"),
         # --- settings: every value checked at parse time, before any stage
         Case("run-budget-inf", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "inf"]), "budget"),
         Case("run-budget-nan", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "nan"]), "budget"),

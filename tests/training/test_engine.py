@@ -165,6 +165,24 @@ def test_interrupt_checkpoints_then_raises(tmp_path: Path) -> None:
     assert tiny_vae().fit(toy(), max_steps=4, out_dir=tmp_path, resume=True, progress=False).step_ == 4
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_then_resume_gives_the_uninterrupted_weights(tmp_path: Path, signum: int) -> None:
+    """SIGTERM (a scheduler's stop) like Ctrl-C: a checkpoint at the step it arrived, then resuming gives exactly the
+    weights of an uninterrupted run."""
+    def interrupt(info):
+        if info.step == 3:
+            os.kill(os.getpid(), signum)
+
+    before = signal.getsignal(signum)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_vae().fit(toy(), max_steps=6, out_dir=tmp_path / "stopped", callbacks=[interrupt], progress=False)
+    assert signal.getsignal(signum) == before  # the handler in place before training is restored
+    assert json.loads((tmp_path / "stopped" / STATE).read_text())["step"] == 3
+    resumed = tiny_vae().fit(toy(), max_steps=6, out_dir=tmp_path / "stopped", resume=True, progress=False)
+    reference = tiny_vae().fit(toy(), max_steps=6, out_dir=tmp_path / "reference", progress=False)
+    assert resumed.model_hash() == reference.model_hash()
+
+
 def test_resume_refuses_other_data_or_config(tmp_path: Path) -> None:
     tiny_vae().fit(toy(), max_steps=2, out_dir=tmp_path, progress=False)
     with pytest.raises(InputError, match="same --data"):

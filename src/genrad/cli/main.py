@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
+import threading
 from dataclasses import fields
 from typing import Any
 
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     code 2, never a traceback; Ctrl-C exits with 130 and says how to resume."""
     command = typer.main.get_command(app)
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = command.main(args=arguments, prog_name="genrad", standalone_mode=False)
     except InputError as error:
@@ -88,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         _interrupted()
     except OSError as error:
         _fail(os_error(error))
+    if code == INTERRUPTED:  # typer turns a KeyboardInterrupt inside a command into this exit code
+        _interrupted()
     sys.exit(code or 0)
 
 
@@ -168,9 +174,19 @@ def _fail(error: InputError) -> None:
     sys.exit(2)
 
 
+INTERRUPTED = 130
+"""The exit code of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT, the shell's convention)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's stop) handled as Ctrl-C: every command stops at a point it can resume from."""
+    raise KeyboardInterrupt
+
+
 def _interrupted() -> None:
-    error_console.print("interrupted: rerun the same command to resume where it stopped", markup=False)
-    sys.exit(130)
+    error_console.print("interrupted: rerun the same command to resume where it stopped (genrad train: add --resume)",
+                        markup=False)
+    sys.exit(INTERRUPTED)
 
 
 if __name__ == "__main__":

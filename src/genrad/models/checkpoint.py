@@ -25,6 +25,7 @@ from torch.optim import Optimizer
 
 from genrad.core import tensors_to_bytes
 from genrad.errors import InputError
+from genrad.limits import read_json
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 
 WEIGHTS = "model.safetensors"
@@ -103,7 +104,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise InputError(f"a {path.name} written by genrad", "no such file",
                          "point to a run directory written by `genrad train` or Generator.save", source=str(path.parent))
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError("valid JSON", f"unreadable JSON ({error.msg if hasattr(error, 'msg') else error})",
                          "restore the file from the run directory's original output", source=str(path)) from None

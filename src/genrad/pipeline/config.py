@@ -18,6 +18,7 @@ from pydantic import (
 
 from genrad.data.intensity import IntensityMap
 from genrad.errors import InputError
+from genrad.limits import MAX_CONFIG_BYTES, load_yaml, read_bytes_capped
 
 STAGES = ("data", "train", "generate", "fidelity", "privacy", "utility")
 
@@ -201,9 +202,11 @@ def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     if not path.exists():
         raise InputError("an existing config file", "no such file", "check the path", source=str(path))
-    text = path.read_text(encoding="utf-8")
     try:
-        payload = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        text = read_bytes_capped(path, MAX_CONFIG_BYTES).decode("utf-8")
+        payload = tomllib.loads(text) if path.suffix == ".toml" else load_yaml(text, str(path))
+    except UnicodeDecodeError:
+        raise InputError("a UTF-8 text file", "other bytes", "save the configuration as UTF-8", source=str(path)) from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
         reason = str(error).splitlines()[0]
         raise InputError("valid YAML or TOML", f"a syntax error ({reason})", "fix the file's syntax", source=str(path)) from None

@@ -4,13 +4,13 @@ without a valid marker."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from genrad.limits import read_json
 from genrad.provenance import write_json
 from genrad.synthesis.layout import RunLayout
 
@@ -44,4 +44,4 @@ def _recorded(path: Path) -> str | None:
     """The fingerprint a stage marker records, or None."""
     if not path.exists():
         return None
-    return json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
+    return read_json(path).get("fingerprint")

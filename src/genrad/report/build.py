@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from genrad import __version__
 from genrad.errors import InputError
+from genrad.limits import read_json
 from genrad.provenance import atomic_path
 from genrad.report import figures
 from genrad.report.verdicts import feature_verdicts, metric_rows
@@ -78,7 +79,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError("a JSON file written by genrad", "unreadable JSON", "rerun the stage that wrote it",
                          source=str(path)) from None

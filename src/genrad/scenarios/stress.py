@@ -30,6 +30,7 @@ from genrad.data.cohort import Cohort, Split
 from genrad.errors import InputError
 from genrad.evaluation.stats import percentile_interval, rank_auc, stratified_bootstrap_index
 from genrad.evaluation.utility.metrics import classification_metrics
+from genrad.limits import read_json
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.scenarios.grid import Grid
@@ -87,7 +88,7 @@ class CellCache:
         path = self.path(perturbation, severity)
         if not path.exists():
             return None
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json(path)
         return record["cell"] if record.get("key") == self.key else None
 
     def put(self, perturbation: str, severity: float, cell: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ complete), ``plan.json`` and ``shards/``.
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pandas as pd
 from genrad.data.npz import channel_first
 from genrad.data.npz_format import CLINICAL_INFIX
 from genrad.errors import InputError
+from genrad.limits import read_json
 from genrad.provenance import atomic_path
 
 NPZ = "synthetic.npz"
@@ -107,7 +107,7 @@ class SyntheticSet:
     @cached_property
     def record(self) -> dict[str, Any]:
         """Provenance of the set (``synthesis.json``)."""
-        return json.loads((self.out / RECORD).read_text(encoding="utf-8"))
+        return read_json(self.out / RECORD)
 
     @property
     def generator(self) -> dict[str, Any]:
@@ -159,5 +159,5 @@ def generator_record(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / RECORD
     if not path.is_file():
         return None
-    payload = json.loads(path.read_text(encoding="utf-8"))
+    payload = read_json(path)
     return {key: payload[key] for key in ("model_config", "privacy", "data_hash") if key in payload}

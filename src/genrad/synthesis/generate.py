@@ -40,6 +40,7 @@ from genrad import __version__
 from genrad.core import SEEDING
 from genrad.data.npz_format import medmnist_layout
 from genrad.errors import InputError
+from genrad.limits import read_json
 from genrad.models.options import given_options
 from genrad.paths import fresh_output
 from genrad.progress import progress_bar
@@ -240,7 +241,7 @@ def _callable_name(function: Callable[..., Any]) -> str:
 def _is_complete(out: Path, generation: dict[str, Any], merge: dict[str, Any]) -> bool:
     """True when `out` already holds this generation, merged the same way."""
     try:
-        record = json.loads((out / RECORD).read_text(encoding="utf-8"))
+        record = read_json(out / RECORD)
     except (OSError, ValueError):
         return False
     outputs = [out / NPZ, out / MANIFEST, out / MANIFEST_CSV] + ([out / merge["format"]] if merge["format"] != "npz" else [])
@@ -252,7 +253,7 @@ def _claim(out: Path, generation: dict[str, Any]) -> None:
     """Write ``plan.json``, or check that the one in `out` asks for the same generation (resume)."""
     path = out / PLAN
     if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
+        recorded = read_json(path)
         if recorded != _json_roundtrip(generation):
             changed = sorted(k for k in set(recorded) | set(generation) if recorded.get(k) != _json_roundtrip(generation).get(k))
             raise InputError(

@@ -336,15 +336,18 @@ def _read_history(path: Path, step: int) -> list[dict[str, float]]:
 
 
 class _DeferredInterrupt:
-    """Turn Ctrl-C into a flag checked after each step, so the loop can checkpoint before stopping."""
+    """Turn Ctrl-C (SIGINT) and SIGTERM (what a cluster scheduler sends before it kills a job) into a flag checked
+    after each step, so the loop can checkpoint before stopping; a second signal stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _DeferredInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -353,5 +356,5 @@ class _DeferredInterrupt:
         self.requested = True
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)

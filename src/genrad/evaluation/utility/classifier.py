@@ -37,6 +37,7 @@ from genrad.data.cohort import Split
 from genrad.errors import InputError, NotFittedError
 from genrad.evaluation.utility.augmentation import AUGMENTATIONS, augmentation
 from genrad.evaluation.utility.metrics import roc_auc
+from genrad.limits import read_json
 from genrad.provenance import atomic_path, versions
 
 CONFIG_FILE = "config.json"
@@ -244,7 +245,7 @@ class Classifier:
                 source=str(directory),
             )
         try:
-            record = json.loads(config_path.read_text(encoding="utf-8"))
+            record = read_json(config_path)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InputError("a readable config.json", "unreadable JSON", "restore the file written by Classifier.save",
                              source=str(directory)) from None
