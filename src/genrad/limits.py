@@ -85,3 +85,23 @@ def read_json(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> An
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
         raise InputError("valid JSON", f"unreadable JSON ({reason})", "restore the file genrad wrote", source=str(path)) from None
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations now (``MemAvailable`` on Linux, else physical memory)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_memory(needed: int, what: str, *, option: str) -> None:
+    """Refuse, before allocating it, work that needs more than half the memory available now."""
+    limit = available_memory() // 2
+    if needed > limit:
+        raise InputError(f"work that fits in memory (at most {limit / 2**30:.3g} GiB here, half the available memory)",
+                         f"{what}: {needed / 2**30:.3g} GiB", f"ask for less ({option})", source=option)

@@ -73,3 +73,15 @@ def fresh_output(folder: str | os.PathLike[str]) -> Iterator[Path]:
         if created and target.is_dir():
             shutil.rmtree(target, ignore_errors=True)
         raise
+
+
+def check_space(path: str | os.PathLike[str], needed: int, what: str, *, option: str) -> None:
+    """Refuse, before any work, an output of `needed` bytes that the disk holding `path` (or its first existing
+    folder) cannot take."""
+    folder = Path(path)
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder if folder.is_dir() else folder.parent).free
+    if needed > free:
+        raise InputError(f"{what} that fits on the disk ({free / 2**30:.3g} GiB free under {folder})",
+                         f"{needed / 2**30:.3g} GiB at the least", f"ask for fewer images ({option})", source=option)

@@ -83,6 +83,40 @@ def test_a_changed_plan_never_resumes_into_stale_outputs(tmp_path: Path, cohort:
     assert seen == [True, False, False]
 
 
+@pytest.mark.parametrize("damage", ["edit", "truncate", "remove", "link"])
+def test_a_completed_stage_whose_outputs_changed_runs_again_from_nothing(tmp_path: Path, cohort: Cohort, damage: str) -> None:
+    """Every file a stage wrote is recorded with its SHA-256; a resume verifies them, and a changed, truncated,
+    removed or relinked output makes the stage run again (its folder cleared, one line said) instead of being reused."""
+    layout, plan = RunLayout(tmp_path), _plan(cohort)
+    fingerprint = plan.fingerprint("fidelity")
+    output = layout.stage_dir("fidelity") / "fidelity.json"
+    runs: list[bool] = []
+
+    def work() -> None:
+        runs.append(output.exists())
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text('{"frd": 1.0}')
+        (output.parent / "extra.txt").write_text("x")
+
+    run_stage(layout, "fidelity", fingerprint, work)
+    lines: list[str] = []
+    assert run_stage(layout, "fidelity", fingerprint, work, notify=lines.append)[0] is False and not lines
+    if damage == "edit":
+        output.write_text('{"frd": 0.1}')
+    elif damage == "truncate":
+        output.write_text("")
+    elif damage == "remove":
+        output.unlink()
+    else:
+        output.unlink()
+        output.symlink_to(tmp_path / "elsewhere.json")
+        (tmp_path / "elsewhere.json").write_text('{"frd": 1.0}')
+    assert not is_complete(layout, "fidelity", fingerprint)
+    assert run_stage(layout, "fidelity", fingerprint, work, notify=lines.append)[0] is True
+    assert runs == [False, False] and len(lines) == 1 and "fidelity/fidelity.json changed" in lines[0]
+    assert is_complete(layout, "fidelity", fingerprint)
+
+
 def test_the_budget_is_split_between_generator_and_student_never_added(cohort: Cohort) -> None:
     """A guided diffusion model and its student share `train.budget_minutes`: 1 / 1.4 and 0.4 / 1.4 by default, or
     what `train.distill_minutes` asks; without a student the generator gets it all."""

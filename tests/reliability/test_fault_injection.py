@@ -331,6 +331,14 @@ def _cases() -> list[Case]:
         Case("sample-weights-dev-urandom", w(lambda x: ["sample", str(_run_copy(x, _replace_by("urandom", "model.safetensors"))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "device"),
         Case("report-run-json-dev-zero", w(lambda x: ["report", str(_run_copy(x, lambda r: (r / "run.json").symlink_to("/dev/zero")))]), "device"),
         Case("inspect-npz-fifo", w(lambda x: ["data", "inspect", str(_special(x, "fifo").rename(x.fresh(f"f-{time.monotonic_ns()}.npz")))]), "regular"),
+        # --- sizes checked against memory and disk before anything is allocated
+        Case("sample-n-huge", w(lambda x: ["sample", str(x.run), "--n", str(10**12), "--out", str(x.fresh("s.npz"))]), "memory"),
+        Case("generate-per-class-huge", w(lambda x: ["generate", str(x.run), "--per-class", f"0={10**12}", "--out", str(x.fresh("g"))]), "disk"),
+        Case("generate-multiple-huge", w(lambda x: ["generate", str(x.run), "--multiple", "1e12", "--data", str(x.phantom), "--out", str(x.fresh("g"))]), "--multiple"),
+        Case("train-image-size-huge", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--image-size", "100000", "--out", str(x.fresh("r"))]), "--image-size"),
+        Case("train-diffusion-image-size-huge", w(lambda x: ["train", "--data", str(x.phantom), "--model", "diffusion", "--image-size", "100000", "--out", str(x.fresh("r"))]), "memory"),
+        Case("train-latent-dim-huge", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--option", "latent_dim=10000000", "--out", str(x.fresh("r"))]), "parameters"),
+        Case("train-latent-dim-overflow", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--option", "latent_dim=100000000000", "--out", str(x.fresh("r"))]), "meta device"),
         # --- settings: every value checked at parse time, before any stage
         Case("run-budget-inf", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "inf"]), "budget"),
         Case("run-budget-nan", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--budget-minutes", "nan"]), "budget"),

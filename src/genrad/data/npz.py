@@ -9,7 +9,6 @@ grid), ``class_names``, ``spacing`` and ``spatial_dims`` (which removes the 2D-R
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,6 +21,7 @@ from genrad.data.cohort import SPLIT_NAMES, Cohort, Split
 from genrad.data.intensity import normalise_intensity
 from genrad.data.npz_format import CLINICAL_INFIX, MASKS_SUFFIX, TRUTH_INFIX
 from genrad.errors import InputError
+from genrad.limits import available_memory
 
 
 def load_npz(path: str | Path, *, intensity: str = "auto") -> Cohort:
@@ -133,18 +133,6 @@ def check_declared_sizes(path: Path, *, limit: int | None = None) -> None:
             "use a smaller file (fewer or smaller images) or a machine with more memory",
             source=str(path),
         )
-
-
-def available_memory() -> int:
-    """Bytes of memory available to new allocations now (``MemAvailable`` on Linux, else physical memory)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def channel_first(images: np.ndarray, spatial_dims: int | None, *, name: str, source: str) -> np.ndarray:

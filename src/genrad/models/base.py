@@ -35,6 +35,7 @@ from genrad.core import default_device, make_generator, seeded_init
 from genrad.data import Cohort, Split
 from genrad.data.intensity import IntensityMap
 from genrad.errors import InputError, NotFittedError, check, is_int
+from genrad.limits import check_memory
 from genrad.models.ema import EMA
 from genrad.models.options import (
     LEGACY_INTENSITY,
@@ -198,6 +199,8 @@ class Generator(Persistent):
         fresh networks. Called by `Trainer`; returns the split that will be trained on."""
         split = self.options.training_split(data, type(self).__name__)
         self.image_shape_ = self._target_shape(split.image_shape)
+        values = len(split) * math.prod(self.image_shape_)
+        check_memory(8 * values, f"{len(split)} training images of shape {self.image_shape_} in float32, twice", option="image_size")
         self.class_counts_ = [int(c) for c in np.bincount(split.labels, minlength=self.num_classes)]
         self.intensity_ = IntensityMap.from_data(split.images) if self.intensity == "auto" else self.intensity
         self.conditions_ = ConditionEncoder(self.num_classes, self.covariates, type(self).__name__).fit(split.clinical, split.labels)
@@ -225,12 +228,26 @@ class Generator(Persistent):
 
     # ------------------------------------------------------------------ networks
     def _build(self, seed: int) -> None:
-        """Build the networks (seeded, on the default device) and their EMA copies."""
+        """Build the networks (seeded, on the default device) and their EMA copies, once their size is known to fit
+        (`check_training_memory`)."""
         self.device_ = default_device()
+        self.check_training_memory()
         with seeded_init(seed, type(self).__name__, "init"):
             networks = self._build_networks()
         self.networks_ = nn.ModuleDict(networks).to(self.device_)
         self.ema_ = {name: EMA(self.networks_[name], self.ema_decay) for name in self.ema_networks} if self.ema_decay is not None else {}
+
+    def check_training_memory(self) -> None:
+        """Refuse settings whose networks (built on PyTorch's meta device: shapes only, no memory) need more memory
+        to train than is available: weights, gradients, two Adam moments and an EMA copy, 5 x 4 bytes a parameter."""
+        try:
+            with torch.device("meta"):
+                networks = self._build_networks()
+        except (RuntimeError, OverflowError, ValueError) as error:
+            raise InputError("model options whose networks PyTorch can build", f"an error building them on the meta "
+                             f"device ({str(error).splitlines()[0][:120]})", "choose smaller model options") from None
+        parameters = sum(p.numel() for network in networks.values() for p in network.parameters())
+        check_memory(20 * parameters, f"{parameters:,} network parameters to train", option="--option, the model's settings")
 
     @property
     def levels(self) -> int:

@@ -47,7 +47,8 @@ def run_pipeline(config: RunConfig, out: str | Path, *, console: Console | None 
         if stage not in plan.stages:
             console.print(f"[dim]- {stage}: disabled[/dim]")
             continue
-        ran, seconds = run_stage(layout, stage, plan.fingerprint(stage), functools.partial(_STAGE_WORK[stage], context))
+        ran, seconds = run_stage(layout, stage, plan.fingerprint(stage), functools.partial(_STAGE_WORK[stage], context),
+                                 notify=lambda line: console.print(line, markup=False))
         status = f"done in {seconds:.1f} s" if ran else "complete, skipped"
         console.print(f"[green]✓[/green] {stage}: {status}")
     _write_run_record(layout, config, plan, status="complete")

@@ -42,7 +42,7 @@ from genrad.data.npz_format import medmnist_layout
 from genrad.errors import InputError
 from genrad.limits import read_json
 from genrad.models.options import given_options
-from genrad.paths import fresh_output
+from genrad.paths import check_space, fresh_output
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.synthesis.backends import BACKENDS, ModelSource, load_model, run_shards
@@ -131,6 +131,8 @@ def generate(
     plan = make_plan(
         model, per_class=per_class, balance=balance, multiple=multiple, covariates=covariates, data=cohort, seed=seed
     )
+    check_space(out, len(plan) * int(np.prod(model.image_shape)), "a synthetic set (one byte per value at the least)",
+                option="--multiple" if multiple is not None else "--per-class")
     records = None
     if clinical:
         from genrad.synthesis.clinical import records_for_plan
