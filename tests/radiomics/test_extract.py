@@ -113,3 +113,28 @@ def test_colour_images_are_read_as_their_luminance() -> None:
                   extract(Split(rgba, grey.labels), feature_set="fast", progress=False)):
         np.testing.assert_allclose(table.to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-8)
     assert from_split.attrs["colour"] == "luminance (ITU-R BT.601)" and "colour" not in expected.attrs
+
+
+def test_a_split_with_masks_is_measured_inside_its_regions() -> None:
+    """`extract_split`: inside each mask by default (the lesion, as pyradiomics computes it), the whole image on
+    request, and a row of NaN for an image without a region (a normal image's empty mask)."""
+    from dataclasses import replace
+
+    from genrad.data.phantom import make_phantom
+    from genrad.radiomics.extraction import extract_split
+
+    split = make_phantom(n=40, size=28, seed=1).train.subset(range(6))
+    masks = split.masks.copy()
+    masks[2] = 0
+    split = replace(split, masks=masks)
+    roi = extract_split(split, feature_set="fast", progress=False)
+    whole = extract_split(split, "whole", feature_set="fast", progress=False)
+    assert roi.attrs["region"] == "masks (label > 0)" and roi.attrs["no_region"] == [2] and whole.attrs["region"] == "whole image"
+    assert roi.iloc[2].isna().all() and not roi.drop(index=2).isna().any().any()
+    keep = [0, 1, 3, 4, 5]
+    direct = extract(split.images[keep], masks=split.masks[keep], feature_set="fast", progress=False)
+    np.testing.assert_array_equal(roi.iloc[keep].to_numpy(), direct.to_numpy())
+    mean = "original_firstorder_Mean"
+    assert not np.allclose(roi[mean].iloc[keep], whole[mean].iloc[keep])
+    with pytest.raises(InputError, match="region"):
+        extract_split(replace(split, masks=None), "roi", feature_set="fast", progress=False)

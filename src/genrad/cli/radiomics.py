@@ -18,6 +18,8 @@ def extract(
     engine: str | None = typer.Option(None, "--engine", help="fast or pyradiomics (default: genrad's default engine)."),
     workers: int = typer.Option(1, "--workers", help="Worker processes."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Cache folder: repeated or interrupted runs resume."),
+    region: str = typer.Option("auto", "--region", help="roi: inside each image's mask; whole: the whole image; "
+                               "auto: roi when the data has masks."),
 ) -> None:
     """Radiomic features of every image; rows are indexed 'split:position'."""
     import pandas as pd
@@ -27,7 +29,7 @@ def extract(
     from genrad.paths import check_output
     from genrad.provenance import atomic_path
     from genrad.radiomics import DEFAULT_ENGINE
-    from genrad.radiomics import extract as extract_features
+    from genrad.radiomics.extraction import extract_split
 
     check_output(out, kind="file", suffix=".parquet")
     if cache_dir is not None:
@@ -38,15 +40,16 @@ def extract(
     names = [split] if split is not None else list(cohort.splits)
     tables = []
     for name in names:
-        table = extract_features(
-            cohort[name], feature_set=feature_set, engine=engine or DEFAULT_ENGINE, workers=workers, cache_dir=cache_dir
-        )
+        table = extract_split(cohort[name], region, feature_set=feature_set, engine=engine or DEFAULT_ENGINE, workers=workers,
+                              cache_dir=cache_dir)
         table.index = [f"{name}:{i}" for i in range(len(table))]
         tables.append(table)
     result = pd.concat(tables)
     result.index.name = "image"
     result.attrs = {**tables[0].attrs, "source": path, "splits": names, "n_images": len(result)}
     result.attrs["data_hash"] = {name: table.attrs["data_hash"] for name, table in zip(names, tables)}
+    result.attrs["no_region"] = [f"{name}:{k}" for name, table in zip(names, tables) for k in table.attrs.get("no_region", [])]
     with atomic_path(out) as temp:
         result.to_parquet(temp)
-    typer.echo(f"{out}: {len(result)} images x {result.shape[1]} features")
+    without = f", {len(result.attrs['no_region'])} without a region (NaN rows)" if result.attrs["no_region"] else ""
+    typer.echo(f"{out}: {len(result)} images x {result.shape[1]} features, {result.attrs['region']}{without}")

@@ -204,3 +204,36 @@ def _load_part(cache: Path, bounds: tuple[int, int]) -> tuple[list[str], np.ndar
         return None
     with np.load(path, allow_pickle=False) as stored:
         return [str(name) for name in stored["names"]], stored["values"]
+
+
+REGIONS = ("auto", "roi", "whole")
+
+
+def extract_split(split: Any, region: str = "auto", **options: Any) -> pd.DataFrame:
+    """`extract` on a `genrad.data.Split`, inside each image's region of interest when it has masks.
+
+    `region`: ``"roi"`` (features inside ``Split.masks``, label > 0, as pyradiomics computes them inside a lesion),
+    ``"whole"`` (the whole image, as frd-score) or ``"auto"`` (``"roi"`` when the split has masks). An image whose
+    region has fewer than 2 voxels (a normal image's empty mask) gets a row of NaN, listed in ``attrs["no_region"]``;
+    ``attrs["region"]`` says which region every row describes."""
+    if region not in REGIONS:
+        raise InputError(f"a region among {REGIONS}", repr(region), "pass roi, whole or auto", source="region")
+    if region == "roi" and split.masks is None:
+        raise InputError("masks for --region roi", "a split without masks", "load images with their masks, or use "
+                         "--region whole", source="region")
+    if region == "whole" or split.masks is None:
+        table = extract(split, **options)
+        table.attrs["region"] = "whole image"
+        return table
+    voxels = split.masks.reshape(len(split), -1).astype(bool).sum(axis=1)
+    keep = np.flatnonzero(voxels >= 2)
+    if not len(keep):
+        raise InputError("at least one image whose mask holds 2 voxels or more", "only empty masks",
+                         "use --region whole, or check the masks", source="region")
+    subset = split.subset(keep)
+    table = extract(subset.images, masks=subset.masks, spacing=options.pop("spacing", None), **options)
+    full = pd.DataFrame(np.nan, index=range(len(split)), columns=table.columns)
+    full.iloc[keep] = table.to_numpy()
+    full.attrs = {**table.attrs, "region": "masks (label > 0)", "no_region": np.flatnonzero(voxels < 2).tolist(),
+                  "failed": [int(keep[k]) for k in table.attrs.get("failed", [])]}
+    return full
