@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genrad.data import load
-from genrad.data.intensity import _lowest_levels, display_floor
+from genrad.data.intensity import _lowest_levels, display_floor, normalise_intensity
 
 
 def speckle(seed: int = 0) -> np.ndarray:
@@ -36,3 +36,15 @@ def test_breastmnist_is_clipped_at_one_gray_level(breastmnist_path) -> None:
     summary = load(str(breastmnist_path)).summary()
     assert summary["splits"]["train"]["display_floor"] == pytest.approx(1 / 255)
     assert load("phantom").summary()["splits"]["train"]["display_floor"] is None
+
+
+def test_image_percentile_maps_each_image_by_its_own_range() -> None:
+    """Two copies of one volume at scales 1 and 1000 (as MRI scanners give) become the same image."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(100, 20, (1, 1, 8, 8, 8))
+    raw = np.concatenate([base, 1000 * base + 7])
+    images, record = normalise_intensity({"train": raw}, method="image-percentile")
+    out = images["train"]
+    assert record["intensity"] == "image-percentile" and record["percentiles"] == [0.5, 99.5]
+    np.testing.assert_allclose(out[0], out[1], atol=1e-6)
+    assert out.dtype == np.float32 and out.min() == 0.0 and out.max() == 1.0

@@ -315,6 +315,7 @@ def _cases() -> list[Case]:
         Case("prepare-npz", w(lambda x: ["data", "prepare", str(x.phantom), "--out", str(x.fresh("p.npz"))]), "prepared"),
         Case("prepare-bad-fractions", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--split-fractions", "0.5,0.6,x", "--out", str(x.fresh("p.npz"))]), "--split-fractions"),
         Case("prepare-fractions-not-summing", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--split-fractions", "0.5,0.6,0.2", "--out", str(x.fresh("p.npz"))]), "summing to 1"),
+        Case("prepare-bad-normalise", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--normalise", "zscore", "--out", str(x.fresh("p.npz"))]), "--normalise"),
         Case("prepare-out-is-folder", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--out", str(x.folder)]), "a file"),
         Case("run-npz-with-size", w(lambda x: ["run", "--data", str(x.phantom), "--size", "64", "--out", str(x.fresh("r"))]), "folder"),
         Case("run-folder-mixed-sizes", w(lambda x: ["run", "--data", str(_folder(x, lambda r: _png(r / "a" / "0.png", np.zeros((9, 9), np.uint8)))), "--out", str(x.fresh("r"))]), "--size"),

@@ -77,6 +77,8 @@ def prepare(
     split_fractions: str | None = typer.Option(None, "--split-fractions", help="train,val,test fractions for data "
                                                "without a split, stratified by class, e.g. 0.7,0.1,0.2."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+    intensity: str = typer.Option("auto", "--normalise", help="Pixel values to [0, 1]: auto, uint8, minmax, percentile, "
+                                  "image-percentile (each image by its own range, for MRI) or none."),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help=OUTSIDE_HELP),
 ) -> None:
     """Read a folder once (resized, split, masks checked) into one .npz that every command reads fast."""
@@ -93,7 +95,7 @@ def prepare(
                          source="--split-fractions") from None
     if Path(path).suffix == ".npz":
         raise InputError("a folder of images", "an .npz, already prepared", "use it as it is", source=path)
-    cohort = load(path, **_folder_options(size, mask_regions, allow_outside_root, channels))
+    cohort = load(path, intensity=intensity, **_folder_options(size, mask_regions, allow_outside_root, channels))
     if fractions is not None:
         cohort = split_cohort(cohort, fractions, seed)
     cohort.save(str(out))

@@ -38,7 +38,7 @@ from rich.progress import Progress
 
 from genrad.data.cohort import MAX_CLASSES, SPLIT_NAMES, Cohort, Split
 from genrad.data.geometry import stack_images
-from genrad.data.intensity import normalise_intensity
+from genrad.data.intensity import check_method, normalise_intensity
 from genrad.data.masks import REGION_MODES, check_geometry, mask_record, read_mask, split_masks
 from genrad.data.readers import IMAGE_SUFFIXES, SITK_SUFFIXES, dicom_tag, read_image, suffix_of, visible
 from genrad.data.sandbox import DataRoot
@@ -76,6 +76,7 @@ def load_folder(
     root = Path(path)
     if not root.is_dir():
         raise InputError("a folder of images", "no such folder", "check the path", source=str(root))
+    check_method(intensity)
     if mask_regions not in REGION_MODES:
         raise InputError(f"mask_regions one of {REGION_MODES}", repr(mask_regions), "pass merge or labels", argument="mask_regions")
     declared: list[int] | None = None

@@ -17,6 +17,8 @@ Normalisation methods (the choice and its parameters are recorded in ``Cohort.pr
 - ``"uint8"``: divide by 255 (MedMNIST, PNG);
 - ``"minmax"``: map the smallest / largest value over all splits to 0 / 1;
 - ``"percentile"``: like ``"minmax"`` between the 0.5th and 99.5th percentiles, clipped (CT/MRI);
+- ``"image-percentile"``: each image between its own 0.5th and 99.5th percentiles, clipped (MRI, whose scanners
+  scale every volume differently; the per-image normalisation nnU-Net applies to MRI, Isensee et al. 2021);
 - ``"none"``: keep values, which must already lie in [0, 1].
 """
 
@@ -33,15 +35,15 @@ from genrad.errors import InputError, check, is_number
 if TYPE_CHECKING:
     import torch
 
-METHODS = ("auto", "uint8", "minmax", "percentile", "none")
+METHODS = ("auto", "uint8", "minmax", "percentile", "image-percentile", "none")
+IMAGE_PERCENTILES = (0.5, 99.5)
 
 
 def normalise_intensity(
     splits: dict[str, np.ndarray], *, method: str = "auto", source: str | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Map every split's raw pixels to float32 in [0, 1] with one shared transform."""
-    if method not in METHODS:
-        raise InputError(f"intensity one of {METHODS}", repr(method), "choose a listed method", source=source)
+    """Map every split's raw pixels to float32 in [0, 1] with one shared transform (or one per image)."""
+    check_method(method, source)
     dtypes = {str(a.dtype) for a in splits.values()}
     for name, array in splits.items():
         if array.dtype.kind not in "biuf":
@@ -73,11 +75,29 @@ def normalise_intensity(
                 "pixels in [0, 1] with intensity='none'", f"range [{lo:g}, {hi:g}]", "use intensity='minmax'", source=source
             )
         return {k: v.astype(np.float32) for k, v in splits.items()}, record
+    if method == "image-percentile":
+        record["percentiles"] = list(IMAGE_PERCENTILES)
+        return {k: _per_image(v) for k, v in splits.items()}, record
     lo, hi = _range(splits, *((0.5, 99.5) if method == "percentile" else (0.0, 100.0)))
     record.update(low=lo, high=hi)
     scale = (hi - lo) or 1.0
     normalised = {k: np.clip((v.astype(np.float64) - lo) / scale, 0.0, 1.0).astype(np.float32) for k, v in splits.items()}
     return normalised, record
+
+
+def check_method(method: str, source: str | None = None) -> None:
+    """Refuse an unknown normalisation method (before any file is read)."""
+    if method not in METHODS:
+        raise InputError(f"intensity one of {METHODS}", repr(method), "choose a listed method", source=source,
+                         argument="intensity")
+
+
+def _per_image(images: np.ndarray) -> np.ndarray:
+    """Each image of `images` (N, ...) between its own `IMAGE_PERCENTILES`, clipped to [0, 1]."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    low, high = np.percentile(flat, IMAGE_PERCENTILES, axis=1)
+    scale = np.where(high > low, high - low, 1.0)
+    return np.clip((flat - low[:, None]) / scale[:, None], 0.0, 1.0).astype(np.float32).reshape(images.shape)
 
 
 def _range(splits: dict[str, np.ndarray], low_pct: float, high_pct: float) -> tuple[float, float]:

@@ -31,7 +31,7 @@ class DataConfig(_Section):
     """Which data, and which splits play which role."""
 
     path: str = Field("phantom", description="A MedMNIST .npz, an image folder, or 'phantom'.")
-    intensity: Literal["auto", "uint8", "minmax", "percentile", "none"] = "auto"
+    intensity: Literal["auto", "uint8", "minmax", "percentile", "image-percentile", "none"] = "auto"
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
