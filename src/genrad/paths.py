@@ -85,3 +85,15 @@ def check_space(path: str | os.PathLike[str], needed: int, what: str, *, option:
     if needed > free:
         raise InputError(f"{what} that fits on the disk ({free / 2**30:.3g} GiB free under {folder})",
                          f"{needed / 2**30:.3g} GiB at the least", f"ask for fewer images ({option})", source=option)
+
+
+def check_entries(folder: str | os.PathLike[str], *, files: tuple[str, ...] = (), folders: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, an output folder holding a folder where a command will write one of its `files` (or a
+    file where it needs one of its `folders`): found after the work, it would lose it."""
+    root = Path(folder)
+    for names, wrong, kind in ((files, Path.is_dir, "a file"), (folders, Path.is_file, "a folder")):
+        for name in names:
+            path = root / name
+            if path.exists() and wrong(path):
+                raise InputError(f"{kind} (or nothing) at {path}", "a folder" if kind == "a file" else "a file",
+                                 f"remove or rename {path}, or choose another output folder", source=str(root))

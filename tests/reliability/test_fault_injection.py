@@ -204,6 +204,14 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + k)}: &{chr(98 + k)} [*{chr(97 + k)}, *{chr(97 + k)}, *{chr(97 + k)}, *{chr(97 + k)}]\n" for k in range(8))
 
 
+def _with_entry(world: World, name: str, kind: str) -> Path:
+    """An output folder that already holds `name` as a file or a folder."""
+    folder = world.fresh(f"out-{time.monotonic_ns()}")
+    folder.mkdir()
+    (folder / name).mkdir() if kind == "folder" else (folder / name).write_text("x")
+    return folder
+
+
 def _labels_npz(world: World) -> Path:
     path = world.fresh(f"labels-{time.monotonic_ns()}.npz")
     np.savez(path, train_images=np.zeros((2, 8, 8), np.uint8), train_labels=np.array([0, 10**12]))
@@ -332,6 +340,12 @@ def _cases() -> list[Case]:
         Case("sample-weights-dev-urandom", w(lambda x: ["sample", str(_run_copy(x, _replace_by("urandom", "model.safetensors"))), "--n", "2", "--out", str(x.fresh("s.npz"))]), "device"),
         Case("report-run-json-dev-zero", w(lambda x: ["report", str(_run_copy(x, lambda r: (r / "run.json").symlink_to("/dev/zero")))]), "device"),
         Case("inspect-npz-fifo", w(lambda x: ["data", "inspect", str(_special(x, "fifo").rename(x.fresh(f"f-{time.monotonic_ns()}.npz")))]), "regular"),
+        # --- an output folder whose entries have the wrong kind: refused before the work, not after it
+        Case("generate-shards-is-file", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--out", str(_with_entry(x, "shards", "file"))]), "a folder (or nothing)"),
+        Case("generate-npz-is-folder", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--out", str(_with_entry(x, "synthetic.npz", "folder"))]), "a file (or nothing)"),
+        Case("generate-manifest-is-folder", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--out", str(_with_entry(x, "manifest.parquet", "folder"))]), "a file (or nothing)"),
+        Case("train-weights-is-folder", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(_with_entry(x, "model.safetensors", "folder"))]), "a file (or nothing)"),
+        Case("train-samples-is-file", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--out", str(_with_entry(x, "samples", "file"))]), "a folder (or nothing)"),
         # --- sizes checked against memory and disk before anything is allocated
         Case("sample-n-huge", w(lambda x: ["sample", str(x.run), "--n", str(10**12), "--out", str(x.fresh("s.npz"))]), "memory"),
         Case("generate-per-class-huge", w(lambda x: ["generate", str(x.run), "--per-class", f"0={10**12}", "--out", str(x.fresh("g"))]), "disk"),

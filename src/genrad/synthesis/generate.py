@@ -42,7 +42,7 @@ from genrad.data.npz_format import medmnist_layout
 from genrad.errors import InputError
 from genrad.limits import read_json
 from genrad.models.options import given_options
-from genrad.paths import check_space, fresh_output
+from genrad.paths import check_entries, check_space, fresh_output
 from genrad.progress import progress_bar
 from genrad.provenance import atomic_path, hash_file, versions, write_json
 from genrad.synthesis.backends import BACKENDS, ModelSource, load_model, run_shards
@@ -131,6 +131,7 @@ def generate(
     plan = make_plan(
         model, per_class=per_class, balance=balance, multiple=multiple, covariates=covariates, data=cohort, seed=seed
     )
+    check_entries(out, files=(NPZ, MANIFEST, MANIFEST_CSV, RECORD, PLAN), folders=(SHARD_DIR,))
     check_space(out, len(plan) * int(np.prod(model.image_shape)), "a synthetic set (one byte per value at the least)",
                 option="--multiple" if multiple is not None else "--per-class")
     records = None

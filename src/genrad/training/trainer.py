@@ -60,12 +60,15 @@ from genrad.core import make_generator, native_bf16
 from genrad.errors import InputError, is_int, is_number
 from genrad.models.checkpoint import (
     CONFIG,
+    OPTIMIZER,
     STATE,
+    WEIGHTS,
     load_checkpoint,
     optimizer_state,
     restore_optimizers,
     save_checkpoint,
 )
+from genrad.paths import check_entries
 from genrad.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -159,6 +162,8 @@ class Trainer:
             raise InputError(f"{name}.fit max_minutes > 0", repr(max_minutes), "pass a time budget in minutes")
         if max_steps is None and max_minutes is None:
             max_steps = self.model.default_steps
+        if self.out_dir is not None:
+            check_entries(self.out_dir, files=(WEIGHTS, OPTIMIZER, CONFIG, STATE, HISTORY), folders=(SAMPLES,))
         if resume:
             self._resume()
         elif self.out_dir is not None and (self.out_dir / STATE).exists():
