@@ -212,6 +212,27 @@ def _with_entry(world: World, name: str, kind: str) -> Path:
     return folder
 
 
+def _msd(world: World, edit: Callable[[Path], object]) -> Path:
+    """A valid MSD-style task (imagesTr/ + labelsTr/, three 8^3 NIfTI volumes), then `edit` applied to it."""
+    import SimpleITK as sitk
+
+    root = world.fresh(f"msd-{time.monotonic_ns()}")
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+    for k in range(3):
+        label = np.zeros((8, 8, 8), np.uint8)
+        label[2:5, 2:5, 2:5] = 1
+        sitk.WriteImage(sitk.GetImageFromArray(np.full((8, 8, 8), 10.0 * k, np.float32)), str(root / "imagesTr" / f"c{k}.nii.gz"))
+        sitk.WriteImage(sitk.GetImageFromArray(label), str(root / "labelsTr" / f"c{k}.nii.gz"))
+    (root / "dataset.json").write_text('{"labels": {"0": "background", "1": "region"}}')
+    edit(root)
+    return root
+
+
+def _link_out(root: Path) -> None:
+    (root / "b" / "9.png").symlink_to("/etc/hostname")
+
+
 def _labels_npz(world: World) -> Path:
     path = world.fresh(f"labels-{time.monotonic_ns()}.npz")
     np.savez(path, train_images=np.zeros((2, 8, 8), np.uint8), train_labels=np.array([0, 10**12]))
@@ -311,6 +332,25 @@ def _cases() -> list[Case]:
         Case("inspect-escape-codes", w(lambda x: ["data", "inspect", str(_folder(x, _csv("\x1b[2Jgone.png,0\n")))]), "missing file"),
         Case("train-csv-parent-path", w(lambda x: ["train", "--data", str(_folder(x, _csv("a/0.png,0\n../secret.raw,1\n"))), "--model", "vae", "--out", str(x.fresh("r"))]), "outside"),
         Case("run-link-out", w(lambda x: ["run", "--data", str(_folder(x, lambda r: (r / "b" / "9.png").symlink_to("/etc/hostname"))), "--out", str(x.fresh("r"))]), "outside"),
+        # --- the sandbox holds for every command that reads data
+        Case("extract-folder-link-out", w(lambda x: ["radiomics", "extract", str(_folder(x, _link_out)), "--out", str(x.fresh("f.parquet"))]), "outside"),
+        Case("fidelity-real-link-out", w(lambda x: ["evaluate", "fidelity", "--real", str(_folder(x, _link_out)), "--synthetic", str(x.generated), "--out", str(x.fresh("f"))]), "outside"),
+        Case("privacy-train-link-out", w(lambda x: ["evaluate", "privacy", "--train", str(_folder(x, _link_out)), "--holdout", str(x.phantom), "--synthetic", str(x.generated), "--out", str(x.fresh("p"))]), "outside"),
+        Case("utility-data-link-out", w(lambda x: ["evaluate", "utility", "--data", str(_folder(x, _link_out)), "--out", str(x.fresh("u")), "--quick"]), "outside"),
+        Case("augment-data-link-out", w(lambda x: ["scenarios", "augment", "--data", str(_folder(x, _link_out)), "--out", str(x.fresh("a")), "--quick"]), "outside"),
+        Case("stress-data-link-out", w(lambda x: ["scenarios", "stress", "--model", str(x.classifier), "--data", str(_folder(x, _link_out)), "--out", str(x.fresh("s")), "--quick"]), "outside"),
+        Case("generate-filter-data-link-out", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--filter", "--data", str(_folder(x, _link_out)), "--out", str(x.fresh("g"))]), "outside"),
+        Case("prepare-link-out", w(lambda x: ["data", "prepare", str(_folder(x, _link_out)), "--out", str(x.fresh("p.npz"))]), "outside"),
+        Case("prepare-csv-parent-path", w(lambda x: ["data", "prepare", str(_folder(x, _csv("a/0.png,0\n../secret.raw,1\n"))), "--out", str(x.fresh("p.npz"))]), "outside"),
+        Case("run-csv-absolute-path", w(lambda x: ["run", "--data", str(_folder(x, _csv("a/0.png,0\n/etc/hostname,1\n"))), "--out", str(x.fresh("r"))]), "outside"),
+        Case("inspect-csv-mask-outside", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: (r / "labels.csv").write_text("filename,label,mask\na/0.png,0,../secret.raw\nb/0.png,1,a/1.png\n")))]), "outside"),
+        # --- MSD tasks
+        Case("inspect-msd-missing-label-map", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: (r / "labelsTr" / "c1.nii.gz").unlink()))]), "label map"),
+        Case("inspect-msd-undeclared-label", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: (r / "dataset.json").write_text('{"labels": {"0": "background"}}')))]), "label 1"),
+        Case("inspect-msd-bad-dataset-json", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: (r / "dataset.json").write_text('{"labels": {"zero": "background"}}')))]), "dataset.json"),
+        Case("inspect-msd-dataset-json-fifo", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: ((r / "dataset.json").unlink(), os.mkfifo(r / "dataset.json"))))]), "FIFO"),
+        Case("inspect-msd-label-map-link-out", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: ((r / "labelsTr" / "c2.nii.gz").unlink(), (r / "labelsTr" / "c2.nii.gz").symlink_to("/etc/hostname"))))]), "outside"),
+        Case("inspect-msd-empty", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: [f.unlink() for f in (r / "imagesTr").iterdir()]))]), "images in imagesTr"),
         # --- masks beside their images
         Case("inspect-mask-other-size", w(lambda x: ["data", "inspect", str(_folder(x, _masked(lambda r: _png(r / "a" / "0_mask.png", np.zeros((5, 5), np.uint8)))))]), "size"),
         Case("inspect-image-without-mask", w(lambda x: ["data", "inspect", str(_folder(x, _masked(lambda r: (r / "b" / "1_mask.png").unlink())))]), "without one"),

@@ -256,8 +256,8 @@ def _declared_labels(file: Path, sandbox: DataRoot) -> list[int] | None:
         return None
     text = sandbox.file(file).read_bytes()[: 1 << 20]
     try:
-        labels = json.loads(text).get("labels", {})
-        return sorted(int(value) for value in labels if int(value) > 0) or None
+        payload = json.loads(text)
+        return sorted(int(value) for value in payload["labels"] if int(value) > 0) if "labels" in payload else None
     except (ValueError, AttributeError, TypeError):
         raise InputError("a dataset.json whose labels map integer values to names", "another layout",
                          "fix or remove dataset.json", source=str(file)) from None
