@@ -229,6 +229,28 @@ def _msd(world: World, edit: Callable[[Path], object]) -> Path:
     return root
 
 
+def _nifti(value: float) -> Callable[[Path], object]:
+    """A float NIfTI volume in class a holding one `value` voxel (NaN, inf), beside 3 more volumes (a folder of volumes)."""
+    import SimpleITK as sitk
+
+    def edit(root: Path) -> None:
+        for label in ("a", "b"):
+            for image in (root / label).glob("*.png"):
+                image.unlink()
+            for k in range(2):
+                volume = np.full((6, 6, 6), 0.5, np.float32)
+                if label == "a" and k == 0:
+                    volume[1, 1, 1] = value
+                sitk.WriteImage(sitk.GetImageFromArray(volume), str(root / label / f"{k}.nii.gz"))
+    return edit
+
+
+def _mha_header(side: int) -> Callable[[Path], object]:
+    """An MHA whose header declares side x side x side bytes, without the data."""
+    return lambda root: (root / "a" / "big.mha").write_text(
+        f"ObjectType = Image\nNDims = 3\nDimSize = {side} {side} {side}\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n")
+
+
 def _link_out(root: Path) -> None:
     (root / "b" / "9.png").symlink_to("/etc/hostname")
 
@@ -344,6 +366,21 @@ def _cases() -> list[Case]:
         Case("prepare-csv-parent-path", w(lambda x: ["data", "prepare", str(_folder(x, _csv("a/0.png,0\n../secret.raw,1\n"))), "--out", str(x.fresh("p.npz"))]), "outside"),
         Case("run-csv-absolute-path", w(lambda x: ["run", "--data", str(_folder(x, _csv("a/0.png,0\n/etc/hostname,1\n"))), "--out", str(x.fresh("r"))]), "outside"),
         Case("inspect-csv-mask-outside", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: (r / "labels.csv").write_text("filename,label,mask\na/0.png,0,../secret.raw\nb/0.png,1,a/1.png\n")))]), "outside"),
+        # --- image files and folder contents that genrad would misread
+        Case("inspect-nifti-nan", w(lambda x: ["data", "inspect", str(_folder(x, _nifti(float("nan"))))]), "NaN or inf"),
+        Case("inspect-nifti-inf", w(lambda x: ["data", "inspect", str(_folder(x, _nifti(float("inf"))))]), "NaN or inf"),
+        Case("inspect-mha-huge-header", w(lambda x: ["data", "inspect", str(_folder(x, _mha_header(100_000)))]), "values"),
+        Case("inspect-csv-duplicate-file", w(lambda x: ["data", "inspect", str(_folder(x, _csv("a/0.png,0\nb/0.png,1\na/0.png,1\n")))]), "each file once"),
+        Case("inspect-csv-not-utf8", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: (r / "labels.csv").write_bytes(b"filename,label\n\xff\xfe.png,0\n")))]), "UTF-8"),
+        Case("inspect-csv-fifo-row", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: (os.mkfifo(r / "p.png"), (r / "labels.csv").write_text("filename,label\na/0.png,0\np.png,1\n"))))]), "FIFO"),
+        Case("inspect-csv-empty-series-folder", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: ((r / "s").mkdir(), (r / "labels.csv").write_text("filename,label\na/0.png,0\ns,1\n"))))]), "DICOM series"),
+        Case("inspect-mixed-2d-3d", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: _nifti(0.5)(r) or _png(r / "a" / "2.png", np.zeros((6, 6), np.uint8))))]), "2D or all 3D"),
+        Case("inspect-mixed-channels", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: _png(r / "a" / "0.png", np.zeros((8, 8, 3), np.uint8))))]), "--channels"),
+        Case("inspect-channels-two", w(lambda x: ["data", "inspect", str(_folder(x, lambda r: None)), "--channels", "2"]), "--channels"),
+        Case("prepare-size-too-small", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--size", "2", "--out", str(x.fresh("p.npz"))]), "--size"),
+        Case("run-size-too-small", w(lambda x: ["run", "--data", str(_folder(x, lambda r: None)), "--size", "2", "--out", str(x.fresh("r"))]), "data.size"),
+        Case("prepare-two-fractions", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--split-fractions", "0.7,0.3", "--out", str(x.fresh("p.npz"))]), "three"),
+        Case("prepare-fractions-on-split-data", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: (r / "labels.csv").write_text("filename,label,split\na/0.png,0,train\nb/0.png,1,train\na/1.png,0,test\nb/1.png,1,test\n"))), "--split-fractions", "0.7,0.1,0.2", "--out", str(x.fresh("p.npz"))]), "own split"),
         # --- MSD tasks
         Case("inspect-msd-missing-label-map", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: (r / "labelsTr" / "c1.nii.gz").unlink()))]), "label map"),
         Case("inspect-msd-undeclared-label", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: (r / "dataset.json").write_text('{"labels": {"0": "background"}}')))]), "label 1"),

@@ -158,11 +158,16 @@ def _csv_table(csv: Path, sandbox: DataRoot) -> tuple[pd.DataFrame, str | None]:
             "fix the filename column (paths are relative to the CSV's folder) or add the files",
             source=str(csv),
         )
+    first_line: dict[Path, int] = {}
     for line, file in enumerate(files):
         try:
-            sandbox.entry(file)
+            target = sandbox.entry(file)
         except InputError as error:
             raise error.at(f"{csv} line {line + 2}") from None
+        if target in first_line:
+            raise InputError("each file once in the CSV", f"{file.name} on lines {first_line[target]} and {line + 2}",
+                             "remove the repeated row", source=str(csv))
+        first_line[target] = line + 2
     frame["filename"] = files
     if "mask" in frame.columns:
         masks = [None if pd.isna(name) else csv.parent / str(name) for name in frame["mask"]]

@@ -92,7 +92,19 @@ def _read_sitk(file: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     if not all(np.isfinite(s) and s > 0 for s in spacing):
         raise InputError("a positive, finite pixel spacing", f"spacing {tuple(spacing)}", "fix the header's spacing",
                          source=str(file))
+    if suffix_of(file) in (".nii", ".nii.gz"):
+        _check_nifti_finite(file)
     return sitk_array(reader.Execute())
+
+
+def _check_nifti_finite(file: Path) -> None:
+    """ITK reads NaN / inf voxels of a float NIfTI as 0, silently: such a file is refused (read with nibabel)."""
+    import nibabel
+
+    image = nibabel.load(file)
+    if image.get_data_dtype().kind == "f" and not np.isfinite(np.asanyarray(image.dataobj)).all():
+        raise InputError("finite voxel values", "NaN or inf voxels (which ITK would read as 0)", "fix or remove the volume",
+                         source=str(file))
 
 
 def sitk_array(image: Any) -> tuple[np.ndarray, tuple[float, ...]]:
