@@ -101,7 +101,7 @@ def _check_nifti_finite(file: Path) -> None:
     """ITK reads NaN / inf voxels of a float NIfTI as 0, silently: such a file is refused (read with nibabel)."""
     import nibabel
 
-    image = nibabel.load(file)
+    image: Any = nibabel.load(file)  # a Nifti1Image / Nifti2Image: the header's dtype and the voxel data proxy
     if image.get_data_dtype().kind == "f" and not np.isfinite(np.asanyarray(image.dataobj)).all():
         raise InputError("finite voxel values", "NaN or inf voxels (which ITK would read as 0)", "fix or remove the volume",
                          source=str(file))
