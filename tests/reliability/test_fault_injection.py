@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 import zipfile
 from collections.abc import Callable
@@ -22,7 +23,8 @@ import pytest
 from genrad.cli.main import main
 from genrad.data.phantom import make_phantom
 
-UNWRITABLE = Path("/sys/genrad-fault-injection")  # /sys refuses new entries, even to root
+UNWRITABLE = Path("/sys/genrad-fault-injection")
+CASE_TIMEOUT_SECONDS = 120  # /sys refuses new entries, even to root
 
 
 @dataclass(frozen=True)
@@ -381,6 +383,38 @@ def _cases() -> list[Case]:
         Case("run-size-too-small", w(lambda x: ["run", "--data", str(_folder(x, lambda r: None)), "--size", "2", "--out", str(x.fresh("r"))]), "data.size"),
         Case("prepare-two-fractions", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: None)), "--split-fractions", "0.7,0.3", "--out", str(x.fresh("p.npz"))]), "three"),
         Case("prepare-fractions-on-split-data", w(lambda x: ["data", "prepare", str(_folder(x, lambda r: (r / "labels.csv").write_text("filename,label,split\na/0.png,0,train\nb/0.png,1,train\na/1.png,0,test\nb/1.png,1,test\n"))), "--split-fractions", "0.7,0.1,0.2", "--out", str(x.fresh("p.npz"))]), "own split"),
+        # --- run configurations: the data section and YAML that is not data
+        Case("run-config-size-too-small", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "data:\n  size: 2\n"))]), "data.size"),
+        Case("run-config-two-fractions", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "data:\n  split_fractions: [0.5, 0.5]\n"))]), "data.split_fractions"),
+        Case("run-config-bad-mask-regions", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "data:\n  mask_regions: split\n"))]), "data.mask_regions"),
+        Case("run-config-fractions-on-split-data", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "data:\n  split_fractions: [0.7, 0.1, 0.2]\n"))]), "own split"),
+        Case("run-config-size-on-npz", w(lambda x: ["run", "--data", str(x.phantom), "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "data:\n  size: 64\n"))]), "folder"),
+        Case("run-config-python-tag", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "seed: !!python/object/apply:os.system ['true']\n"))]), "YAML"),
+        Case("run-config-top-level-list", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "- seed\n- 3\n"))]), "mapping"),
+        Case("run-config-bad-intensity", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "data:\n  intensity: zscore\n"))]), "data.intensity"),
+        Case("run-config-negative-seed", w(lambda x: ["run", "--out", str(x.fresh("r")), "--config", str(_bad_yaml(x, "seed: -1\n"))]), "seed"),
+        # --- counts and choices of every command, refused as typed
+        Case("generate-negative-count", w(lambda x: ["generate", str(x.run), "--per-class", "0=-1", "--out", str(x.fresh("g"))]), "count >= 0"),
+        Case("generate-unknown-class", w(lambda x: ["generate", str(x.run), "--per-class", "7=5", "--out", str(x.fresh("g"))]), "model's classes"),
+        Case("generate-multiple-zero", w(lambda x: ["generate", str(x.run), "--multiple", "0", "--data", str(x.phantom), "--out", str(x.fresh("g"))]), "--multiple"),
+        Case("generate-multiple-nan", w(lambda x: ["generate", str(x.run), "--multiple", "nan", "--data", str(x.phantom), "--out", str(x.fresh("g"))]), "--multiple"),
+        Case("generate-negative-seed", w(lambda x: ["generate", str(x.run), "--per-class", "0=2", "--seed", "-1", "--out", str(x.fresh("g"))]), "--seed"),
+        Case("sample-negative-seed", w(lambda x: ["sample", str(x.run), "--n", "2", "--seed", "-1", "--out", str(x.fresh("s.npz"))]), "--seed"),
+        Case("sample-negative-label", w(lambda x: ["sample", str(x.run), "--n", "2", "--label", "-1", "--out", str(x.fresh("s.npz"))]), "--label"),
+        Case("sample-steps-on-vae", w(lambda x: ["sample", str(x.run), "--n", "2", "--steps", "5", "--out", str(x.fresh("s.npz"))]), "--steps"),
+        Case("train-negative-seed", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--seed", "-1", "--out", str(x.fresh("r"))]), "--seed"),
+        Case("train-negative-max-steps", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--max-steps", "-5", "--out", str(x.fresh("r"))]), "--max-steps"),
+        Case("train-image-size-tiny", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--image-size", "2", "--out", str(x.fresh("r"))]), "--image-size"),
+        Case("train-bad-precision", w(lambda x: ["train", "--data", str(x.phantom), "--model", "vae", "--precision", "fp8", "--out", str(x.fresh("r"))]), "--precision"),
+        Case("phantom-bad-dims", w(lambda x: ["data", "phantom", "--out", str(x.fresh("p.npz")), "--dims", "4"]), "--dims"),
+        Case("phantom-negative-seed", w(lambda x: ["data", "phantom", "--out", str(x.fresh("p.npz")), "--seed", "-1"]), "--seed"),
+        Case("extract-zero-workers", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(x.fresh("f.parquet")), "--workers", "0"]), "--workers"),
+        Case("extract-bad-region", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(x.fresh("f.parquet")), "--region", "lesion"]), "--region"),
+        Case("extract-roi-without-masks", w(lambda x: ["radiomics", "extract", str(x.generated / "synthetic.npz"), "--out", str(x.fresh("f.parquet")), "--region", "roi"]), "masks"),
+        Case("extract-bad-engine", w(lambda x: ["radiomics", "extract", str(x.phantom), "--out", str(x.fresh("f.parquet")), "--engine", "gpu"]), "engine"),
+        Case("utility-zero-workers", w(lambda x: ["evaluate", "utility", "--data", str(x.phantom), "--out", str(x.fresh("u")), "--workers", "0"]), "--workers"),
+        Case("fidelity-mixed-size-folder", w(lambda x: ["evaluate", "fidelity", "--real", str(_folder(x, lambda r: _png(r / "a" / "0.png", np.zeros((9, 9), np.uint8)))), "--synthetic", str(x.generated), "--out", str(x.fresh("f"))]), "--size"),
+        Case("utility-mixed-size-folder", w(lambda x: ["evaluate", "utility", "--data", str(_folder(x, lambda r: _png(r / "a" / "0.png", np.zeros((9, 9), np.uint8)))), "--out", str(x.fresh("u")), "--quick"]), "--size"),
         # --- MSD tasks
         Case("inspect-msd-missing-label-map", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: (r / "labelsTr" / "c1.nii.gz").unlink()))]), "label map"),
         Case("inspect-msd-undeclared-label", w(lambda x: ["data", "inspect", str(_msd(x, lambda r: (r / "dataset.json").write_text('{"labels": {"0": "background"}}')))]), "label 1"),
@@ -510,7 +544,15 @@ def _snapshot(root: Path) -> dict[str, float | None]:
 
 
 def test_the_table_is_large_and_distinct() -> None:
-    assert len(CASES) >= 60 and len({case.id for case in CASES}) == len(CASES)
+    assert len(CASES) >= 220 and len({case.id for case in CASES}) == len(CASES)
+
+
+class _Hang(BaseException):
+    """Raised by the alarm in a case that does not end: not an Exception, so no handler of genrad's can take it."""
+
+
+def _hang(signum: int, frame: object) -> None:
+    raise _Hang
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
@@ -521,8 +563,14 @@ def test_bad_input_ends_in_one_clean_line(case: Case, world: World, capsys: pyte
     before = _snapshot(world.root)
     capsys.readouterr()
     start = time.perf_counter()
-    with pytest.raises(SystemExit) as stopped:
-        main(argv)
+    previous = signal.signal(signal.SIGALRM, _hang)
+    signal.alarm(CASE_TIMEOUT_SECONDS)  # a case that hangs fails here instead of stopping the suite
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     seconds = time.perf_counter() - start
     _, err = capsys.readouterr()
     lines = err.strip().splitlines()

@@ -121,7 +121,7 @@ def _typed_value(param: object, arguments: list[str]) -> str | None:
 
 INTENSITY_FIELDS = tuple(field.name for field in fields(IntensityMap))
 # Python argument names of the API whose command-line option has another name.
-_ARGUMENT_ALIASES = {"n_bootstrap": "bootstrap", "labels": "label", "filter": "filter_flagged"}
+_ARGUMENT_ALIASES = {"n_bootstrap": "bootstrap", "labels": "label", "filter": "filter_flagged", "num_inference_steps": "steps"}
 
 
 def in_flags(error: InputError, command: Any) -> InputError:

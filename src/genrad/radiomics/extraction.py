@@ -64,9 +64,9 @@ def extract(
     """
     chosen = get_feature_set(feature_set)
     if engine not in ENGINES:
-        raise InputError(f"an engine in {ENGINES}", repr(engine), "choose 'fast' or 'pyradiomics'", source="engine")
+        raise InputError(f"engine one of {ENGINES}", repr(engine), "choose 'fast' or 'pyradiomics'", argument="engine")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise InputError("workers >= 1", repr(workers), "pass a positive number of processes", source="workers")
+        raise InputError("workers >= 1", repr(workers), "pass a positive number of processes", argument="workers")
     volumes = as_volumes(images, masks, spacing)
     provenance = _provenance(volumes, chosen, engine)
     cache = Path(cache_dir) / provenance["cache_key"] if cache_dir is not None else None
@@ -217,7 +217,7 @@ def extract_split(split: Any, region: str = "auto", **options: Any) -> pd.DataFr
     region has fewer than 2 voxels (a normal image's empty mask) gets a row of NaN, listed in ``attrs["no_region"]``;
     ``attrs["region"]`` says which region every row describes."""
     if region not in REGIONS:
-        raise InputError(f"a region among {REGIONS}", repr(region), "pass roi, whole or auto", source="region")
+        raise InputError(f"region one of {REGIONS}", repr(region), "pass roi, whole or auto", argument="region")
     if region == "roi" and split.masks is None:
         raise InputError("masks for --region roi", "a split without masks", "load images with their masks, or use "
                          "--region whole", source="region")

@@ -57,7 +57,7 @@ from rich.progress import (
 from torch.utils.data import DataLoader, Sampler
 
 from genrad.core import make_generator, native_bf16
-from genrad.errors import InputError, is_int, is_number
+from genrad.errors import InputError, check, is_int, is_number
 from genrad.models.checkpoint import (
     CONFIG,
     OPTIMIZER,
@@ -125,6 +125,7 @@ class Trainer:
         log_every: int = 10,
         progress: bool = True,
     ) -> None:
+        check("train", [(is_int(seed) and seed >= 0, "seed >= 0 (an integer)", seed)])
         self.model = model
         self.seed = seed
         self.out_dir = None if out_dir is None else Path(out_dir)

@@ -85,7 +85,8 @@ def run_protocol(
     if not seed_list:
         raise InputError("at least one seed", "none", "pass seeds=5 (--seeds 5)")
     if not is_int(workers) or workers < 1:
-        raise InputError("workers: an int >= 1", repr(workers), "pass workers=2 to train two classifiers at a time")
+        raise InputError("workers: an int >= 1", repr(workers), "pass workers=2 to train two classifiers at a time",
+                         argument="workers")
     keep_mask = resolve_keep(keep, synthetic)
     if arms is None:
         arm_list = default_arms(multiples, synthetic=synthetic is not None, filtered=keep_mask is not None)
