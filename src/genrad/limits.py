@@ -75,8 +75,9 @@ def load_yaml(text: str, source: str) -> Any:
         loader.dispose()
 
 
-def read_json(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> Any:
-    """A JSON file of at most `limit` bytes, parsed; unreadable JSON is one `InputError`."""
+def read_json(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES, *, fix: str = "restore the file genrad wrote") -> Any:
+    """A JSON file of at most `limit` bytes, parsed; unreadable JSON is one `InputError` that ends with the caller's
+    `fix`."""
     import json
 
     data = read_bytes_capped(path, limit)
@@ -84,7 +85,7 @@ def read_json(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> An
         return json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
-        raise InputError("valid JSON", f"unreadable JSON ({reason})", "restore the file genrad wrote", source=str(path)) from None
+        raise InputError("valid JSON", f"unreadable JSON ({reason})", fix, source=str(path)) from None
 
 
 def available_memory() -> int:

@@ -12,7 +12,6 @@ Optimizer states are flattened to tensors (``<optimizer>/<param index>/<key>``) 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,11 +102,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise InputError(f"a {path.name} written by genrad", "no such file",
                          "point to a run directory written by `genrad train` or Generator.save", source=str(path.parent))
-    try:
-        payload = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError("valid JSON", f"unreadable JSON ({error.msg if hasattr(error, 'msg') else error})",
-                         "restore the file from the run directory's original output", source=str(path)) from None
+    payload = read_json(path, fix="restore the file from the run directory's original output")
     if not isinstance(payload, dict):
         raise InputError("a JSON object", type(payload).__name__, "restore the original file", source=str(path))
     return payload

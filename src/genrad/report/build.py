@@ -78,11 +78,7 @@ def _section(identifier: str, title: str, **content: Any) -> dict[str, Any]:
 def _read_json(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
-    try:
-        return read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError("a JSON file written by genrad", "unreadable JSON", "rerun the stage that wrote it",
-                         source=str(path)) from None
+    return read_json(path, fix="rerun the stage that wrote it")
 
 
 def _load_images(layout: RunLayout, run: Mapping[str, Any]) -> tuple[Any, Any]:

@@ -244,11 +244,7 @@ class Classifier:
                 "pass the directory written by Classifier.save",
                 source=str(directory),
             )
-        try:
-            record = read_json(config_path)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InputError("a readable config.json", "unreadable JSON", "restore the file written by Classifier.save",
-                             source=str(directory)) from None
+        record = read_json(config_path, fix="restore the file written by Classifier.save")
         if not isinstance(record, dict) or record.get("class") != cls.__name__:
             found = f"class {record.get('class')!r}" if isinstance(record, dict) and "class" in record else (
                 "a config.json of something else (a generator's run directory?)")
