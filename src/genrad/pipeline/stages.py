@@ -40,11 +40,12 @@ def run_stage(layout: RunLayout, stage: str, stage_fingerprint: str, work: Calla
     Outputs written for another fingerprint (a completed or started stage of a changed plan), and outputs of a
     completed stage that changed since (`changed_outputs`, said through `notify`), are removed first, so a stage never
     resumes into them; an interrupted stage of the same plan resumes from what it left."""
-    if is_complete(layout, stage, stage_fingerprint):
-        return False, 0.0
     marker, started = layout.stage_marker(stage), layout.stage_started(stage)
-    previous = _recorded(marker) or _recorded(started)
-    changed = changed_outputs(layout, stage) if previous == stage_fingerprint else []
+    completed = _recorded(marker)
+    changed = changed_outputs(layout, stage) if completed == stage_fingerprint else []  # each output hashed once
+    if completed == stage_fingerprint and not changed:
+        return False, 0.0
+    previous = completed or _recorded(started)
     if changed:
         notify(f"{stage}: {changed[0]}{f' and {len(changed) - 1} more' if len(changed) > 1 else ''} changed since the "
                "stage wrote it (SHA-256); running the stage again")
