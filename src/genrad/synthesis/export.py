@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from genrad import __version__
 from genrad.core import make_generator
 from genrad.data import Cohort, Split
 from genrad.errors import InputError, check, is_int
+from genrad.limits import check_memory
 from genrad.models.base import Generator
 
 
@@ -18,6 +21,7 @@ def synthetic_cohort(model: Generator, n: int, *, label: int | None = None, seed
     if n < 1:
         raise InputError("n >= 1 images", repr(n), "pass --n with a positive number", source="--n")
     check("sample", [(is_int(seed) and seed >= 0, "seed >= 0 (an integer)", seed)])
+    check_memory(n * math.prod(model.image_shape) * 4 * 2, f"{n} images (float32, with their model-space copy)", option="--n")
     generator = make_generator(seed, "sample")
     labels = model.draw_labels(n, generator) if label is None else model.check_labels(n, label)
     covariates = model.draw_covariates(labels, generator)
