@@ -124,9 +124,7 @@ def _bad_bytes(world: World, data: bytes) -> Path:
 
 
 def _bad_yaml(world: World, text: str) -> Path:
-    path = world.fresh(f"config-{time.monotonic_ns()}.yaml")
-    path.write_text(text)
-    return path
+    return _bad_bytes(world, text.encode())
 
 
 def _folder(world: World, edit: Callable[[Path], object]) -> Path:
