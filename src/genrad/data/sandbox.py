@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from genrad.errors import InputError
@@ -37,13 +38,16 @@ class DataRoot:
     path: Path
     allow_outside_root: bool = False
 
-    @property
+    @cached_property
     def resolved(self) -> Path:
+        """The folder with its links resolved, once: every path read is compared with it."""
         return self.path.resolve()
 
     def file(self, candidate: Path) -> Path:
         """`candidate` (a file to read) checked: inside the folder after resolving links, a regular file."""
-        target = self._inside(candidate)
+        return self._regular(candidate, self._inside(candidate))
+
+    def _regular(self, candidate: Path, target: Path) -> Path:
         mode = target.stat().st_mode
         if not stat.S_ISREG(mode):
             kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
@@ -61,7 +65,8 @@ class DataRoot:
 
     def entry(self, candidate: Path) -> Path:
         """A file or a folder (a DICOM series) named by the data, checked by the rule for its kind."""
-        return self.folder(candidate) if self._inside(candidate).is_dir() else self.file(candidate)
+        target = self._inside(candidate)
+        return target if target.is_dir() else self._regular(candidate, target)
 
     def _inside(self, candidate: Path) -> Path:
         try:
